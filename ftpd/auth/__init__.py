@@ -1,0 +1,1 @@
+"""Authorizers: who may log in, where their root is, and what they may do."""

@@ -1,0 +1,107 @@
+"""The command table: one entry per verb with its argument rule, whether login is
+needed, its permission letter, help text and FEAT line. Dispatch does the generic
+checks once; HELP, FEAT and the man page read the same table. Modules extend a
+copy of it with commands, SITE subcommands and PRE/POST hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ftpd.core.replies import ResponseChain
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+NO_ARG, ARG, OPT_ARG = "none", "required", "optional"
+
+Handler = Callable[["Session", "Command"], None]
+Hook = Callable[["Session", "Command"], None]
+
+
+@dataclass
+class Command:
+    """One command being executed: its argument and its two response chains."""
+
+    verb: str
+    arg: str
+    ok: ResponseChain = field(default_factory=ResponseChain)
+    err: ResponseChain = field(default_factory=ResponseChain)
+    deferred: bool = False  # the final reply comes later (transfer, PASV, login)
+    after: list[Any] = field(default_factory=list)  # actions to run after the reply
+    info: dict[str, Any] = field(default_factory=dict)  # shared between PRE, main, POST
+
+    def add(self, code: int, text: str) -> None:
+        """Add to the success chain (code DUP continues another handler's reply)."""
+        self.ok.add(code, text)
+
+    def add_err(self, code: int, text: str) -> None:
+        """Add to the error chain: the command has failed."""
+        self.err.add(code, text)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.err)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    handler: Handler
+    arg: str = NO_ARG
+    login: bool = True
+    perm: str | None = None
+    help: str = ""
+    feat: str | None = None
+    during_transfer: bool = False  # acted on while data flows (ABOR, STAT, QUIT, NOOP)
+
+
+class CommandTable:
+    """Verbs, SITE subcommands and hooks. ``copy()`` gives a server its own table."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, CommandSpec] = {}
+        self.site: dict[str, CommandSpec] = {}
+        self.pre: dict[str, list[Hook]] = {}
+        self.post: dict[str, list[Hook]] = {}
+        self.post_err: dict[str, list[Hook]] = {}
+
+    def command(self, name: str, *, arg: str = NO_ARG, login: bool = True,
+                perm: str | None = None, help: str = "", feat: str | None = None,
+                during_transfer: bool = False, site: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for *name* (a SITE subcommand if *site*)."""
+
+        def register(handler: Handler) -> Handler:
+            spec = CommandSpec(name.upper(), handler, arg, login, perm, help, feat,
+                               during_transfer)
+            (self.site if site else self.commands)[spec.name] = spec
+            return handler
+
+        return register
+
+    def add_hook(self, when: str, verb: str, hook: Hook) -> None:
+        """Run *hook* before ("pre"), after success ("post") or after failure
+        ("post_err") of *verb* (``"*"`` for every verb)."""
+        table = {"pre": self.pre, "post": self.post, "post_err": self.post_err}[when]
+        table.setdefault(verb.upper(), []).append(hook)
+
+    def hooks(self, when: str, verb: str) -> list[Hook]:
+        table = {"pre": self.pre, "post": self.post, "post_err": self.post_err}[when]
+        return table.get("*", []) + table.get(verb, [])
+
+    def copy(self) -> CommandTable:
+        new = CommandTable()
+        new.commands = dict(self.commands)
+        new.site = dict(self.site)
+        for name in ("pre", "post", "post_err"):
+            setattr(new, name, {k: list(v) for k, v in getattr(self, name).items()})
+        return new
+
+    def features(self) -> list[str]:
+        return sorted({spec.feat for spec in self.commands.values() if spec.feat})
+
+
+DEFAULT_TABLE = CommandTable()
+command = DEFAULT_TABLE.command

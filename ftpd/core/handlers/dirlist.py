@@ -1,0 +1,135 @@
+"""LIST, NLST, MLSD, MLST and STAT: what is in the tree and how the session stands."""
+
+from __future__ import annotations
+
+import stat
+from typing import TYPE_CHECKING
+
+from ftpd.core import actions as A
+from ftpd.core.commands import OPT_ARG, Command, command
+from ftpd.core.errors import FTPError
+from ftpd.core.handlers.transfer import start_transfer
+from ftpd.core.listing import entries, has_wildcard, list_dir, ls_line, mlst_facts
+from ftpd.core.paths import basename, parent
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+
+def _strip_options(arg: str) -> str:
+    """``ls`` options (``-la``, ``-a -l``) are accepted and ignored."""
+    words = arg.split(" ")
+    while words and words[0].startswith("-") and len(words[0]) > 1:
+        words.pop(0)
+    return " ".join(words).strip()
+
+
+def _target(s: Session, arg: str) -> tuple[str, str | None, bool]:
+    """(virtual path, pattern or None, is_dir) for a LIST/NLST argument."""
+    assert s.fs is not None
+    vpath = s.resolve(arg) if arg else s.cwd
+    pattern = None
+    if arg and has_wildcard(basename(vpath)):
+        pattern = basename(vpath)
+        vpath = parent(vpath)
+    st = s.fs.stat(vpath)
+    is_dir = stat.S_ISDIR(st.st_mode)
+    if pattern is not None and not is_dir:
+        raise FTPError(550, f"{arg}: No such file or directory.")
+    return vpath, pattern, is_dir
+
+
+def _names(s: Session, vpath: str, pattern: str | None) -> list[str]:
+    assert s.fs is not None
+    names = entries(s.fs, vpath, pattern)
+    if len(names) > s.config.max_listing_entries:
+        raise FTPError(550, f"Directory too large to list ({len(names)} entries).")
+    return names
+
+
+def _listing(s: Session, cmd: Command, fmt: str) -> None:
+    assert s.fs is not None
+    arg = _strip_options(cmd.arg) if fmt != "mlsd" else cmd.arg.strip()
+    if s.data_mode is None:
+        raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
+    vpath, pattern, is_dir = _target(s, arg)
+    perms = s.account.perm if s.account else ""
+    if is_dir:
+        source = list_dir(s.fs, vpath, _names(s, vpath, pattern), fmt, perms, s.mlst_facts,
+                          s.now())
+    elif fmt == "mlsd":
+        raise FTPError(501, f"{arg}: not a directory.")
+    elif fmt == "nlst":
+        source = iter([(arg + "\r\n").encode("utf-8", "surrogateescape")])
+    else:
+        line = ls_line(s.fs, vpath, basename(vpath), s.fs.lstat(vpath), s.now())
+        source = iter([(line + "\r\n").encode("utf-8", "surrogateescape")])
+    t = A.Transfer("send", source=source)
+    t.meta.update(kind="listing", path=vpath, pattern=pattern or "")
+    start_transfer(s, cmd, t, "Here comes the directory listing.")
+
+
+@command("LIST", arg=OPT_ARG, perm="l", help="LIST [<sp> pathname]")
+def list_(s: Session, cmd: Command) -> None:
+    _listing(s, cmd, "list")
+
+
+@command("NLST", arg=OPT_ARG, perm="l", help="NLST [<sp> pathname]")
+def nlst(s: Session, cmd: Command) -> None:
+    _listing(s, cmd, "nlst")
+
+
+@command("MLSD", arg=OPT_ARG, perm="l", help="MLSD [<sp> pathname]")
+def mlsd(s: Session, cmd: Command) -> None:
+    _listing(s, cmd, "mlsd")
+
+
+@command("MLST", arg=OPT_ARG, perm="l", help="MLST [<sp> pathname]", feat="MLST")
+def mlst(s: Session, cmd: Command) -> None:
+    assert s.fs is not None
+    vpath = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
+    st = s.fs.stat(vpath)
+    perms = s.account.perm if s.account else ""
+    cmd.add(250, f"Listing {vpath}")
+    cmd.add(250, mlst_facts(vpath, st, perms, s.mlst_facts))
+    cmd.add(250, "End.")
+
+
+@command("STAT", arg=OPT_ARG, login=False, during_transfer=True,
+         help="STAT [<sp> pathname]")
+def stat_(s: Session, cmd: Command) -> None:
+    t = s.transfer
+    if t is not None:
+        what = t.meta.get("path", "")
+        cmd.add(213, f"Status: transferring {what}; {t.bytes_done} bytes so far.")
+        return
+    arg = _strip_options(cmd.arg)
+    if not arg:
+        acc = s.account
+        cmd.add(211, "FTP server status:")
+        cmd.add(211, f"Connected to {s.peer_host}")
+        cmd.add(211, f"Logged in as {acc.username}" if acc else "Not logged in")
+        cmd.add(211, f"TYPE: {'ASCII' if s.type == 'A' else 'BINARY'}, STRUcture: File, "
+                     "MODE: Stream")
+        cmd.add(211, "Data connection: " + ("none" if s.data_mode is None else s.data_mode[0]))
+        cmd.add(211, f"Control connection: {'TLS' if s.tls_active else 'plain'}")
+        cmd.add(211, "End of status.")
+        return
+    if s.account is None:
+        cmd.add_err(530, "Please log in with USER and PASS first.")
+        return
+    if not s.account.can("l"):
+        cmd.add_err(550, "Permission denied.")
+        return
+    assert s.fs is not None
+    vpath, pattern, is_dir = _target(s, arg)
+    cmd.add(213, f"Status of {arg}:")
+    names = _names(s, vpath, pattern) if is_dir else None
+    if names is None:
+        cmd.add(213, ls_line(s.fs, vpath, basename(vpath), s.fs.lstat(vpath), s.now()))
+    else:
+        for chunk in list_dir(s.fs, vpath, names, "list", now=s.now()):
+            for line in chunk.decode("utf-8", "surrogateescape").split("\r\n"):
+                if line:
+                    cmd.add(213, line)
+    cmd.add(213, "End of status.")

@@ -1,0 +1,186 @@
+"""MKD, RMD, DELE, RNFR/RNTO, SIZE, MDTM, MFMT and the SITE commands that change files."""
+
+from __future__ import annotations
+
+import calendar
+import stat
+import time
+from typing import TYPE_CHECKING
+
+from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.events import ChmodEvent, PathEvent, RenameEvent, SymlinkEvent
+from ftpd.core.handlers.nav import quote
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+
+def _fs(s: Session):
+    assert s.fs is not None
+    return s.fs
+
+
+@command("MKD", arg=ARG, perm="m", help="MKD <sp> pathname")
+@command("XMKD", arg=ARG, perm="m", help="XMKD <sp> pathname")
+def mkd(s: Session, cmd: Command) -> None:
+    vpath = s.resolve(cmd.arg)
+    _fs(s).mkdir(vpath)
+    cmd.add(257, f"{quote(vpath)} directory created.")
+    s.emit("fs.mkdir", PathEvent(s.info(), s.now(), vpath, "dir"))
+
+
+@command("RMD", arg=ARG, perm="d", help="RMD <sp> pathname")
+@command("XRMD", arg=ARG, perm="d", help="XRMD <sp> pathname")
+def rmd(s: Session, cmd: Command) -> None:
+    vpath = s.resolve(cmd.arg)
+    if vpath == "/":
+        cmd.add_err(550, "Can't remove the root directory.")
+        return
+    _fs(s).rmdir(vpath)
+    cmd.add(250, "Directory removed.")
+    s.emit("fs.rmdir", PathEvent(s.info(), s.now(), vpath, "dir"))
+
+
+@command("DELE", arg=ARG, perm="d", help="DELE <sp> pathname")
+def dele(s: Session, cmd: Command) -> None:
+    vpath = s.resolve(cmd.arg)
+    _fs(s).remove(vpath)
+    cmd.add(250, "File removed.")
+    s.emit("fs.delete", PathEvent(s.info(), s.now(), vpath, "file"))
+
+
+@command("RNFR", arg=ARG, perm="f", help="RNFR <sp> pathname")
+def rnfr(s: Session, cmd: Command) -> None:
+    vpath = s.resolve(cmd.arg)
+    if vpath == "/":
+        cmd.add_err(550, "Can't rename the root directory.")
+        return
+    _fs(s).lstat(vpath)
+    s.rnfr = vpath
+    cmd.add(350, "Ready for destination name.")
+
+
+@command("RNTO", arg=ARG, perm="f", help="RNTO <sp> pathname")
+def rnto(s: Session, cmd: Command) -> None:
+    if s.rnfr is None:
+        cmd.add_err(503, "Bad sequence of commands: use RNFR first.")
+        return
+    src, s.rnfr = s.rnfr, None
+    dst = s.resolve(cmd.arg)
+    _fs(s).rename(src, dst)
+    cmd.add(250, "Rename successful.")
+    s.emit("fs.rename", RenameEvent(s.info(), s.now(), src, dst))
+
+
+@command("SIZE", arg=ARG, perm="l", help="SIZE <sp> pathname", feat="SIZE")
+def size(s: Session, cmd: Command) -> None:
+    st = _fs(s).stat(s.resolve(cmd.arg))
+    if not stat.S_ISREG(st.st_mode):
+        cmd.add_err(550, f"{cmd.arg}: not a regular file.")
+    elif s.type == "A":
+        cmd.add_err(550, "SIZE not allowed in ASCII mode; use TYPE I.")
+    else:
+        cmd.add(213, str(st.st_size))
+
+
+def format_mdtm(mtime: float) -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
+
+
+def parse_mdtm(text: str) -> float:
+    """YYYYMMDDHHMMSS[.sss] (UTC) to a timestamp; ValueError if malformed."""
+    main, _, frac = text.partition(".")
+    if len(main) != 14 or not main.isdigit() or (frac and not frac.isdigit()):
+        raise ValueError(text)
+    t = time.strptime(main, "%Y%m%d%H%M%S")
+    return calendar.timegm(t) + (float("0." + frac) if frac else 0.0)
+
+
+@command("MDTM", arg=ARG, perm="l", help="MDTM <sp> pathname", feat="MDTM")
+def mdtm(s: Session, cmd: Command) -> None:
+    st = _fs(s).stat(s.resolve(cmd.arg))
+    if not stat.S_ISREG(st.st_mode):
+        cmd.add_err(550, f"{cmd.arg}: not a regular file.")
+        return
+    cmd.add(213, format_mdtm(st.st_mtime))
+
+
+@command("MFMT", arg=ARG, perm="T", help="MFMT <sp> YYYYMMDDHHMMSS <sp> pathname",
+         feat="MFMT")
+def mfmt(s: Session, cmd: Command) -> None:
+    stamp, _, path = cmd.arg.partition(" ")
+    try:
+        mtime = parse_mdtm(stamp)
+    except ValueError:
+        cmd.add_err(501, "Syntax error: MFMT YYYYMMDDHHMMSS pathname.")
+        return
+    if not path:
+        cmd.add_err(501, "Syntax error: MFMT YYYYMMDDHHMMSS pathname.")
+        return
+    vpath = s.resolve(path)
+    _fs(s).utime(vpath, mtime)
+    cmd.add(213, f"Modify={stamp}; {vpath}")
+
+
+@command("SITE", arg=ARG, login=False, help="SITE <sp> subcommand (see SITE HELP)",
+         feat=None)
+def site(s: Session, cmd: Command) -> None:
+    sub, _, rest = cmd.arg.strip().partition(" ")
+    spec = s.table.site.get(sub.upper())
+    if spec is None:
+        cmd.add_err(500, f"Unknown SITE command {sub.upper()[:32]}; try SITE HELP.")
+        return
+    cmd.info["site"] = spec.name
+    cmd.arg = rest
+    if s.check(spec, cmd):
+        for hook in s.table.hooks("pre", "SITE " + spec.name):
+            hook(s, cmd)
+            if cmd.failed:
+                return
+        spec.handler(s, cmd)
+
+
+@command("CHMOD", arg=ARG, perm="M", help="SITE CHMOD <sp> mode <sp> pathname", site=True)
+def site_chmod(s: Session, cmd: Command) -> None:
+    mode_text, _, path = cmd.arg.strip().partition(" ")
+    try:
+        mode = int(mode_text, 8)
+    except ValueError:
+        mode = -1
+    if not path or not 0 <= mode <= 0o7777:
+        cmd.add_err(501, "Syntax error: SITE CHMOD <octal mode> <path>.")
+        return
+    vpath = s.resolve(path)
+    _fs(s).chmod(vpath, mode)
+    cmd.add(200, "SITE CHMOD command successful.")
+    s.emit("fs.chmod", ChmodEvent(s.info(), s.now(), vpath, mode))
+
+
+@command("SYMLINK", arg=ARG, perm="L", help="SITE SYMLINK <sp> target <sp> link", site=True)
+def site_symlink(s: Session, cmd: Command) -> None:
+    parts = cmd.arg.strip().split(" ")
+    if len(parts) != 2 or not all(parts):
+        cmd.add_err(501, "Syntax error: SITE SYMLINK <target> <link>.")
+        return
+    target, link = s.resolve(parts[0]), s.resolve(parts[1])
+    fs = _fs(s)
+    fs.stat(target)  # the target must exist inside the root
+    fs.symlink(target, link)
+    cmd.add(200, "SITE SYMLINK command successful.")
+    s.emit("fs.symlink", SymlinkEvent(s.info(), s.now(), target, link))
+
+
+@command("HELP", arg=OPT_ARG, login=False, help="SITE HELP [<sp> subcommand]", site=True)
+def site_help(s: Session, cmd: Command) -> None:
+    name = cmd.arg.strip().upper()
+    if name:
+        spec = s.table.site.get(name)
+        if spec is None:
+            cmd.add_err(501, f"Unknown SITE command {name[:32]}.")
+        else:
+            cmd.add(214, f"Syntax: {spec.help}")
+        return
+    cmd.add(214, "The following SITE commands are recognized:")
+    for spec in sorted(s.table.site.values(), key=lambda sp: sp.name):
+        cmd.add(214, spec.help)
+    cmd.add(214, "Direct comments to the site administrator.")

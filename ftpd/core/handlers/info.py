@@ -1,0 +1,81 @@
+"""SYST, NOOP, FEAT, OPTS, HELP: what the server is and what it can do. FEAT and HELP
+are derived from the command table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ftpd.core.commands import ARG, OPT_ARG, Command, command
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+KNOWN_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
+
+
+@command("SYST", login=False, help="SYST (the system type)")
+def syst(s: Session, cmd: Command) -> None:
+    cmd.add(215, "UNIX Type: L8")
+
+
+@command("NOOP", login=False, during_transfer=True, help="NOOP (do nothing)")
+def noop(s: Session, cmd: Command) -> None:
+    cmd.add(200, "NOOP ok.")
+
+
+def feature_lines(s: Session) -> list[str]:
+    lines = []
+    for feat in s.table.features():
+        if feat == "MLST":
+            facts = "".join(f"{f}{'*' if f in s.mlst_facts else ''};" for f in KNOWN_FACTS)
+            feat = f"MLST {facts}"
+        lines.append(feat)
+    return lines
+
+
+@command("FEAT", login=False, help="FEAT (list the extensions)", feat="UTF8")
+def feat(s: Session, cmd: Command) -> None:
+    cmd.add(211, "Features:")
+    for line in feature_lines(s) + ["TVFS"]:
+        cmd.add(211, line)
+    cmd.add(211, "End")
+
+
+@command("OPTS", arg=ARG, login=False, help="OPTS <sp> UTF8 ON | MLST facts")
+def opts(s: Session, cmd: Command) -> None:
+    name, _, value = cmd.arg.strip().partition(" ")
+    name = name.upper()
+    if name == "UTF8":
+        if value.strip().upper() in ("ON", ""):
+            s.utf8 = True
+            cmd.add(200, "UTF8 mode enabled.")
+        elif value.strip().upper() == "OFF":
+            cmd.add(200, "UTF8 mode disabled (paths are still passed byte for byte).")
+        else:
+            cmd.add_err(501, "OPTS UTF8 takes ON or OFF.")
+    elif name == "MLST":
+        wanted = [f for f in value.strip().lower().split(";") if f]
+        if any(f not in KNOWN_FACTS for f in wanted):
+            cmd.add_err(501, "Unknown MLST fact.")
+            return
+        s.mlst_facts = [f for f in KNOWN_FACTS if f in wanted]
+        cmd.add(200, "MLST OPTS " + "".join(f + ";" for f in s.mlst_facts))
+    else:
+        cmd.add_err(501, f"OPTS {name[:16]} not understood.")
+
+
+@command("HELP", arg=OPT_ARG, login=False, help="HELP [<sp> command]")
+def help_(s: Session, cmd: Command) -> None:
+    name = cmd.arg.strip().upper()
+    if name:
+        spec = s.table.commands.get(name)
+        if spec is None:
+            cmd.add_err(501, f"Unknown command {name[:16]}.")
+        else:
+            cmd.add(214, f"Syntax: {spec.help}")
+        return
+    names = sorted(s.table.commands)
+    cmd.add(214, "The following commands are recognized:")
+    for i in range(0, len(names), 8):
+        cmd.add(214, " ".join(f"{n:<5}" for n in names[i:i + 8]).rstrip())
+    cmd.add(214, "Help OK.")

@@ -1,0 +1,109 @@
+"""USER, PASS, ACCT, REIN, QUIT: who the session is, and how it ends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ftpd.auth.base import Account
+from ftpd.core import actions as A
+from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.events import LoginEvent, LoginFailedEvent
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+
+def tls_required_for(s: Session, name: str) -> bool:
+    if s.config.tls_mode != "required" or s.tls_active:
+        return False
+    return not s.is_anonymous_name(name) or s.config.tls_anonymous
+
+
+@command("USER", arg=ARG, login=False, help="USER <sp> user-name")
+def user(s: Session, cmd: Command) -> None:
+    if s.account is not None:
+        cmd.add_err(503, "Already logged in; use REIN to change user.")
+        return
+    name = cmd.arg
+    if tls_required_for(s, name):
+        cmd.add_err(530, "TLS required: use AUTH TLS before logging in as this user.")
+        return
+    s.username = name
+    if s.is_anonymous_name(name):
+        cmd.add(331, "Anonymous login okay, send your email address as password.")
+    else:
+        cmd.add(331, f"Password required for {name}.")
+
+
+@command("PASS", arg=OPT_ARG, login=False, help="PASS <sp> password")
+def password(s: Session, cmd: Command) -> None:
+    if s.account is not None:
+        cmd.add_err(503, "Already logged in.")
+        return
+    if s.username is None:
+        cmd.add_err(503, "Login with USER first.")
+        return
+    s.act(A.Authenticate(s.username, cmd.arg))
+    cmd.deferred = True
+
+
+def finish_login(s: Session, cmd: Command, account: Account | None) -> None:
+    """The authorizer answered (off the loop); finish PASS."""
+    now = s.now()
+    if account is not None:
+        try:
+            fs = s.config.fs_factory(account)
+        except OSError as exc:
+            account = None
+            failure = f"Home directory not available ({exc.strerror})."
+        else:
+            s.account, s.fs, s.cwd = account, fs, "/"
+            s.config.throttle.succeeded(s.peer_host)
+            s.login_failures = 0
+            cmd.add(230, "Login successful.")
+            cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), now)))
+            s._complete(cmd)
+            return
+    else:
+        failure = "Login incorrect."
+    s.login_failures += 1
+    name, s.username = s.username or "", None
+    cmd.after.append(A.Emit("session.login-failed",
+                            LoginFailedEvent(s.info(), now, name, s.login_failures)))
+    delay = s.config.throttle.failed(s.peer_host, now)
+
+    def answer() -> None:
+        cmd.add_err(530, failure)
+        if s.login_failures >= s.config.max_login_attempts:
+            cmd.after.extend(s.closing_actions("ERROR"))
+        s._complete(cmd)
+
+    if delay > 0:
+        s.defer_reply(cmd, delay, answer)
+    else:
+        answer()
+
+
+@command("ACCT", arg=ARG, login=False, help="ACCT <sp> account-information")
+def acct(s: Session, cmd: Command) -> None:
+    cmd.add(202, "ACCT not needed at this site.")
+
+
+@command("REIN", login=False, help="REIN (reinitialize: log out, keep the connection)")
+def rein(s: Session, cmd: Command) -> None:
+    if s.account is not None:
+        cmd.after.append(A.Emit("session.logout", s.logout_event("QUIT")))
+    s.act(A.CloseData())
+    s.reset_login()
+    cmd.add(220, "Ready for a new user.")
+
+
+@command("QUIT", login=False, during_transfer=True, help="QUIT (end the session)")
+def quit_(s: Session, cmd: Command) -> None:
+    if s.transfer is not None:
+        # Let the transfer finish; QUIT's reply follows the transfer's.
+        s.scope["ftpd.pending_quit"] = cmd
+        cmd.deferred = True
+        return
+    cmd.add(221, "Goodbye.")
+    cmd.after.extend(s.closing_actions("QUIT"))

@@ -1,0 +1,176 @@
+"""Directory listings: ``ls -l`` lines for LIST, bare names for NLST, RFC 3659 facts
+for MLSD/MLST, and the bounded ``*``/``?`` matcher (never ``glob``). Listings are
+generators that yield a slice at a time, so a huge directory never stalls the loop."""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ftpd.fs.base import FileSystem
+
+TEMP_PREFIX = ".ftpd-upload-"  # atomic-upload temporaries: never listed
+SLICE = 256  # entries per yielded chunk
+MAX_PATTERN = 255
+MAX_MATCH_STEPS = 20_000
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SIX_MONTHS = 180 * 86400
+
+
+def has_wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def match(pattern: str, name: str, max_steps: int = MAX_MATCH_STEPS) -> bool:
+    """``*`` and ``?`` matching with a hard step limit (False when exceeded)."""
+    if len(pattern) > MAX_PATTERN:
+        return False
+    p = n = 0
+    star_p, star_n = -1, 0
+    steps = 0
+    while n < len(name):
+        steps += 1
+        if steps > max_steps:
+            return False
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == name[n]):
+            p += 1
+            n += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star_p, star_n = p, n
+            p += 1
+        elif star_p >= 0:
+            p = star_p + 1
+            star_n += 1
+            n = star_n
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def visible(name: str) -> bool:
+    return not name.startswith(TEMP_PREFIX)
+
+
+def _ls_time(mtime: float, now: float) -> str:
+    t = time.gmtime(mtime)
+    month = _MONTHS[t.tm_mon - 1]
+    if abs(now - mtime) < _SIX_MONTHS:
+        return f"{month} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
+    return f"{month} {t.tm_mday:2d}  {t.tm_year}"
+
+
+_names: dict[tuple[str, int], str] = {}
+
+
+def _owner(kind: str, ident: int) -> str:
+    key = (kind, ident)
+    if key not in _names:
+        try:
+            if kind == "u":
+                import pwd
+
+                _names[key] = pwd.getpwuid(ident).pw_name
+            else:
+                import grp
+
+                _names[key] = grp.getgrgid(ident).gr_name
+        except (KeyError, ImportError):
+            _names[key] = str(ident)
+    return _names[key]
+
+
+def ls_line(fs: FileSystem, vpath: str, name: str, st: Any, now: float) -> str:
+    mode = stat.filemode(st.st_mode)
+    line = (f"{mode} {st.st_nlink:3d} {_owner('u', st.st_uid):<8} {_owner('g', st.st_gid):<8} "
+            f"{st.st_size:>10d} {_ls_time(st.st_mtime, now)} {name}")
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            line += " -> " + fs.readlink(vpath)
+        except OSError:
+            pass
+    return line
+
+
+def _perm_fact(st: Any, perms: str) -> str:
+    if stat.S_ISDIR(st.st_mode):
+        table = (("e", "e"), ("l", "l"), ("w", "c"), ("m", "m"), ("d", "p"), ("d", "d"),
+                 ("f", "f"))
+    else:
+        table = (("r", "r"), ("w", "w"), ("a", "a"), ("d", "d"), ("f", "f"))
+    return "".join(fact for letter, fact in table if letter in perms)
+
+
+def mlst_facts(name: str, st: Any, perms: str, wanted: list[str], kind: str | None = None) -> str:
+    """``fact=value;...; name`` as RFC 3659 wants it."""
+    facts = []
+    is_dir = stat.S_ISDIR(st.st_mode)
+    for fact in wanted:
+        if fact == "type":
+            facts.append("type=" + (kind or ("dir" if is_dir else "file")))
+        elif fact == "size" and not is_dir:
+            facts.append(f"size={st.st_size}")
+        elif fact == "modify":
+            facts.append("modify=" + time.strftime("%Y%m%d%H%M%S", time.gmtime(st.st_mtime)))
+        elif fact == "perm":
+            facts.append("perm=" + _perm_fact(st, perms))
+        elif fact == "unique":
+            facts.append(f"unique={st.st_dev:x}g{st.st_ino:x}")
+        elif fact == "unix.mode":
+            facts.append(f"unix.mode={stat.S_IMODE(st.st_mode):04o}")
+    return ";".join(facts) + "; " + name
+
+
+def _entries(fs: FileSystem, vdir: str, pattern: str | None) -> list[str]:
+    names = sorted(n for n in fs.listdir(vdir) if visible(n))
+    if pattern is not None:
+        names = [n for n in names if match(pattern, n)]
+    return names
+
+
+def _chunks(lines: Iterator[str]) -> Iterator[bytes]:
+    buf: list[str] = []
+    for line in lines:
+        buf.append(line)
+        if len(buf) >= SLICE:
+            yield ("\r\n".join(buf) + "\r\n").encode("utf-8", "surrogateescape")
+            buf.clear()
+    if buf:
+        yield ("\r\n".join(buf) + "\r\n").encode("utf-8", "surrogateescape")
+
+
+def _join(vdir: str, name: str) -> str:
+    return vdir.rstrip("/") + "/" + name
+
+
+def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str = "",
+             facts: list[str] | None = None, now: float | None = None) -> Iterator[bytes]:
+    """Lines for each name in *vdir*, in slices; entries that vanish are skipped."""
+    now = time.time() if now is None else now
+
+    def lines() -> Iterator[str]:
+        for name in names:
+            vpath = _join(vdir, name)
+            if fmt == "nlst":
+                yield name
+                continue
+            try:
+                st = fs.lstat(vpath)
+                if fmt == "mlsd" and stat.S_ISLNK(st.st_mode):
+                    st = fs.stat(vpath)
+            except OSError:
+                continue
+            if fmt == "list":
+                yield ls_line(fs, vpath, name, st, now)
+            else:
+                yield mlst_facts(name, st, perms, facts or [])
+
+    return _chunks(lines())
+
+
+def entries(fs: FileSystem, vdir: str, pattern: str | None = None) -> list[str]:
+    return _entries(fs, vdir, pattern)

@@ -1,0 +1,62 @@
+"""Replies and ProFTPD-style response chains.
+
+A command's handlers add lines to a success chain or an error chain; when the
+command ends exactly one chain is flushed as one RFC 959 reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DUP = 0  # "continue the reply another handler started" (ProFTPD's R_DUP)
+
+
+def _clean(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ").replace("\0", " ")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One complete reply: a code and one or more text lines."""
+
+    code: int
+    lines: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.code <= 599:
+            raise ValueError(f"bad reply code {self.code}")
+
+    @classmethod
+    def of(cls, code: int, *lines: str) -> Reply:
+        return cls(code, tuple(lines) or ("",))
+
+    def encode(self) -> bytes:
+        """RFC 959 wire form; inner lines are indented so none can pass for a final line."""
+        lines = [_clean(t) for t in self.lines]
+        if len(lines) == 1:
+            text = f"{self.code} {lines[0]}\r\n"
+        else:
+            parts = [f"{self.code}-{lines[0]}\r\n"]
+            parts.extend(f" {inner}\r\n" for inner in lines[1:-1])
+            parts.append(f"{self.code} {lines[-1]}\r\n")
+            text = "".join(parts)
+        return text.encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class ResponseChain:
+    """Lines added by handlers; flushed as one reply whose code is the first added."""
+
+    entries: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, code: int, text: str) -> None:
+        self.entries.append((code, text))
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def to_reply(self) -> Reply | None:
+        code = next((c for c, _ in self.entries if c != DUP), None)
+        if code is None:
+            return None
+        return Reply(code, tuple(text for _, text in self.entries))

@@ -1,0 +1,406 @@
+"""The control-connection state machine: everything that changes session state lives here.
+
+Bytes come in through ``receive``; each public method returns the replies and
+actions (``core.actions``) the transport must carry out, in order. Nothing here
+does I/O on sockets; the filesystem is reached through the ``FileSystem`` object.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftpd.auth.base import ANONYMOUS_NAMES, Account
+from ftpd.core import actions as A
+from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
+from ftpd.core.commands import ARG, DEFAULT_TABLE, NO_ARG, Command, CommandSpec, CommandTable
+from ftpd.core.errors import FTPError, reply_for_oserror
+from ftpd.core.events import LogoutEvent, SessionInfo
+from ftpd.core.paths import resolve
+from ftpd.core.replies import Reply
+from ftpd.core.throttle import LoginThrottle
+from ftpd.fs.base import FileSystem
+
+log = logging.getLogger("ftpd.session")
+
+MAX_QUEUED_LINES = 64
+
+
+def _local_fs(account: Account) -> FileSystem:
+    from ftpd.fs.local import LocalFS
+
+    return LocalFS(account.home)
+
+
+@dataclass
+class SessionConfig:
+    """What every session of one server shares: policy, limits and the command table."""
+
+    table: CommandTable = field(default_factory=lambda: _default_table())
+    fs_factory: Callable[[Account], FileSystem] = _local_fs
+    banner: str = "ftpd ready."
+    masquerade_address: str | None = None
+    passive_ports: range | None = None
+    permit_foreign_addresses: bool = False
+    max_bad_commands: int = 20
+    max_login_attempts: int = 3
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    atomic_uploads: bool = False
+    max_listing_entries: int = 200_000
+    tls_mode: str = "off"  # off, explicit, required
+    tls_anonymous: bool = False
+    tls_available: bool = False
+    implicit_tls: bool = False
+    ccc_allowed: bool = False
+    server_scope: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    shutting_down: bool = False
+
+
+def _default_table() -> CommandTable:
+    import ftpd.core.handlers  # noqa: F401  (registers the built-in commands)
+
+    return DEFAULT_TABLE
+
+
+class Session:
+    """One FTP control connection, without its socket."""
+
+    def __init__(self, config: SessionConfig, peer: tuple[str, int], local: tuple[str, int],
+                 session_id: str = "") -> None:
+        self.config = config
+        self.table = config.table
+        self.peer_host, self.peer_port = peer
+        self.local_host, self.local_port = local
+        self.session_id = session_id
+        self.scope: dict[str, Any] = {}  # per-session storage for modules
+        self.started = config.clock()
+        self._framer = LineFramer(MAX_LINE)
+        self._out: list[Any] = []
+        self._queue: deque[bytes | LineTooLong] = deque()
+        self._deferred: Command | None = None
+        self._waiting = False
+        self._resume: Callable[[], None] | None = None
+        self.closed = False
+        self.reset_login()
+        self.stats = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
+        self.bad_commands = 0
+        self.login_failures = 0
+        # TLS state (control protection, data protection level)
+        self.tls_active = config.implicit_tls
+        self.pbsz_set = config.implicit_tls
+        self.prot = "P" if config.implicit_tls else "C"
+
+    def reset_login(self) -> None:
+        """The state REIN returns to."""
+        self.username: str | None = None
+        self.account: Account | None = None
+        self.fs: FileSystem | None = None
+        self.cwd = "/"
+        self.type = "A"
+        self.rest = 0
+        self.rnfr: str | None = None
+        self.data_mode: tuple[Any, ...] | None = None
+        self.epsv_all = False
+        self.transfer: A.Transfer | None = None
+        self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
+        self.utf8 = True
+
+    # -- outputs -------------------------------------------------------------
+    def _take(self) -> list[Any]:
+        out, self._out = self._out, []
+        return out
+
+    def reply(self, code: int, *lines: str) -> None:
+        """Send a reply outside the response chains (preliminary 150/125, 421)."""
+        self._out.append(Reply.of(code, *lines))
+
+    def act(self, action: Any) -> None:
+        self._out.append(action)
+
+    def emit(self, name: str, data: Any = None) -> None:
+        """Raise an event; it reaches the bus after the current reply is sent."""
+        cmd = self._current or self._deferred
+        (cmd.after if cmd is not None else self._out).append(A.Emit(name, data))
+
+    _current: Command | None = None
+
+    def info(self) -> SessionInfo:
+        acc = self.account
+        return SessionInfo(self.session_id, self.peer_host,
+                           acc.username if acc else (self.username or ""),
+                           acc.email if acc else "", bool(acc and acc.anonymous))
+
+    def now(self) -> float:
+        return self.config.clock()
+
+    # -- the transport's entry points ----------------------------------------
+    def start(self) -> list[Any]:
+        """The greeting (or 421 when the server is full or stopping)."""
+        from ftpd.core.events import ConnectEvent
+
+        self.reply(220, self.config.banner)
+        self.emit("session.connect", ConnectEvent(self.info(), self.now()))
+        return self._take()
+
+    def refuse(self, text: str) -> list[Any]:
+        """Greet with 421 and close (connection caps, server stopping)."""
+        self.reply(421, text)
+        self.act(A.Close("REFUSED"))
+        self.closed = True
+        return self._take()
+
+    def receive(self, data: bytes) -> list[Any]:
+        """Bytes from the client; returns what to do about them."""
+        for line in self._framer.feed(data):
+            if self.closed:
+                break
+            self._on_line(line)
+        return self._take()
+
+    def passive_listening(self, host: str, port: int) -> list[Any]:
+        cmd = self._deferred
+        if cmd is not None and cmd.verb in ("PASV", "EPSV"):
+            self.data_mode = ("passive",)
+            if cmd.verb == "PASV":
+                addr = self.config.masquerade_address or host
+                h = addr.replace(".", ",")
+                cmd.add(227, f"Entering Passive Mode ({h},{port >> 8},{port & 0xFF}).")
+            else:
+                cmd.add(229, f"Entering Extended Passive Mode (|||{port}|)")
+            self._complete(cmd)
+        return self._take()
+
+    def passive_failed(self, reason: str) -> list[Any]:
+        cmd = self._deferred
+        if cmd is not None and cmd.verb in ("PASV", "EPSV"):
+            cmd.add_err(425, f"Can't open passive connection: {reason}")
+            self._complete(cmd)
+        return self._take()
+
+    def auth_result(self, account: Account | None) -> list[Any]:
+        from ftpd.core.handlers.login import finish_login
+
+        cmd = self._deferred
+        if cmd is not None and cmd.verb == "PASS":
+            finish_login(self, cmd, account)
+        return self._take()
+
+    def resume(self) -> list[Any]:
+        """A ``Wait`` has elapsed."""
+        self._waiting = False
+        cont, self._resume = self._resume, None
+        if cont is not None:
+            cont()
+        self._drain()
+        return self._take()
+
+    def transfer_finished(self, error: str | OSError | None = None) -> list[Any]:
+        """The transport finished (or failed) the current transfer. *error*: None for
+        success, "connect" (no data connection), "timeout", "reset" (lost mid-way),
+        "aborted", or the OSError a file operation raised."""
+        from ftpd.core.handlers.transfer import end_transfer
+
+        if self.transfer is not None and self._deferred is not None:
+            end_transfer(self, self._deferred, error)
+        return self._take()
+
+    def timeout(self) -> list[Any]:
+        """The control connection was idle too long."""
+        if self.transfer is None:
+            self.reply(421, "Timeout: closing control connection.")
+            self._close("TIMEOUT")
+        return self._take()
+
+    def shutdown(self) -> list[Any]:
+        """The server is stopping: idle sessions go now, a transfer finishes first."""
+        self.config.shutting_down = True
+        if self.transfer is None and not self.closed:
+            self.reply(421, "Server shutting down.")
+            self._close("SHUTDOWN")
+        return self._take()
+
+    def connection_lost(self) -> list[Any]:
+        """The client went away (EOF or error) without QUIT."""
+        if not self.closed:
+            if self.transfer is not None and self._deferred is not None:
+                from ftpd.core.handlers.transfer import end_transfer
+
+                end_transfer(self, self._deferred, "reset")
+            self._close("EOF", send=False)
+        return self._take()
+
+    def tls_established(self) -> list[Any]:
+        self.tls_active = True
+        return self._take()
+
+    # -- dispatch --------------------------------------------------------------
+    def _busy(self) -> bool:
+        return self._deferred is not None or self._waiting
+
+    def _on_line(self, line: bytes | LineTooLong) -> None:
+        if not self._busy():
+            self._execute(line)
+            return
+        if self.transfer is not None and self._urgent(line):
+            self._execute(line)
+            return
+        if len(self._queue) >= MAX_QUEUED_LINES:
+            self.reply(421, "Too many pipelined commands.")
+            self._close("ERROR")
+            return
+        self._queue.append(line)
+
+    def _urgent(self, line: bytes | LineTooLong) -> bool:
+        if isinstance(line, LineTooLong):
+            return False
+        verb = line.lstrip().split(b" ", 1)[0].upper()
+        spec = self.table.commands.get(verb.decode("ascii", "replace"))
+        return spec is not None and spec.during_transfer
+
+    def _drain(self) -> None:
+        while self._queue and not self._busy() and not self.closed:
+            self._execute(self._queue.popleft())
+
+    def _execute(self, line: bytes | LineTooLong) -> None:
+        if isinstance(line, LineTooLong):
+            self._bad(500, f"Command line too long (limit {MAX_LINE} bytes).")
+            return
+        text = line.decode("utf-8", "surrogateescape").lstrip(" ")
+        verb, _, arg = text.partition(" ")
+        verb = verb.upper()
+        if not verb:
+            self._bad(500, "Empty command.")
+            return
+        if not verb.isascii() or not verb.isalpha() or len(verb) > 16:
+            self._bad(500, "Syntax error, command unrecognized.")
+            return
+        if "\0" in text:
+            self._bad(501, "Command contains a NUL byte.")
+            return
+        spec = self.table.commands.get(verb)
+        if spec is None:
+            self._bad(500, f"Unknown command {verb}.")
+            return
+        log.debug("[%s] %s %s", self.session_id, verb, "****" if verb == "PASS" else arg)
+        self.run(spec, Command(verb, arg))
+
+    def _bad(self, code: int, text: str) -> None:
+        self.reply(code, text)
+        self._count_bad(code)
+
+    def _count_bad(self, code: int) -> None:
+        if code in (500, 501, 502, 503, 504):
+            self.bad_commands += 1
+            if self.bad_commands >= self.config.max_bad_commands:
+                self.reply(421, "Too many bad commands, closing control connection.")
+                self._close("ERROR")
+        else:
+            self.bad_commands = 0
+
+    def check(self, spec: CommandSpec, cmd: Command) -> bool:
+        """The generic checks every command gets: argument rule, login, permission."""
+        if spec.arg == ARG and not cmd.arg.strip():
+            cmd.add_err(501, f"Syntax error: {spec.name} needs an argument.")
+        elif spec.arg == NO_ARG and cmd.arg.strip():
+            cmd.add_err(501, f"Syntax error: {spec.name} takes no argument.")
+        elif spec.login and self.account is None:
+            cmd.add_err(530, "Please log in with USER and PASS first.")
+        elif spec.perm and self.account is not None and not self.account.can(spec.perm):
+            cmd.add_err(550, "Permission denied.")
+        return not cmd.failed
+
+    def run(self, spec: CommandSpec, cmd: Command) -> None:
+        """Checks, PRE hooks, the handler, then (unless deferred) POST hooks and the reply."""
+        outer, self._current = self._current, cmd
+        try:
+            if self.check(spec, cmd):
+                for hook in self.table.hooks("pre", spec.name):
+                    self._call(hook, cmd)
+                    if cmd.failed:
+                        break
+                if not cmd.failed:
+                    self._call(spec.handler, cmd)
+        finally:
+            self._current = outer
+        if spec.name not in ("RNFR", "RNTO"):
+            self.rnfr = None
+        if not cmd.deferred:
+            self._complete(cmd)
+        elif self._deferred is None:
+            self._deferred = cmd
+
+    def _call(self, fn: Callable[[Session, Command], None], cmd: Command) -> None:
+        try:
+            fn(self, cmd)
+        except FTPError as exc:
+            cmd.add_err(exc.code, exc.text)
+        except OSError as exc:
+            cmd.add_err(*reply_for_oserror(exc))
+        except Exception:
+            log.exception("[%s] internal error in %s", self.session_id, cmd.verb)
+            cmd.deferred = False
+            cmd.add_err(451, f"Internal error while processing {cmd.verb}; the session goes on.")
+
+    def _complete(self, cmd: Command) -> None:
+        """POST hooks, then exactly one reply from the chain matching the outcome."""
+        if self._deferred is cmd:
+            self._deferred = None
+        cmd.deferred = False
+        outer, self._current = self._current, cmd
+        try:
+            for hook in self.table.hooks("post_err" if cmd.failed else "post", cmd.verb):
+                self._call(hook, cmd)
+        finally:
+            self._current = outer
+        chain = cmd.err if cmd.failed else cmd.ok
+        reply = chain.to_reply()
+        if reply is None:
+            log.error("[%s] %s produced no reply", self.session_id, cmd.verb)
+            reply = Reply.of(451, f"Internal error: {cmd.verb} produced no reply.")
+        self._out.append(reply)
+        self._out.extend(cmd.after)
+        self._count_bad(reply.code)
+        if any(isinstance(a, A.Close) for a in cmd.after):
+            self.closed = True
+        if self._current is None:
+            self._drain()
+
+    def defer_reply(self, cmd: Command, seconds: float, then: Callable[[], None]) -> None:
+        """Hold *cmd*'s reply for *seconds* (the loop goes on), then run *then*."""
+        cmd.deferred = True
+        self._deferred = cmd
+        self._waiting = True
+        self._resume = then
+        self._out.append(A.Wait(seconds))
+
+    def _close(self, reason: str, send: bool = True) -> None:
+        if not self.closed:
+            self.closed = True
+            self._out.extend(self.closing_actions(reason))
+
+    def closing_actions(self, reason: str) -> list[Any]:
+        """What ends a session: the logout event (if logged in), then the closes."""
+        out: list[Any] = []
+        if self.account is not None:
+            out.append(A.Emit("session.logout", self.logout_event(reason)))
+        return out + [A.CloseData(), A.Close(reason)]
+
+    def logout_event(self, reason: str) -> LogoutEvent:
+        now = self.now()
+        return LogoutEvent(self.info(), now, now - self.started, reason=reason, **self.stats)
+
+    # -- helpers for handlers ----------------------------------------------------
+    def resolve(self, arg: str) -> str:
+        return resolve(self.cwd, arg)
+
+    @property
+    def anonymous(self) -> bool:
+        return bool(self.account and self.account.anonymous)
+
+    def is_anonymous_name(self, name: str) -> bool:
+        return name.lower() in ANONYMOUS_NAMES

@@ -1,0 +1,47 @@
+"""The filesystem interface the core talks to.
+
+Every method takes *virtual* paths already normalised by ``core.paths.resolve``
+("/" is the user's root). Failures are ``OSError`` with an errno; the core maps
+errnos to replies. A filesystem must refuse (EACCES) any path whose real location
+lies outside its root.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class FileSystem(Protocol):
+    def stat(self, vpath: str) -> os.stat_result: ...
+    def lstat(self, vpath: str) -> os.stat_result: ...
+    def listdir(self, vpath: str) -> list[str]: ...
+    def readlink(self, vpath: str) -> str: ...
+    def open_read(self, vpath: str) -> BinaryIO: ...
+    def open_write(self, vpath: str, *, offset: int = 0, append: bool = False,
+                   exclusive: bool = False) -> BinaryIO: ...
+    def mkdir(self, vpath: str) -> None: ...
+    def rmdir(self, vpath: str) -> None: ...
+    def remove(self, vpath: str) -> None: ...
+    def rename(self, src: str, dst: str) -> None: ...
+    def chmod(self, vpath: str, mode: int) -> None: ...
+    def utime(self, vpath: str, mtime: float) -> None: ...
+    def symlink(self, target: str, vlink: str) -> None: ...
+
+
+def isdir(fs: FileSystem, vpath: str) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISDIR(fs.stat(vpath).st_mode)
+    except OSError:
+        return False
+
+
+def exists(fs: FileSystem, vpath: str) -> bool:
+    try:
+        fs.lstat(vpath)
+    except OSError:
+        return False
+    return True

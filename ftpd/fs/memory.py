@@ -1,0 +1,224 @@
+"""An in-memory filesystem, for embedding and for tests of the core."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import time
+from typing import BinaryIO
+
+from ftpd.core.paths import resolve
+
+
+class _Node:
+    __slots__ = ("mode", "mtime", "ino")
+    _next_ino = 1
+
+    def __init__(self, mode: int) -> None:
+        self.mode = mode
+        self.mtime = time.time()
+        _Node._next_ino += 1
+        self.ino = _Node._next_ino
+
+
+class _Dir(_Node):
+    __slots__ = ("children",)
+
+    def __init__(self) -> None:
+        super().__init__(stat.S_IFDIR | 0o755)
+        self.children: dict[str, _Node] = {}
+
+
+class _File(_Node):
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        super().__init__(stat.S_IFREG | 0o644)
+        self.data = bytearray()
+
+
+class _Link(_Node):
+    __slots__ = ("target",)
+
+    def __init__(self, target: str) -> None:
+        super().__init__(stat.S_IFLNK | 0o777)
+        self.target = target
+
+
+class _Writer(io.RawIOBase):
+    """Writes straight into a memory file's bytearray."""
+
+    def __init__(self, node: _File, pos: int, append: bool) -> None:
+        self._node, self._pos, self._append = node, pos, append
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        data = self._node.data
+        pos = len(data) if self._append else self._pos
+        n = len(b)
+        if pos > len(data):
+            data.extend(b"\0" * (pos - len(data)))
+        data[pos:pos + n] = b
+        self._pos = pos + n
+        self._node.mtime = time.time()
+        return n
+
+
+def _err(code: int, path: str) -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+class MemoryFS:
+    """A tree of directories and byte strings held in memory."""
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self._root = _Dir()
+        for path, data in (files or {}).items():
+            self.makedirs(os.path.dirname(resolve("/", path)))
+            with self.open_write(resolve("/", path)) as f:
+                f.write(data)
+
+    # -- lookup ------------------------------------------------------------------
+    def _walk(self, vpath: str, follow: bool = True, depth: int = 0) -> _Node:
+        if depth > 16:
+            raise _err(errno.ELOOP, vpath)
+        node: _Node = self._root
+        parts = [p for p in vpath.split("/") if p]
+        for i, part in enumerate(parts):
+            if not isinstance(node, _Dir):
+                raise _err(errno.ENOTDIR, vpath)
+            child = node.children.get(part)
+            if child is None:
+                raise _err(errno.ENOENT, vpath)
+            last = i == len(parts) - 1
+            if isinstance(child, _Link) and (follow or not last):
+                child = self._walk(child.target, True, depth + 1)
+            node = child
+        return node
+
+    def _parent(self, vpath: str) -> tuple[_Dir, str]:
+        head, name = vpath.rstrip("/").rsplit("/", 1)
+        parent = self._walk(head or "/")
+        if not isinstance(parent, _Dir):
+            raise _err(errno.ENOTDIR, vpath)
+        if not name:
+            raise _err(errno.EINVAL, vpath)
+        return parent, name
+
+    @staticmethod
+    def _stat(node: _Node) -> os.stat_result:
+        size = len(node.data) if isinstance(node, _File) else (
+            len(node.target) if isinstance(node, _Link) else 4096)
+        nlink = 2 if isinstance(node, _Dir) else 1
+        return os.stat_result((node.mode, node.ino, 1, nlink, 0, 0, size,
+                               int(node.mtime), node.mtime, node.mtime))
+
+    # -- the FileSystem interface -------------------------------------------------
+    def stat(self, vpath: str) -> os.stat_result:
+        return self._stat(self._walk(vpath))
+
+    def lstat(self, vpath: str) -> os.stat_result:
+        return self._stat(self._walk(vpath, follow=False))
+
+    def listdir(self, vpath: str) -> list[str]:
+        node = self._walk(vpath)
+        if not isinstance(node, _Dir):
+            raise _err(errno.ENOTDIR, vpath)
+        return list(node.children)
+
+    def readlink(self, vpath: str) -> str:
+        node = self._walk(vpath, follow=False)
+        if not isinstance(node, _Link):
+            raise _err(errno.EINVAL, vpath)
+        return node.target
+
+    def open_read(self, vpath: str) -> BinaryIO:
+        node = self._walk(vpath)
+        if isinstance(node, _Dir):
+            raise _err(errno.EISDIR, vpath)
+        assert isinstance(node, _File)
+        return io.BytesIO(bytes(node.data))
+
+    def open_write(self, vpath: str, *, offset: int = 0, append: bool = False,
+                   exclusive: bool = False) -> BinaryIO:
+        parent, name = self._parent(vpath)
+        node = parent.children.get(name)
+        if isinstance(node, _Link):
+            node = self._walk(vpath)
+        if node is not None and exclusive:
+            raise _err(errno.EEXIST, vpath)
+        if isinstance(node, _Dir):
+            raise _err(errno.EISDIR, vpath)
+        if node is None:
+            node = parent.children[name] = _File()
+        assert isinstance(node, _File)
+        if not append and offset == 0:
+            node.data.clear()
+        return io.BufferedWriter(_Writer(node, offset, append), buffer_size=1)  # type: ignore[return-value]
+
+    def mkdir(self, vpath: str) -> None:
+        parent, name = self._parent(vpath)
+        if name in parent.children:
+            raise _err(errno.EEXIST, vpath)
+        parent.children[name] = _Dir()
+
+    def makedirs(self, vpath: str) -> None:
+        node = self._root
+        for part in [p for p in vpath.split("/") if p]:
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = _Dir()
+            if not isinstance(child, _Dir):
+                raise _err(errno.ENOTDIR, vpath)
+            node = child
+
+    def rmdir(self, vpath: str) -> None:
+        parent, name = self._parent(vpath)
+        node = parent.children.get(name)
+        if node is None:
+            raise _err(errno.ENOENT, vpath)
+        if not isinstance(node, _Dir):
+            raise _err(errno.ENOTDIR, vpath)
+        if node.children:
+            raise _err(errno.ENOTEMPTY, vpath)
+        del parent.children[name]
+
+    def remove(self, vpath: str) -> None:
+        parent, name = self._parent(vpath)
+        node = parent.children.get(name)
+        if node is None:
+            raise _err(errno.ENOENT, vpath)
+        if isinstance(node, _Dir):
+            raise _err(errno.EISDIR, vpath)
+        del parent.children[name]
+
+    def rename(self, src: str, dst: str) -> None:
+        sparent, sname = self._parent(src)
+        node = sparent.children.get(sname)
+        if node is None:
+            raise _err(errno.ENOENT, src)
+        dparent, dname = self._parent(dst)
+        if isinstance(node, _Dir) and (dst + "/").startswith(src.rstrip("/") + "/"):
+            raise _err(errno.EINVAL, dst)
+        existing = dparent.children.get(dname)
+        if isinstance(existing, _Dir) and existing.children:
+            raise _err(errno.ENOTEMPTY, dst)
+        del sparent.children[sname]
+        dparent.children[dname] = node
+
+    def chmod(self, vpath: str, mode: int) -> None:
+        node = self._walk(vpath)
+        node.mode = stat.S_IFMT(node.mode) | (mode & 0o7777)
+
+    def utime(self, vpath: str, mtime: float) -> None:
+        self._walk(vpath).mtime = mtime
+
+    def symlink(self, target: str, vlink: str) -> None:
+        parent, name = self._parent(vlink)
+        if name in parent.children:
+            raise _err(errno.EEXIST, vlink)
+        parent.children[name] = _Link(target)
