@@ -1,0 +1,253 @@
+"""The one settings table. Every option has one entry (name, type, default, help,
+validation); the click options, the TOML ``--config`` loader, ``--help`` and the man
+page all follow from it. The command line wins over the file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad option or config key: one line naming it (exit 2)."""
+
+
+# -- value parsers: str (from the command line) or TOML value -> typed value ---------------
+def _number(cast: Callable[[Any], Any], low: float | None = 0) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        try:
+            number = cast(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if low is not None and number < low:
+            raise ValueError(f"must be at least {low}")
+        return number
+
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _address(value: Any) -> tuple[str, int]:
+    from ftpd.launch.standalone import parse_address
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return parse_address(_str(value))
+
+
+def _port_range(value: Any) -> range:
+    low, sep, high = _str(value).partition("-")
+    if not (sep and low.isdigit() and high.isdigit()):
+        raise ValueError(f"expected LOW-HIGH, got {value!r}")
+    lo, hi = int(low), int(high)
+    if not 1024 <= lo <= hi <= 65535:
+        raise ValueError("ports must satisfy 1024 <= LOW <= HIGH <= 65535")
+    return range(lo, hi + 1)
+
+
+def _ip(value: Any) -> str:
+    import ipaddress
+
+    return str(ipaddress.ip_address(_str(value)))
+
+
+def _umask(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        try:
+            number = int(_str(value), 8)
+        except ValueError:
+            raise ValueError(f"expected an octal mode like 022, got {value!r}") from None
+    if not 0 <= number <= 0o777:
+        raise ValueError("must be between 000 and 777")
+    return number
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if _str(value) not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    parse.choices = choices  # type: ignore[attr-defined]
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # long option and TOML key
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    short: str | None = None
+    flag: bool = False
+    multiple: bool = False
+    metavar: str | None = None
+    env: str | None = None
+    in_file: bool = True  # may appear in the TOML file
+    section: str = "Serving"
+
+
+S = Setting
+SETTINGS: list[Setting] = [
+    S("listen", _address, [("0.0.0.0", 2121)], "Listen on PORT, HOST:PORT or [V6]:PORT "
+      "(repeatable; default 0.0.0.0:2121).", short="l", multiple=True, metavar="ADDR"),
+    S("root", _str, None, "Directory served to anonymous users (default: the current "
+      "directory).", short="r", metavar="DIR"),
+    S("write", _bool, False, "Anonymous users may also write.", short="w", flag=True,
+      section="Users"),
+    S("no-anonymous", _bool, False, "Refuse anonymous logins.", short="n", flag=True,
+      section="Users"),
+    S("username", _str, None, "One extra full-rights user rooted at --root.", short="u",
+      metavar="NAME", section="Users"),
+    S("password", _str, None, "Password for --username (or set FTPD_PASSWORD).", short="P",
+      metavar="PW", env="FTPD_PASSWORD", section="Users"),
+    S("users", _str, None, "Virtual-users file (TOML; see ftpd-passwd(8)).", metavar="FILE",
+      section="Users"),
+    S("idle-timeout", _number(float), 0.0, "Exit 0 after SEC seconds with no client "
+      "connected (0 = never).", short="t", metavar="SEC", section="Launching"),
+    S("timeout", _number(float), 300.0, "Control connection idle timeout: 421, then close.",
+      metavar="SEC", section="Limits"),
+    S("data-timeout", _number(float), 300.0, "Stalled data connection timeout.",
+      metavar="SEC", section="Limits"),
+    S("passive-ports", _port_range, None, "Passive data ports to use, e.g. 50000-50100.",
+      metavar="LOW-HIGH"),
+    S("masquerade-address", _ip, None, "Address announced in PASV replies (behind NAT).",
+      metavar="IP"),
+    S("max-connections", _number(int, 1), 512, "Connections served at once; over the cap: "
+      "421 and close.", metavar="N", section="Limits"),
+    S("max-connections-per-ip", _number(int), 0, "Connections from one address (0 = "
+      "unlimited).", metavar="N", section="Limits"),
+    S("max-bad-commands", _number(int, 1), 20, "Consecutive unknown or malformed commands "
+      "before 421 and close.", metavar="N", section="Limits"),
+    S("umask", _umask, 0o022, "Umask for created files and directories (octal).",
+      metavar="MODE"),
+    S("failed-login-delay", _number(float), 1.0, "Pause before a 530, doubling per failure "
+      "from the same address, capped at 8 s.", metavar="SEC", section="Limits"),
+    S("max-login-attempts", _number(int, 1), 3, "Failed logins before the session is closed.",
+      metavar="N", section="Limits"),
+    S("shutdown-timeout", _number(float), 60.0, "Longest graceful drain on SIGTERM before "
+      "remaining sessions are closed.", metavar="SEC", section="Launching"),
+    S("atomic-uploads", _bool, False, "STOR writes to a hidden temporary name and renames "
+      "it on success.", flag=True),
+    S("permit-foreign-addresses", _bool, False, "Allow PORT/EPRT to another address than "
+      "the client's (FXP).", flag=True, section="Limits"),
+    S("log", _str, "auto", "Where logs go: auto, stderr, syslog, journal or a FILE.",
+      metavar="WHERE", section="Logging"),
+    S("verbose", _bool, False, "Log more (each command).", short="v", flag=True,
+      section="Logging"),
+    S("quiet", _bool, False, "Log warnings and errors only.", short="q", flag=True,
+      section="Logging"),
+    S("config", _str, None, "TOML config file: a key per long option; the command line "
+      "wins.", short="c", metavar="FILE", in_file=False),
+]
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def key(name: str) -> str:
+    """The Python attribute name of a setting."""
+    return name.replace("-", "_")
+
+
+class Settings(dict):
+    """Resolved settings; attribute access by the option name with ``_``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _parse(setting: Setting, value: Any, where: str) -> Any:
+    try:
+        if setting.multiple:
+            values = value if isinstance(value, list | tuple) else [value]
+            return [setting.parse(v) for v in values]
+        return setting.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """Read and validate a TOML config file: unknown keys and bad values are errors."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in EXTRA_KEYS:
+            values[key(name)] = EXTRA_KEYS[name](value, f"{path}: {name}")
+            continue
+        setting = BY_NAME.get(name)
+        if setting is None or not setting.in_file:
+            raise ConfigError(f"{path}: unknown key {name!r}")
+        values[key(name)] = _parse(setting, value, f"{path}: {name}")
+    return values
+
+
+def _modules(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of module names")
+    return value
+
+
+EXTRA_KEYS: dict[str, Callable[[Any, str], Any]] = {"modules": _modules}
+
+
+def resolve(cli: dict[str, Any]) -> Settings:
+    """Merge defaults, the config file and the command line (which wins).
+
+    *cli* maps attribute names to raw command-line values, None (or an empty tuple)
+    where the option was not given."""
+    settings = Settings({key(s.name): s.default for s in SETTINGS})
+    settings["modules"] = []
+    config_path = cli.get("config")
+    if config_path:
+        settings.update(load_file(config_path))
+    for s in SETTINGS:
+        raw = cli.get(key(s.name))
+        if raw is None or (s.multiple and not raw) or (s.flag and raw is False):
+            if s.env and os.environ.get(s.env) and settings[key(s.name)] is None:
+                settings[key(s.name)] = _parse(s, os.environ[s.env], s.env)
+            continue
+        settings[key(s.name)] = _parse(s, list(raw) if s.multiple else raw, f"--{s.name}")
+    check(settings)
+    return settings
+
+
+def check(settings: Settings) -> None:
+    """Rules between settings."""
+    if settings.username and not settings.password:
+        raise ConfigError("--username needs --password (or FTPD_PASSWORD)")
+    if settings.password and not settings.username:
+        raise ConfigError("--password needs --username")
+    if settings.verbose and settings.quiet:
+        raise ConfigError("--verbose and --quiet exclude each other")

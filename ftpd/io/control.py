@@ -1,0 +1,209 @@
+"""A control connection: bytes from the socket go to the session; the replies and
+actions it returns are carried out in order. Buffered writes, idle timeout, and
+TLS on the control channel when asked."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from ftpd.core import actions as A
+from ftpd.core.ids import normalize_host
+from ftpd.core.replies import Reply
+from ftpd.core.session import Session
+from ftpd.io.data import DataChannel
+
+if TYPE_CHECKING:
+    from ftpd.io.server import Server
+
+log = logging.getLogger("ftpd.control")
+
+MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
+
+
+class ControlConnection:
+    def __init__(self, server: Server, sock: socket.socket, session_id: str,
+                 implicit_tls: bool = False) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.sock: Any = sock
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        peer = sock.getpeername()
+        local = sock.getsockname()
+        self.peer = (normalize_host(peer[0]), peer[1])
+        self.local = (normalize_host(local[0]), local[1])
+        self.session = Session(server.session_config(implicit_tls), self.peer, self.local,
+                               session_id)
+        self.data = DataChannel(self.loop, local[0], sock.family, server.options.data_timeout,
+                                server.recv_buffer)
+        self._out = bytearray()
+        self._closing = False
+        self.closed = False
+        self._last_activity = self.loop.time()
+        self._idle_timer = None
+        self.tls: Any = None  # set by ftpd.io.tls when the channel is protected
+        self.tls_handshaking = False
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self, refuse: str | None = None) -> None:
+        if refuse is not None:
+            self.process(self.session.refuse(refuse))
+            return
+        self.loop.add_reader(self.sock, self._on_readable)
+        if self.server.options.timeout > 0:
+            self._idle_timer = self.loop.call_later(self.server.options.timeout, self._check_idle)
+        if self.session.config.implicit_tls:
+            self.server.tls.start_control(self, then=lambda: self.process(self.session.start()))
+        else:
+            self.process(self.session.start())
+
+    def _check_idle(self) -> None:
+        if self.closed:
+            return
+        timeout = self.server.options.timeout
+        idle = self.loop.time() - self._last_activity
+        if idle >= timeout and not self.data.busy:
+            self.process(self.session.timeout())
+            if not self.closed:  # a transfer is running: look again later
+                self._idle_timer = self.loop.call_later(timeout, self._check_idle)
+        else:
+            wait = timeout - idle if idle < timeout else timeout
+            self._idle_timer = self.loop.call_later(wait, self._check_idle)
+
+    # -- reading ---------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(8192)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if self._tls_wants(exc):
+                return
+            data = b""
+        if not data:
+            self.process(self.session.connection_lost())
+            self.close()
+            return
+        self._last_activity = self.loop.time()
+        self.process(self.session.receive(data))
+
+    def _tls_wants(self, exc: OSError) -> bool:
+        import sys
+
+        ssl = sys.modules.get("ssl")
+        return ssl is not None and isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError))
+
+    # -- carrying out the session's orders ------------------------------------------------
+    def process(self, outputs: list[Any]) -> None:
+        for item in outputs:
+            if self.closed:
+                return
+            if isinstance(item, Reply):
+                self.write(item.encode())
+            elif isinstance(item, A.Emit):
+                self.flush()
+                self.server.bus.generate(item.name, item.data)
+            elif isinstance(item, A.StartTransfer):
+                self.flush()
+                self.data.start(item.transfer, self._transfer_done)
+            elif isinstance(item, A.ListenPassive):
+                self._listen(item)
+            elif isinstance(item, A.CloseData):
+                self.data.close()
+            elif isinstance(item, A.Authenticate):
+                self.server.authenticate(item.username, item.password, self._auth_done)
+            elif isinstance(item, A.Wait):
+                self.loop.call_later(item.seconds, self._resume)
+            elif isinstance(item, A.StartTLS):
+                self.flush()
+                self.server.tls.start_control(self, then=self._tls_ready)
+            elif isinstance(item, A.Close):
+                self._closing = True
+                self.flush()
+                if not self._out:
+                    self.close()
+            else:
+                log.error("unknown action %r", item)
+
+    def _listen(self, item: A.ListenPassive) -> None:
+        try:
+            port = self.data.listen(item.ports, item.allowed_peer)
+        except OSError as exc:
+            reason = "no free passive port" if exc.errno == errno.EADDRINUSE else exc.strerror
+            self.process(self.session.passive_failed(reason or "error"))
+            return
+        self.process(self.session.passive_listening(self.local[0], port))
+
+    def _transfer_done(self, error: Any) -> None:
+        if not self.closed:
+            self.process(self.session.transfer_finished(error))
+            self.server.transfer_ended(self)
+
+    def _auth_done(self, account: Any) -> None:
+        if not self.closed:
+            self.process(self.session.auth_result(account))
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.process(self.session.resume())
+
+    def _tls_ready(self) -> None:
+        self.process(self.session.tls_established())
+
+    # -- writing ---------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self._out += data
+        if len(self._out) > MAX_OUTPUT:
+            log.warning("%s: client does not read its replies; closing", self.peer[0])
+            self.close()
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        if self.closed or not self._out or self.tls_handshaking:
+            return
+        try:
+            while self._out:
+                sent = self.sock.send(self._out)
+                del self._out[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            if not self._tls_wants(exc):
+                self.close()
+                return
+        if self._out:
+            self.loop.add_writer(self.sock, self.flush)
+        else:
+            self.loop.remove_writer(self.sock)
+            if self._closing:
+                self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        leftover = [] if self.session.closed else self.session.connection_lost()
+        self.closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self.data.close()
+        self.loop.forget(self.sock)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for item in leftover:
+            if isinstance(item, A.Emit):
+                self.server.bus.generate(item.name, item.data)
+        self.server.connection_closed(self)
+
+    @property
+    def transferring(self) -> bool:
+        return self.data.busy

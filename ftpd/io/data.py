@@ -1,0 +1,338 @@
+"""Data channels: a passive listener or an active connect, then a pump that moves
+bytes between a socket and a file (``os.sendfile`` out; ``recv_into`` a reused
+buffer in; a plain read/send loop when bytes must change or be encrypted).
+It knows a ``Transfer`` only as a source, a sink and an optional transform."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ftpd.core.actions import Transfer
+from ftpd.core.ids import normalize_host
+from ftpd.io.loop import EventLoop, TimerHandle
+
+log = logging.getLogger("ftpd.data")
+
+SENDFILE_CHUNK = 8 << 20
+READ_CHUNK = 256 << 10
+MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connections
+
+Done = Callable[[Any], None]  # called with None, "connect", "timeout", "reset" or an OSError
+
+_RESET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT)
+
+
+class DataChannel:
+    """The data side of one control connection: at most one listener, one connection
+    and one transfer at a time."""
+
+    def __init__(self, loop: EventLoop, local_host: str, family: int, data_timeout: float,
+                 recv_buffer: bytearray, wrap: Callable[[socket.socket], Any] | None = None) -> None:
+        self.loop = loop
+        self.local_host = local_host  # the control connection's local address
+        self.family = family
+        self.data_timeout = data_timeout
+        self.buffer = recv_buffer
+        self.wrap = wrap  # TLS: wraps a connected data socket (set by the control layer)
+        self.listener: socket.socket | None = None
+        self.allowed_peer: str | None = None
+        self.sock: Any = None
+        self.transfer: Transfer | None = None
+        self.done: Done | None = None
+        self._timer: TimerHandle | None = None
+        self._pending = b""
+        self._offset = 0
+        self._use_sendfile = False
+        self._progress = 0.0
+
+    # -- set-up --------------------------------------------------------------------
+    def listen(self, ports: range | None, allowed_peer: str | None) -> int:
+        """Open a passive listener; returns its port. OSError if none can be had."""
+        self.close()
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        try:
+            candidates = _port_order(ports) if ports else [0]
+            for port in candidates:
+                try:
+                    sock.bind((self.local_host, port))
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or port == candidates[-1]:
+                        raise
+            sock.listen(1)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.listener, self.allowed_peer = sock, allowed_peer
+        self.loop.add_reader(sock, self._accept)
+        return sock.getsockname()[1]
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, addr = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        if self.allowed_peer is not None and normalize_host(addr[0]) != self.allowed_peer:
+            log.warning("data connection from %s refused (expected %s): data theft?",
+                        addr[0], self.allowed_peer)
+            conn.close()
+            return
+        self._close_listener()
+        conn.setblocking(False)
+        self.sock = conn
+        if self.transfer is not None:
+            self._connected()
+
+    def start(self, transfer: Transfer, done: Done) -> None:
+        """Run *transfer* on the prepared connection; *done* reports how it ended."""
+        self.transfer, self.done = transfer, done
+        self._progress = self.loop.time()
+        self._arm_timer()
+        if transfer.active_addr is not None:
+            self._connect(transfer.active_addr)
+        elif self.sock is not None:
+            self._connected()
+        elif self.listener is None:
+            self._finish("connect")
+
+    def _connect(self, addr: tuple[str, int]) -> None:
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            if self.local_host and (family == self.family or family == socket.AF_INET6):
+                try:
+                    sock.bind((self.local_host if family == self.family else "::", 0))
+                except OSError:
+                    pass
+            err = sock.connect_ex(addr)
+        except OSError as exc:
+            err = exc.errno or errno.ECONNREFUSED
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            self._finish("connect")
+            return
+        self.sock = sock
+        self.loop.add_writer(sock, self._connect_done)
+
+    def _connect_done(self) -> None:
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.loop.remove_writer(self.sock)
+        if err:
+            self._finish("connect")
+            return
+        self._connected()
+
+    def _connected(self) -> None:
+        t = self.transfer
+        assert t is not None
+        if self.wrap is not None and t.meta.get("tls"):
+            self.wrap_and_pump()
+            return
+        self._pump_start()
+
+    def wrap_and_pump(self) -> None:
+        """TLS data channels: hand the socket to the wrapper, which calls back
+        ``_pump_start`` once the handshake is done (or ``_finish`` on failure)."""
+        assert self.wrap is not None
+        self.wrap(self)
+
+    def _pump_start(self) -> None:
+        t = self.transfer
+        assert t is not None and self.sock is not None
+        self._touch()
+        if t.direction == "send":
+            src = t.source
+            fileno = getattr(src, "fileno", None)
+            self._use_sendfile = False
+            if t.transform is None and fileno is not None and not self._is_tls():
+                try:
+                    fd = fileno()
+                    self._offset = os.lseek(fd, 0, os.SEEK_CUR)
+                    self._use_sendfile = True
+                except (OSError, ValueError, io_unsupported()):
+                    pass
+            self.loop.add_writer(self.sock, self._on_writable)
+        else:
+            self.loop.add_reader(self.sock, self._on_readable)
+
+    def _is_tls(self) -> bool:
+        return not isinstance(self.sock, socket.socket) or hasattr(self.sock, "cipher")
+
+    # -- pumping -------------------------------------------------------------------
+    def _on_writable(self) -> None:
+        t = self.transfer
+        if t is None:
+            return
+        try:
+            for _ in range(MAX_ROUNDS):
+                if self._use_sendfile:
+                    sent = os.sendfile(self.sock.fileno(), t.source.fileno(), self._offset,
+                                       SENDFILE_CHUNK)
+                    if sent == 0:
+                        self._finish(None)
+                        return
+                    self._offset += sent
+                    t.bytes_done += sent
+                else:
+                    if not self._pending:
+                        self._pending = self._next_chunk(t)
+                        if not self._pending:
+                            self._finish(None)
+                            return
+                    sent = self.sock.send(self._pending)
+                    self._pending = self._pending[sent:]
+                    t.bytes_done += sent
+                self._touch()
+        except (BlockingIOError, InterruptedError):
+            return
+        except _want_io():
+            return
+        except OSError as exc:
+            self._finish("reset" if exc.errno in _RESET or _is_tls_error(exc) else exc)
+
+    def _next_chunk(self, t: Transfer) -> bytes:
+        src: Any = t.source
+        if hasattr(src, "read"):
+            chunk = src.read(READ_CHUNK)
+        else:
+            chunk = next(src, b"")
+        if chunk and t.transform is not None:
+            chunk = t.transform(chunk)
+            if not chunk:  # a transform may hold everything back for now
+                return self._next_chunk(t)
+        if not chunk and t.transform is not None:
+            chunk = t.flush_transform()
+        return chunk
+
+    def _on_readable(self) -> None:
+        t = self.transfer
+        if t is None:
+            return
+        sink: Any = t.sink
+        view = memoryview(self.buffer)
+        try:
+            for _ in range(MAX_ROUNDS):
+                n = self.sock.recv_into(view)
+                if n == 0:
+                    tail = t.flush_transform()
+                    if tail:
+                        _write_all(sink, tail)
+                    self._finish(None)
+                    return
+                data = view[:n] if t.transform is None else t.transform(bytes(view[:n]))
+                _write_all(sink, data)
+                t.bytes_done += n
+                self._touch()
+        except (BlockingIOError, InterruptedError):
+            return
+        except _want_io():
+            return
+        except OSError as exc:
+            if exc.errno in _RESET or _is_tls_error(exc):
+                self._finish("reset")
+            else:
+                self._finish(exc)
+        finally:
+            view.release()
+
+    # -- timeouts and endings --------------------------------------------------------
+    def _touch(self) -> None:
+        self._progress = self.loop.time()
+
+    def _arm_timer(self) -> None:
+        if self.data_timeout > 0:
+            self._timer = self.loop.call_later(self.data_timeout, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        if self.transfer is None:
+            return
+        idle = self.loop.time() - self._progress
+        if idle >= self.data_timeout:
+            self._finish("timeout")
+        else:
+            self._timer = self.loop.call_later(self.data_timeout - idle, self._check_timeout)
+
+    def _finish(self, error: Any) -> None:
+        done = self.done
+        self.transfer, self.done = None, None
+        self.close()
+        if done is not None:
+            done(error)
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            self.loop.forget(self.listener)
+            self.listener.close()
+            self.listener = None
+
+    def close(self) -> None:
+        """Drop listener, connection and transfer without reporting (CloseData)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._close_listener()
+        if self.sock is not None:
+            self.loop.forget(self.sock)
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        self.transfer = None
+        self.done = None
+        self._pending = b""
+
+    @property
+    def busy(self) -> bool:
+        return self.transfer is not None
+
+
+def _write_all(sink: Any, data: Any) -> None:
+    view = memoryview(data)
+    while view:
+        written = sink.write(view)
+        if written is None:  # a non-blocking raw sink; never expected for files
+            raise OSError(errno.EAGAIN, "short write")
+        view = view[written:]
+
+
+def _port_order(ports: range) -> list[int]:
+    """Passive ports in a random order, so concurrent sessions rarely collide."""
+    import random
+
+    order = list(ports)
+    random.shuffle(order)
+    return order
+
+
+def io_unsupported() -> type[Exception]:
+    import io
+
+    return io.UnsupportedOperation
+
+
+def _want_io() -> tuple[type[BaseException], ...]:
+    """TLS sockets raise these instead of BlockingIOError (only when ssl is loaded)."""
+    import sys
+
+    ssl = sys.modules.get("ssl")
+    if ssl is None:
+        return ()
+    return (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _is_tls_error(exc: OSError) -> bool:
+    import sys
+
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, ssl.SSLError)

@@ -1,0 +1,184 @@
+"""One selector loop: readiness callbacks, a timer heap, thread-safe wake-ups and
+signals delivered through ``signal.set_wakeup_fd``. It knows nothing of FTP."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("ftpd.loop")
+
+Callback = Callable[..., Any]
+
+
+class TimerHandle:
+    __slots__ = ("when", "callback", "args", "cancelled")
+
+    def __init__(self, when: float, callback: Callback, args: tuple[Any, ...]) -> None:
+        self.when, self.callback, self.args = when, callback, args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class EventLoop:
+    """A minimal reactor: ``add_reader``/``add_writer``, ``call_later``, ``call_soon``,
+    ``call_soon_threadsafe``, ``add_signal_handler``, ``run``/``stop``."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._signals: dict[int, Callback] = {}
+        self._running = False
+        self.add_reader(self._wake_r, self._on_wake)
+
+    # -- readiness ----------------------------------------------------------------
+    def _update(self, fileobj: Any, reader: Callback | None, writer: Callback | None) -> None:
+        mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
+        try:
+            key = self.selector.get_key(fileobj)
+        except (KeyError, ValueError):
+            key = None
+        if key is None:
+            if mask:
+                self.selector.register(fileobj, mask, [reader, writer])
+        elif mask:
+            key.data[0], key.data[1] = reader, writer
+            if key.events != mask:
+                self.selector.modify(fileobj, mask, key.data)
+        else:
+            self.selector.unregister(fileobj)
+
+    def _callbacks(self, fileobj: Any) -> list[Callback | None]:
+        try:
+            return list(self.selector.get_key(fileobj).data)
+        except (KeyError, ValueError):
+            return [None, None]
+
+    def add_reader(self, fileobj: Any, callback: Callback) -> None:
+        self._update(fileobj, callback, self._callbacks(fileobj)[1])
+
+    def remove_reader(self, fileobj: Any) -> None:
+        self._update(fileobj, None, self._callbacks(fileobj)[1])
+
+    def add_writer(self, fileobj: Any, callback: Callback) -> None:
+        self._update(fileobj, self._callbacks(fileobj)[0], callback)
+
+    def remove_writer(self, fileobj: Any) -> None:
+        self._update(fileobj, self._callbacks(fileobj)[0], None)
+
+    def forget(self, fileobj: Any) -> None:
+        """Stop watching *fileobj* entirely (call before closing it)."""
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    # -- time -----------------------------------------------------------------------
+    @staticmethod
+    def time() -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
+        handle = TimerHandle(self.time() + max(0.0, delay), callback, args)
+        heapq.heappush(self._timers, (handle.when, next(self._seq), handle))
+        return handle
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        self._ready.append((callback, args))
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
+        self._ready.append((callback, args))
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the wake-up pipe is full: the loop is awake anyway
+
+    # -- signals --------------------------------------------------------------------
+    def add_signal_handler(self, signum: int, callback: Callback) -> None:
+        """Run *callback(signum)* on the loop when the signal arrives (main thread only)."""
+        self._signals[signum] = callback
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        signal.signal(signum, _ignore_in_handler)
+
+    def _on_wake(self) -> None:
+        try:
+            data = self._wake_r.recv(4096)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum and signum in self._signals:
+                self.call_soon(self._signals[signum], signum)
+
+    # -- running --------------------------------------------------------------------
+    def run(self) -> None:
+        self._running = True
+        while self._running:
+            self._run_once()
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _run_once(self) -> None:
+        timeout: float | None = None
+        if self._ready:
+            timeout = 0
+        elif self._timers:
+            timeout = max(0.0, self._timers[0][0] - self.time())
+        for key, mask in self.selector.select(timeout):
+            reader, writer = key.data
+            if mask & selectors.EVENT_READ and reader is not None:
+                self._safely(reader)
+            if mask & selectors.EVENT_WRITE and writer is not None:
+                # the reader may have dropped or replaced the writer
+                current = self._callbacks(key.fileobj)[1]
+                if current is not None:
+                    self._safely(current)
+        now = self.time()
+        while self._timers and self._timers[0][0] <= now:
+            handle = heapq.heappop(self._timers)[2]
+            if not handle.cancelled:
+                self._safely(handle.callback, *handle.args)
+        for _ in range(len(self._ready)):
+            callback, args = self._ready.popleft()
+            self._safely(callback, *args)
+
+    @staticmethod
+    def _safely(callback: Callback, *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("unhandled error in %r", callback)
+
+    def close(self) -> None:
+        if self._signals:
+            for signum in self._signals:
+                signal.signal(signum, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _ignore_in_handler(signum: int, frame: Any) -> None:
+    """The real work happens on the loop, woken through the wake-up fd."""
+
+
+def set_nonblocking_cloexec(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    os.set_inheritable(sock.fileno(), False)

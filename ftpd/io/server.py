@@ -1,0 +1,278 @@
+"""The server: one loop serving the sockets of a LaunchContext. Accepts, enforces
+connection caps, exits when idle, drains gracefully on SIGTERM (the "poisoned"
+state) and reloads on SIGHUP. It knows sessions only as control connections."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ftpd.auth.base import Authorizer
+from ftpd.core.events import ServerEvent
+from ftpd.core.ids import normalize_host, session_id
+from ftpd.core.session import SessionConfig
+from ftpd.io.control import ControlConnection
+from ftpd.io.loop import EventLoop, TimerHandle
+from ftpd.launch.context import Endpoint, LaunchContext
+
+log = logging.getLogger("ftpd.server")
+
+ACCEPTS_PER_EVENT = 64
+
+
+@dataclass
+class ServerOptions:
+    timeout: float = 300.0
+    data_timeout: float = 300.0
+    max_connections: int = 512
+    max_connections_per_ip: int = 0
+    idle_timeout: float = 0.0
+    shutdown_timeout: float = 60.0
+    auth_workers: int = 2
+
+
+class Server:
+    def __init__(self, launch: LaunchContext, session_config: SessionConfig,
+                 authorizer: Authorizer, options: ServerOptions | None = None,
+                 bus: Any = None) -> None:
+        if bus is None:
+            from ftpd.events.bus import EventBus
+
+            bus = EventBus()
+        self.launch = launch
+        self.config = session_config
+        self.authorizer = authorizer
+        self.options = options or ServerOptions()
+        self.bus = bus
+        self.loop = EventLoop()
+        self.recv_buffer = bytearray(1 << 20)  # shared: the loop is single-threaded
+        self.connections: set[ControlConnection] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.tls: Any = None  # ftpd.io.tls.TLSManager when FTPS is configured
+        self.on_reload: Callable[[], None] | None = None
+        self.stopping = False
+        self._listeners: list[Endpoint] = []
+        self._counter = 0
+        self._pid = os.getpid()
+        self._idle_timer: TimerHandle | None = None
+        self._executor: Any = None
+        self._started = threading.Event()
+        self._implicit_config: SessionConfig | None = None
+
+    # -- sessions ---------------------------------------------------------------------
+    def session_config(self, implicit_tls: bool) -> SessionConfig:
+        if not implicit_tls:
+            return self.config
+        if self._implicit_config is None or self._implicit_config.table is not self.config.table:
+            self._implicit_config = dataclasses.replace(self.config, implicit_tls=True)
+        return self._implicit_config
+
+    def _next_id(self) -> str:
+        self._counter += 1
+        return session_id(time.time(), self._pid, self._counter)
+
+    def _adopt(self, sock: socket.socket, implicit_tls: bool) -> None:
+        try:
+            conn = ControlConnection(self, sock, self._next_id(), implicit_tls)
+        except OSError:  # the client is already gone (getpeername fails)
+            sock.close()
+            return
+        refuse = None
+        host = conn.peer[0]
+        if self.stopping:
+            refuse = "Server shutting down."
+        elif len(self.connections) >= self.options.max_connections:
+            refuse = "Too many connections; try again later."
+        elif 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
+            refuse = "Too many connections from your address."
+        self.connections.add(conn)
+        self.per_ip[host] += 1
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if refuse is not None:
+            log.info("refused %s: %s", host, refuse)
+            if implicit_tls:  # no TLS handshake for a refusal: just close
+                conn.close()
+                return
+        conn.start(refuse)
+        self._status()
+
+    def connection_closed(self, conn: ControlConnection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        host = conn.peer[0]
+        self.per_ip[host] -= 1
+        if self.per_ip[host] <= 0:
+            del self.per_ip[host]
+        self._status()
+        if not self.connections:
+            if self.stopping or self.launch.per_connection:
+                self.loop.call_soon(self.loop.stop)
+            else:
+                self._arm_idle_timer()
+
+    def transfer_ended(self, conn: ControlConnection) -> None:
+        """Hook for status reporting; nothing to do yet."""
+
+    def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
+        """Run the authorizer off the loop (password hashing is slow by design)."""
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.options.auth_workers,
+                                                thread_name_prefix="ftpd-auth")
+
+        def check() -> None:
+            try:
+                account = self.authorizer.authenticate(username, password)
+            except Exception:
+                log.exception("authorizer failed for %r", username)
+                account = None
+            self.loop.call_soon_threadsafe(done, account)
+
+        self._executor.submit(check)
+
+    # -- listening ----------------------------------------------------------------------
+    def _accept(self, endpoint: Endpoint) -> None:
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                sock, _addr = endpoint.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            self._adopt(sock, endpoint.implicit_tls)
+
+    def _arm_idle_timer(self) -> None:
+        if self.options.idle_timeout > 0 and self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.options.idle_timeout, self._idle_exit)
+
+    def _idle_exit(self) -> None:
+        self._idle_timer = None
+        if not self.connections:
+            log.info("idle for %ss: exiting", self.options.idle_timeout)
+            self.bus.generate("core.idle-timeout",
+                              ServerEvent(time.time(), {"idle": self.options.idle_timeout}))
+            self.loop.stop()
+
+    def _status(self) -> None:
+        if self.launch.notify is not None:
+            self.launch.notify(f"STATUS={len(self.connections)} session(s)")
+
+    # -- running -------------------------------------------------------------------
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [ep.sock.getsockname()[:2] for ep in self.launch.listeners]
+
+    def serve(self) -> None:
+        """Run until stopped; returns when the loop ends (idle, drained, or stop())."""
+        for ep in self.launch.listeners:
+            ep.sock.setblocking(False)
+            self._listeners.append(ep)
+            self.loop.add_reader(ep.sock, lambda ep=ep: self._accept(ep))
+        if threading.current_thread() is threading.main_thread():
+            import signal
+
+            self.loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
+            self.loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
+            self.loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        self.bus.generate("core.startup", ServerEvent(time.time(), {"mode": self.launch.mode}))
+        for ep in self.launch.connections:
+            self._adopt(ep.sock, ep.implicit_tls)
+        if not self.connections and not self.launch.per_connection:
+            self._arm_idle_timer()
+        if self.launch.notify is not None:
+            self.launch.notify("READY=1")
+            self._status()
+            if self.launch.watchdog_usec:
+                self._watchdog()
+        self._started.set()
+        try:
+            if self.connections or self._listeners:
+                self.loop.run()
+        finally:
+            self._cleanup()
+
+    def _watchdog(self) -> None:
+        assert self.launch.notify is not None
+        self.launch.notify("WATCHDOG=1")
+        self.loop.call_later(self.launch.watchdog_usec / 2e6, self._watchdog)
+
+    def _on_stop_signal(self, signum: int) -> None:
+        if self.stopping:
+            log.info("second stop signal: stopping now")
+            self.stop_now()
+        else:
+            log.info("stop signal: draining %d session(s)", len(self.connections))
+            self.begin_shutdown()
+
+    def _on_hup(self, signum: int) -> None:
+        if self.on_reload is None:
+            log.info("SIGHUP: nothing to reload")
+            return
+        try:
+            self.on_reload()
+        except Exception as exc:  # a bad new config keeps the old one
+            log.error("reload failed, keeping the old configuration: %s", exc)
+        else:
+            self.bus.generate("core.reload", ServerEvent(time.time()))
+
+    def begin_shutdown(self) -> None:
+        """Stop accepting; idle sessions get 421 now, running transfers finish first."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.launch.notify is not None:
+            self.launch.notify("STOPPING=1")
+        for ep in self._listeners:
+            self.loop.forget(ep.sock)
+            if not ep.inherited:
+                ep.sock.close()
+        self._listeners.clear()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        for conn in list(self.connections):
+            conn.process(conn.session.shutdown())
+        if not self.connections:
+            self.loop.stop()
+        elif self.options.shutdown_timeout >= 0:
+            self.loop.call_later(self.options.shutdown_timeout, self.stop_now)
+
+    def stop_now(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        self.loop.stop()
+
+    def stop(self) -> None:
+        """Thread-safe: stop serving (graceful), from any thread."""
+        self.loop.call_soon_threadsafe(self.begin_shutdown)
+
+    def wait_started(self, timeout: float = 10.0) -> bool:
+        return self._started.wait(timeout)
+
+    def _cleanup(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        for ep in self._listeners:
+            self.loop.forget(ep.sock)
+            ep.sock.close()
+        self._listeners.clear()
+        self.bus.generate("core.shutdown", ServerEvent(time.time()))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.loop.close()
+
+
+def client_host(addr: tuple[Any, ...]) -> str:
+    return normalize_host(addr[0])
