@@ -76,7 +76,16 @@ def build_options(settings: Settings) -> ServerOptions:
     )
 
 
-def build_server(settings: Settings, launch: LaunchContext) -> Server:
+def build_server(settings: Settings, launch: LaunchContext,
+                 authorizer: Authorizer | None = None) -> Server:
     os.umask(settings.umask)
-    return Server(launch, build_session_config(settings), build_authorizer(settings),
-                  build_options(settings))
+    return Server(launch, build_session_config(settings),
+                  authorizer or build_authorizer(settings), build_options(settings))
+
+
+def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
+    """Reload: new sessions get the new policy; running ones keep what they have."""
+    os.umask(settings.umask)
+    server.authorizer = authorizer
+    server.config = build_session_config(settings, server.config.table)
+    server.options = build_options(settings)

@@ -60,14 +60,98 @@ def parse_args(argv: list[str]) -> dict[str, Any] | int:
         return 1
 
 
+FLAG_LETTERS = frozenset(s.short for s in SETTINGS if s.flag and s.short)
+
+
+def early_mode(argv: list[str]) -> str | None:
+    """inetd modes must be known before click parses anything: fds 0-2 are the
+    client's socket and a usage message written there would reach it."""
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg in ("-I", "--inetd"):
+            return "inetd"
+        if arg in ("-W", "--inetd-wait"):
+            return "inetd-wait"
+        letters = arg[1:]
+        if arg.startswith("-") and not arg.startswith("--") and letters and \
+                set(letters) <= FLAG_LETTERS:
+            if "I" in letters:
+                return "inetd"
+            if "W" in letters:
+                return "inetd-wait"
+    return None
+
+
 def fail(message: str, code: int) -> int:
     print(f"{PROG}: {message}", file=sys.stderr)
     return code
 
 
-def run(argv: list[str]) -> int:
-    from ftpd.app import StartupError
+def syslog_error(message: str) -> None:
+    import syslog
 
+    syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_FTP)
+    syslog.syslog(syslog.LOG_ERR, message)
+
+
+class Inherited:
+    """Sockets a launcher handed us, taken before anything else happens."""
+
+    def __init__(self, argv: list[str]) -> None:
+        from ftpd.launch import systemd
+
+        self.mode = early_mode(argv)
+        self.sock: Any = None
+        self.context: Any = None
+        if self.mode is not None:
+            from ftpd.launch.inetd import adopt_stdin
+
+            self.sock = adopt_stdin()
+        elif systemd.activated():
+            self.mode = "systemd"
+            self.context = systemd.systemd_context()
+
+    @property
+    def client_waiting(self) -> bool:
+        """A client is (or may be) connected that should hear a 421 on errors."""
+        if self.mode in ("inetd", "inetd-wait"):
+            return True
+        return self.context is not None and bool(self.context.connections)
+
+    def report(self, message: str, code: int) -> int:
+        """One line to where the operator looks; 421 to a waiting client."""
+        if not self.client_waiting:
+            if self.mode is None or sys.stderr.isatty():
+                return fail(message, code)
+        syslog_error(message)
+        from ftpd.launch.inetd import refuse
+
+        if self.sock is not None:
+            refuse(self.sock, wait=self.mode == "inetd-wait")
+        elif self.context is not None:
+            for ep in self.context.connections:
+                refuse(ep.sock, wait=False)
+        else:
+            print(f"{PROG}: {message}", file=sys.stderr)
+        return code
+
+    def launch_context(self, settings: Any) -> Any:
+        from ftpd.launch.inetd import inetd_context
+
+        if self.mode in ("inetd", "inetd-wait"):
+            return inetd_context(self.sock, wait=self.mode == "inetd-wait")
+        return self.context
+
+
+def run(argv: list[str]) -> int:
+    from ftpd.launch.inetd import LaunchError
+
+    try:
+        inherited = Inherited(argv)
+    except LaunchError as exc:
+        syslog_error(str(exc))
+        return 2
     try:
         raw = parse_args(argv)
         if isinstance(raw, int):
@@ -75,31 +159,77 @@ def run(argv: list[str]) -> int:
         from ftpd.config import resolve
 
         settings = resolve(raw)
-    except ConfigError as exc:
-        return fail(f"error: {exc}", 2)
+        if settings.daemon and inherited.mode is not None:
+            raise ConfigError("--daemon cannot be used under inetd or socket activation: "
+                              "the launcher manages the process")
+        launch = inherited.launch_context(settings)
+        if launch is None and settings.launchd_socket:
+            from ftpd.launch.launchd import launchd_context
+
+            launch = launchd_context(settings.launchd_socket)
+    except (ConfigError, LaunchError) as exc:
+        return inherited.report(f"error: {exc}", 2)
+    return serve(settings, raw, launch, inherited)
+
+
+def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited) -> int:
+    from ftpd import app
     from ftpd import log as ftpd_log
+    from ftpd.launch.daemon import PrivilegeError
 
     level = logging.DEBUG if settings.verbose else (
         logging.WARNING if settings.quiet else logging.INFO)
-    ftpd_log.setup(settings.log, level)
+    daemon_context = None
     try:
-        from ftpd.app import build_server
-        from ftpd.launch.standalone import standalone_context
+        app.serving_root(settings)
+        authorizer = app.build_authorizer(settings)
+        if launch is None:
+            from ftpd.launch.standalone import standalone_context
 
-        build_check = settings  # validate the root before binding anything
-        from ftpd.app import serving_root
+            launch = standalone_context(settings.listen)
+        if settings.daemon:
+            from ftpd.launch.daemon import detach
 
-        serving_root(build_check)
-        launch = standalone_context(settings.listen)
-        server = build_server(settings, launch)
-    except StartupError as exc:
-        return fail(str(exc), 1)
+            keep = [ep.sock.fileno() for ep in launch.listeners]
+            daemon_context = detach(keep, settings.pidfile)
+        handler = ftpd_log.setup(
+            "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
+            under_systemd=inherited.mode == "systemd",
+            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
+        server = app.build_server(settings, launch, authorizer)
+        if settings.run_as:
+            from ftpd.launch.daemon import drop_privileges
+
+            drop_privileges(settings.run_as)
+    except (app.StartupError, PrivilegeError) as exc:
+        return inherited.report(str(exc), 1)
     except OSError as exc:
-        return fail(exc.strerror or str(exc), 1)
+        return inherited.report(exc.strerror or str(exc), 1)
+    server.on_reload = lambda: reload(server, raw, settings, handler)
+    log = logging.getLogger("ftpd")
     for host, port in server.addresses:
-        logging.getLogger("ftpd").info("listening on %s port %d", host, port)
-    server.serve()
+        log.info("listening on %s port %d (%s)", host, port, launch.mode)
+    try:
+        server.serve()
+    finally:
+        if daemon_context is not None:
+            daemon_context.close()
     return 0
+
+
+def reload(server: Any, raw: dict[str, Any], old: Any, handler: Any) -> None:
+    """SIGHUP: re-read the config and users file; sessions keep their rights."""
+    from ftpd import app
+    from ftpd import log as ftpd_log
+    from ftpd.config import resolve
+
+    settings = resolve(raw)  # ConfigError: logged by the server, old config stays
+    authorizer = app.build_authorizer(settings)
+    if settings.listen != old.listen:
+        logging.getLogger("ftpd").warning("listen addresses changed: restart to apply")
+    app.apply(server, settings, authorizer)
+    ftpd_log.reopen(handler)
+    logging.getLogger("ftpd").info("configuration reloaded")
 
 
 def main(argv: list[str] | None = None) -> None:

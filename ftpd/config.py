@@ -153,6 +153,19 @@ SETTINGS: list[Setting] = [
       "it on success.", flag=True),
     S("permit-foreign-addresses", _bool, False, "Allow PORT/EPRT to another address than "
       "the client's (FXP).", flag=True, section="Limits"),
+    S("inetd", _bool, False, "inetd no-wait: fd 0 is the connected control socket; serve it "
+      "and exit when it closes.", short="I", flag=True, in_file=False, section="Launching"),
+    S("inetd-wait", _bool, False, "inetd wait: fd 0 is a listening socket; accept on it (with "
+      "--idle-timeout to give it back).", short="W", flag=True, in_file=False,
+      section="Launching"),
+    S("launchd-socket", _str, None, "macOS: serve the named socket of the launchd job "
+      "(launch_activate_socket).", metavar="NAME", section="Launching"),
+    S("daemon", _bool, False, "Detach into the background (python-daemon).", short="d",
+      flag=True, section="Launching"),
+    S("pidfile", _str, None, "With --daemon: write and lock this pid file (removed on exit).",
+      metavar="FILE", section="Launching"),
+    S("run-as", _str, None, "Drop root to USER[:GROUP] once the sockets are bound.",
+      metavar="USER[:GROUP]", section="Launching"),
     S("log", _str, "auto", "Where logs go: auto, stderr, syslog, journal or a FILE.",
       metavar="WHERE", section="Logging"),
     S("verbose", _bool, False, "Log more (each command).", short="v", flag=True,
@@ -251,3 +264,14 @@ def check(settings: Settings) -> None:
         raise ConfigError("--password needs --username")
     if settings.verbose and settings.quiet:
         raise ConfigError("--verbose and --quiet exclude each other")
+    if settings.inetd and settings.inetd_wait:
+        raise ConfigError("--inetd and --inetd-wait exclude each other")
+    if settings.pidfile and not settings.daemon:
+        raise ConfigError("--pidfile needs --daemon")
+    if settings.run_as:
+        from ftpd.launch.daemon import parse_run_as
+
+        try:
+            parse_run_as(settings.run_as)
+        except ValueError as exc:
+            raise ConfigError(f"--run-as: {exc}") from None

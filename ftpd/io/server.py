@@ -66,13 +66,16 @@ class Server:
         self._executor: Any = None
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
+        self._implicit_base: SessionConfig | None = None
 
     # -- sessions ---------------------------------------------------------------------
     def session_config(self, implicit_tls: bool) -> SessionConfig:
         if not implicit_tls:
             return self.config
-        if self._implicit_config is None or self._implicit_config.table is not self.config.table:
+        if self._implicit_base is not self.config:  # first use, or reloaded since
+            self._implicit_base = self.config
             self._implicit_config = dataclasses.replace(self.config, implicit_tls=True)
+        assert self._implicit_config is not None
         return self._implicit_config
 
     def _next_id(self) -> str:

@@ -1,0 +1,62 @@
+"""Detaching (``-d`` with python-daemon) and dropping root (``--run-as``), both after
+the sockets are bound."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class PrivilegeError(Exception):
+    """--run-as cannot be honoured (one line; exit 1)."""
+
+
+def parse_run_as(text: str) -> tuple[int, int, str]:
+    """USER[:GROUP] to (uid, gid, name); ValueError names what is unknown."""
+    import grp
+    import pwd
+
+    user, _, group = text.partition(":")
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"unknown user {user!r}") from None
+    gid = entry.pw_gid
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f"unknown group {group!r}") from None
+    return entry.pw_uid, gid, entry.pw_name
+
+
+def drop_privileges(run_as: str) -> None:
+    uid, gid, name = parse_run_as(run_as)
+    if os.geteuid() != 0:
+        if os.geteuid() == uid:
+            return
+        raise PrivilegeError(f"--run-as {run_as}: only root can switch users")
+    os.setgroups([])
+    try:
+        os.initgroups(name, gid)
+    except OSError:
+        pass
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise PrivilegeError(f"--run-as {run_as}: could not drop root")
+
+
+def detach(keep_fds: list[int], pidfile: str | None) -> Any:
+    """Become a daemon (python-daemon), keeping our sockets; returns the open context."""
+    import daemon
+
+    lock = None
+    if pidfile:
+        from daemon.pidfile import TimeoutPIDLockFile
+
+        lock = TimeoutPIDLockFile(os.path.abspath(pidfile), acquire_timeout=0)
+    context = daemon.DaemonContext(files_preserve=keep_fds, pidfile=lock, signal_map={},
+                                   working_directory="/", umask=os.umask(0o022))
+    context.open()
+    return context
