@@ -50,8 +50,25 @@ def build_authorizer(settings: Settings) -> Authorizer:
     return ChainAuthorizer(*parts)
 
 
+def build_tls(settings: Settings) -> Any:
+    """The TLS manager, or None; a bad certificate or key is a configuration error."""
+    if not settings.tls_cert:
+        return None
+    from ftpd.config import ConfigError
+    from ftpd.io.tls import TLSConfigError, TLSManager
+
+    try:
+        return TLSManager(settings.tls_cert, settings.tls_key,
+                          reuse_required=settings.tls_reuse == "required")
+    except TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def build_session_config(settings: Settings, table: Any = None) -> SessionConfig:
     config = SessionConfig(
+        tls_mode=settings.tls,
+        tls_available=bool(settings.tls_cert),
+        tls_anonymous=settings.tls_anonymous,
         masquerade_address=settings.masquerade_address,
         passive_ports=settings.passive_ports,
         permit_foreign_addresses=settings.permit_foreign_addresses,
@@ -77,15 +94,18 @@ def build_options(settings: Settings) -> ServerOptions:
 
 
 def build_server(settings: Settings, launch: LaunchContext,
-                 authorizer: Authorizer | None = None) -> Server:
+                 authorizer: Authorizer | None = None, tls: Any = None) -> Server:
     os.umask(settings.umask)
-    return Server(launch, build_session_config(settings),
-                  authorizer or build_authorizer(settings), build_options(settings))
+    server = Server(launch, build_session_config(settings),
+                    authorizer or build_authorizer(settings), build_options(settings))
+    server.tls = tls if tls is not None else build_tls(settings)
+    return server
 
 
 def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     """Reload: new sessions get the new policy; running ones keep what they have."""
     os.umask(settings.umask)
+    server.tls = build_tls(settings)
     server.authorizer = authorizer
     server.config = build_session_config(settings, server.config.table)
     server.options = build_options(settings)

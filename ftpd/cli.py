@@ -140,7 +140,8 @@ class Inherited:
         from ftpd.launch.inetd import inetd_context
 
         if self.mode in ("inetd", "inetd-wait"):
-            return inetd_context(self.sock, wait=self.mode == "inetd-wait")
+            return inetd_context(self.sock, wait=self.mode == "inetd-wait",
+                                 implicit_tls=settings.implicit)
         return self.context
 
 
@@ -162,6 +163,9 @@ def run(argv: list[str]) -> int:
         if settings.daemon and inherited.mode is not None:
             raise ConfigError("--daemon cannot be used under inetd or socket activation: "
                               "the launcher manages the process")
+        from ftpd.app import build_tls
+
+        tls = build_tls(settings)
         launch = inherited.launch_context(settings)
         if launch is None and settings.launchd_socket:
             from ftpd.launch.launchd import launchd_context
@@ -169,10 +173,11 @@ def run(argv: list[str]) -> int:
             launch = launchd_context(settings.launchd_socket)
     except (ConfigError, LaunchError) as exc:
         return inherited.report(f"error: {exc}", 2)
-    return serve(settings, raw, launch, inherited)
+    return serve(settings, raw, launch, inherited, tls)
 
 
-def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited) -> int:
+def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
+          tls: Any = None) -> int:
     from ftpd import app
     from ftpd import log as ftpd_log
     from ftpd.launch.daemon import PrivilegeError
@@ -186,7 +191,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited)
         if launch is None:
             from ftpd.launch.standalone import standalone_context
 
-            launch = standalone_context(settings.listen)
+            launch = standalone_context(settings.listen, settings.implicit_listen)
         if settings.daemon:
             from ftpd.launch.daemon import detach
 
@@ -196,7 +201,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited)
             "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
             under_systemd=inherited.mode == "systemd",
             stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
-        server = app.build_server(settings, launch, authorizer)
+        server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
             from ftpd.launch.daemon import drop_privileges
 

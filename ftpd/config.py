@@ -166,6 +166,22 @@ SETTINGS: list[Setting] = [
       metavar="FILE", section="Launching"),
     S("run-as", _str, None, "Drop root to USER[:GROUP] once the sockets are bound.",
       metavar="USER[:GROUP]", section="Launching"),
+    S("tls-cert", _str, None, "Certificate chain (PEM) for FTPS.", metavar="FILE",
+      section="TLS"),
+    S("tls-key", _str, None, "Private key (PEM) for FTPS (default: in --tls-cert).",
+      metavar="FILE", section="TLS"),
+    S("tls", _choice("off", "explicit", "required"), None, "FTPS mode: off, explicit (AUTH "
+      "TLS offered) or required (non-anonymous logins and their data must be protected); "
+      "default explicit once a certificate is given.", metavar="MODE", section="TLS"),
+    S("tls-anonymous", _bool, False, "With --tls required: anonymous users must use TLS "
+      "too.", flag=True, section="TLS"),
+    S("tls-reuse", _choice("required", "optional"), "required", "A protected data connection "
+      "must resume the control connection's TLS session (required), or need not (optional, "
+      "for clients that cannot).", metavar="POLICY", section="TLS"),
+    S("implicit-listen", _address, [], "Implicit FTPS (TLS from the first byte) on this "
+      "address (repeatable).", multiple=True, metavar="ADDR", section="TLS"),
+    S("implicit", _bool, False, "Under -I/-W: the inherited socket speaks implicit FTPS.",
+      flag=True, section="TLS"),
     S("log", _str, "auto", "Where logs go: auto, stderr, syslog, journal or a FILE.",
       metavar="WHERE", section="Logging"),
     S("verbose", _bool, False, "Log more (each command).", short="v", flag=True,
@@ -264,6 +280,12 @@ def check(settings: Settings) -> None:
         raise ConfigError("--password needs --username")
     if settings.verbose and settings.quiet:
         raise ConfigError("--verbose and --quiet exclude each other")
+    if settings.tls is None:
+        settings["tls"] = "explicit" if settings.tls_cert else "off"
+    if settings.tls != "off" and not settings.tls_cert:
+        raise ConfigError(f"--tls {settings.tls} needs --tls-cert")
+    if (settings.implicit_listen or settings.implicit) and not settings.tls_cert:
+        raise ConfigError("implicit FTPS needs --tls-cert")
     if settings.inetd and settings.inetd_wait:
         raise ConfigError("--inetd and --inetd-wait exclude each other")
     if settings.pidfile and not settings.daemon:

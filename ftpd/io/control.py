@@ -49,6 +49,7 @@ class ControlConnection:
         self._last_activity = self.loop.time()
         self._idle_timer = None
         self.tls: Any = None  # set by ftpd.io.tls when the channel is protected
+        self.tls_context: Any = None  # this session's own SSLContext
         self.tls_handshaking = False
 
     # -- life cycle --------------------------------------------------------------------
@@ -93,6 +94,8 @@ class ControlConnection:
             return
         self._last_activity = self.loop.time()
         self.process(self.session.receive(data))
+        if self.tls is not None and not self.closed and self.sock.pending():
+            self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 
     def _tls_wants(self, exc: OSError) -> bool:
         import sys

@@ -233,6 +233,7 @@ class DataChannel:
                 _write_all(sink, data)
                 t.bytes_done += n
                 self._touch()
+            self.loop.call_soon(self._on_readable)  # yield; TLS may hold more than select shows
         except (BlockingIOError, InterruptedError):
             return
         except _want_io():
@@ -283,6 +284,10 @@ class DataChannel:
         self._close_listener()
         if self.sock is not None:
             self.loop.forget(self.sock)
+            if self._is_tls():
+                from ftpd.io.tls import close_notify
+
+                close_notify(self.sock)
             try:
                 self.sock.close()
             except OSError:

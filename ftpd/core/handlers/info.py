@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ftpd.core.session import Session
 
 KNOWN_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
+TLS_FEATURES = ("AUTH", "PBSZ", "PROT", "CCC")
 
 
 @command("SYST", login=False, help="SYST (the system type)")
@@ -26,6 +27,8 @@ def noop(s: Session, cmd: Command) -> None:
 def feature_lines(s: Session) -> list[str]:
     lines = []
     for feat in s.table.features():
+        if not s.config.tls_available and feat.split()[0] in TLS_FEATURES:
+            continue
         if feat == "MLST":
             facts = "".join(f"{f}{'*' if f in s.mlst_facts else ''};" for f in KNOWN_FACTS)
             feat = f"MLST {facts}"
@@ -36,7 +39,8 @@ def feature_lines(s: Session) -> list[str]:
 @command("FEAT", login=False, help="FEAT (list the extensions)", feat="UTF8")
 def feat(s: Session, cmd: Command) -> None:
     cmd.add(211, "Features:")
-    for line in feature_lines(s) + ["TVFS"]:
+    extra = ["AUTH SSL"] if s.config.tls_available else []
+    for line in sorted(feature_lines(s) + extra + ["TVFS"]):
         cmd.add(211, line)
     cmd.add(211, "End")
 

@@ -327,6 +327,10 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
     elif error == "connect":
         cmd.add_err(425, "Can't open data connection.")
         status = "ERROR"
+    elif error == "tls":
+        cmd.add_err(425, "TLS on the data connection failed (it must resume the control "
+                         "connection's TLS session).")
+        status = "ERROR"
     elif error == "timeout":
         cmd.add_err(426, "Data connection timed out; transfer aborted.")
         status = "INCOMPLETE"

@@ -1,0 +1,136 @@
+"""FTPS with the standard ``ssl`` module: non-blocking handshakes on the loop for
+control and data connections, TLS 1.2 at least, and session reuse enforced.
+
+Each control session gets its own ``SSLContext``: its own session cache and ticket
+keys, so a data connection can resume *only* that control connection's session and
+``session_reused`` proves whose session it was."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ftpd.io.control import ControlConnection
+    from ftpd.io.data import DataChannel
+    from ftpd.io.loop import EventLoop
+
+log = logging.getLogger("ftpd.tls")
+
+
+class TLSConfigError(ValueError):
+    """The certificate or key cannot be used (one line; exit 2)."""
+
+
+class TLSManager:
+    def __init__(self, cert: str, key: str | None = None, reuse_required: bool = True) -> None:
+        self.cert, self.key = cert, key or cert
+        self.reuse_required = reuse_required
+        try:
+            self.new_context()
+        except FileNotFoundError as exc:
+            raise TLSConfigError(f"--tls-cert/--tls-key: {exc.filename}: not found") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSConfigError(f"--tls-cert/--tls-key: cannot load the certificate and key: "
+                                 f"{getattr(exc, 'reason', None) or exc}") from None
+
+    def new_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    # -- control connection ----------------------------------------------------------
+    def start_control(self, conn: ControlConnection, then: Callable[[], None]) -> None:
+        """Wrap the control socket once everything queued before has been written."""
+        conn.tls_context = self.new_context()
+        conn.tls_handshaking = True
+        loop = conn.loop
+
+        def begin() -> None:
+            if conn.closed:
+                return
+            if conn._out:  # the 234 reply must leave in the clear first
+                loop.call_later(0.01, begin)
+                return
+            raw = conn.sock
+            loop.forget(raw)
+            conn.sock = conn.tls_context.wrap_socket(raw, server_side=True,
+                                                      do_handshake_on_connect=False)
+
+            def done() -> None:
+                conn.tls_handshaking = False
+                conn.tls = conn.sock
+                conn.data.wrap = lambda channel: self.start_data(channel, conn)
+                loop.add_reader(conn.sock, conn._on_readable)
+                then()
+                conn.flush()
+
+            def failed(exc: Exception) -> None:
+                log.info("%s: TLS handshake failed: %s", conn.peer[0], exc)
+                conn.tls_handshaking = False
+                conn._out.clear()
+                conn.close()
+
+            handshake(loop, conn.sock, done, failed)
+
+        begin()
+
+    # -- data connections ------------------------------------------------------------
+    def start_data(self, channel: DataChannel, conn: ControlConnection) -> None:
+        loop = channel.loop
+        raw = channel.sock
+        loop.forget(raw)
+        sock = conn.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        channel.sock = sock
+
+        def done() -> None:
+            if self.reuse_required and not sock.session_reused:
+                log.warning("%s: data connection did not resume the control connection's TLS "
+                            "session: refused (--tls-reuse required)", conn.peer[0])
+                channel._finish("tls")
+                return
+            channel._pump_start()
+
+        def failed(exc: Exception) -> None:
+            log.info("%s: data TLS handshake failed: %s", conn.peer[0], exc)
+            channel._finish("tls")
+
+        handshake(loop, sock, done, failed)
+
+
+def handshake(loop: EventLoop, sock: ssl.SSLSocket, done: Callable[[], None],
+              failed: Callable[[Exception], None]) -> None:
+    """Drive a non-blocking handshake from readiness events."""
+
+    def step() -> None:
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            loop.forget(sock)
+            loop.add_reader(sock, step)
+            return
+        except ssl.SSLWantWriteError:
+            loop.forget(sock)
+            loop.add_writer(sock, step)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            loop.forget(sock)
+            failed(exc)
+            return
+        loop.forget(sock)
+        done()
+
+    step()
+
+
+def close_notify(sock: Any) -> None:
+    """Best effort: send TLS close_notify before closing (strict clients expect it)."""
+    if isinstance(sock, ssl.SSLSocket):
+        try:
+            sock.unwrap()
+        except (ssl.SSLError, OSError, ValueError):
+            pass
