@@ -93,19 +93,70 @@ def build_options(settings: Settings) -> ServerOptions:
     )
 
 
+def build_listeners(settings: Settings, bus: Any) -> list[Any]:
+    """NcFTPd sinks and the xferlog: bus listeners opened now, before privileges drop."""
+    from ftpd.config import ConfigError
+    from ftpd.events.sinks import SinkError, install_sinks
+
+    run_as = None
+    if settings.run_as:
+        from ftpd.launch.daemon import parse_run_as
+
+        run_as = parse_run_as(settings.run_as)[:2]
+    try:
+        listeners: list[Any] = install_sinks(bus, settings.event_sink, run_as=run_as)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except (SinkError, OSError) as exc:
+        raise StartupError(str(exc)) from None
+    if settings.xferlog:
+        from ftpd.events.xferlog import XferLog
+
+        try:
+            xferlog = XferLog(settings.xferlog)
+        except OSError as exc:
+            for listener in listeners:
+                listener.close()
+            raise StartupError(f"--xferlog {settings.xferlog}: {exc.strerror}") from None
+        xferlog.attach(bus)
+        listeners.append(xferlog)
+    return listeners
+
+
 def build_server(settings: Settings, launch: LaunchContext,
                  authorizer: Authorizer | None = None, tls: Any = None) -> Server:
+    from ftpd.config import ConfigError
+    from ftpd.core.session import _default_table
+    from ftpd.events.bus import EventBus
+    from ftpd.modules import ModuleContext, ModuleError, load_modules
+
     os.umask(settings.umask)
-    server = Server(launch, build_session_config(settings),
-                    authorizer or build_authorizer(settings), build_options(settings))
+    bus = EventBus()
+    table = _default_table().copy()
+    scope: dict[str, Any] = {}
+    try:
+        load_modules(settings.modules, ModuleContext(table, bus, scope))
+    except ModuleError as exc:
+        raise ConfigError(str(exc)) from None
+    config = build_session_config(settings, table)
+    config.server_scope = scope
+    server = Server(launch, config, authorizer or build_authorizer(settings),
+                    build_options(settings), bus)
     server.tls = tls if tls is not None else build_tls(settings)
+    server.event_listeners = build_listeners(settings, bus)
     return server
 
 
 def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     """Reload: new sessions get the new policy; running ones keep what they have."""
     os.umask(settings.umask)
+    new_listeners = build_listeners(settings, server.bus)
+    for old in server.event_listeners:
+        old.close()
+    server.event_listeners = new_listeners
     server.tls = build_tls(settings)
     server.authorizer = authorizer
+    scope = server.config.server_scope
     server.config = build_session_config(settings, server.config.table)
+    server.config.server_scope = scope
     server.options = build_options(settings)

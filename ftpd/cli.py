@@ -206,6 +206,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
             from ftpd.launch.daemon import drop_privileges
 
             drop_privileges(settings.run_as)
+    except ConfigError as exc:
+        return inherited.report(f"error: {exc}", 2)
     except (app.StartupError, PrivilegeError) as exc:
         return inherited.report(str(exc), 1)
     except OSError as exc:

@@ -182,6 +182,11 @@ SETTINGS: list[Setting] = [
       "address (repeatable).", multiple=True, metavar="ADDR", section="TLS"),
     S("implicit", _bool, False, "Under -I/-W: the inherited socket speaks implicit FTPS.",
       flag=True, section="TLS"),
+    S("event-sink", _str, [], "Send NcFTPd-format events to udp:HOST:PORT or "
+      "mqueue:KEY[,perm=MODE] (repeatable).", multiple=True, metavar="SPEC",
+      section="Events"),
+    S("xferlog", _str, None, "Write one wu-ftpd/ProFTPD xferlog line per transfer.",
+      metavar="FILE", section="Events"),
     S("log", _str, "auto", "Where logs go: auto, stderr, syslog, journal or a FILE.",
       metavar="WHERE", section="Logging"),
     S("verbose", _bool, False, "Log more (each command).", short="v", flag=True,
@@ -272,6 +277,14 @@ def resolve(cli: dict[str, Any]) -> Settings:
     return settings
 
 
+def _check_sink(spec: str) -> None:
+    """Validate an --event-sink spec's syntax without opening it."""
+    scheme, sep, rest = spec.partition(":")
+    if scheme not in ("udp", "mqueue") or not sep or not rest:
+        raise ConfigError(f"--event-sink {spec!r}: expected udp:HOST:PORT or "
+                          "mqueue:KEY[,perm=MODE]")
+
+
 def check(settings: Settings) -> None:
     """Rules between settings."""
     if settings.username and not settings.password:
@@ -280,6 +293,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("--password needs --username")
     if settings.verbose and settings.quiet:
         raise ConfigError("--verbose and --quiet exclude each other")
+    for spec in settings.event_sink:
+        _check_sink(spec)
     if settings.tls is None:
         settings["tls"] = "explicit" if settings.tls_cert else "off"
     if settings.tls != "off" and not settings.tls_cert:

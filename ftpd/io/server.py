@@ -58,6 +58,7 @@ class Server:
         self.per_ip: Counter[str] = Counter()
         self.tls: Any = None  # ftpd.io.tls.TLSManager when FTPS is configured
         self.on_reload: Callable[[], None] | None = None
+        self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
@@ -272,6 +273,8 @@ class Server:
             ep.sock.close()
         self._listeners.clear()
         self.bus.generate("core.shutdown", ServerEvent(time.time()))
+        for listener in self.event_listeners:
+            listener.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.loop.close()
