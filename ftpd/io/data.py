@@ -21,6 +21,8 @@ log = logging.getLogger("ftpd.data")
 SENDFILE_CHUNK = 8 << 20
 READ_CHUNK = 256 << 10
 MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connections
+PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
+ACCEPTS_PER_EVENT = 16
 
 Done = Callable[[Any], None]  # called with None, "connect", "timeout", "reset" or an OSError
 
@@ -64,7 +66,7 @@ class DataChannel:
                 except OSError as exc:
                     if exc.errno != errno.EADDRINUSE or port == candidates[-1]:
                         raise
-            sock.listen(1)
+            sock.listen(PASSIVE_BACKLOG)
             sock.setblocking(False)
         except OSError:
             sock.close()
@@ -74,18 +76,26 @@ class DataChannel:
         return sock.getsockname()[1]
 
     def _accept(self) -> None:
-        assert self.listener is not None
-        try:
-            conn, addr = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
+        # Drain the queue: connections from a foreign address (data theft) are dropped
+        # here, all of them, so they cannot fill the backlog ahead of the real client.
+        for _ in range(ACCEPTS_PER_EVENT):
+            if self.listener is None:
+                return
+            try:
+                conn, addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if self.allowed_peer is not None and normalize_host(addr[0]) != self.allowed_peer:
+                log.warning("data connection from %s refused (expected %s): data theft?",
+                            addr[0], self.allowed_peer)
+                conn.close()
+                continue
+            self._adopt(conn)
             return
-        except OSError:
-            return
-        if self.allowed_peer is not None and normalize_host(addr[0]) != self.allowed_peer:
-            log.warning("data connection from %s refused (expected %s): data theft?",
-                        addr[0], self.allowed_peer)
-            conn.close()
-            return
+
+    def _adopt(self, conn: socket.socket) -> None:
         self._close_listener()
         conn.setblocking(False)
         self.sock = conn
