@@ -95,20 +95,22 @@ def build_options(settings: Settings) -> ServerOptions:
 
 def build_listeners(settings: Settings, bus: Any) -> list[Any]:
     """NcFTPd sinks and the xferlog: bus listeners opened now, before privileges drop."""
-    from ftpd.config import ConfigError
-    from ftpd.events.sinks import SinkError, install_sinks
+    listeners: list[Any] = []
+    if settings.event_sink:  # the codec and sinks cost ~10 ms to import: only when used
+        from ftpd.config import ConfigError
+        from ftpd.events.sinks import SinkError, install_sinks
 
-    run_as = None
-    if settings.run_as:
-        from ftpd.launch.daemon import parse_run_as
+        run_as = None
+        if settings.run_as:
+            from ftpd.launch.daemon import parse_run_as
 
-        run_as = parse_run_as(settings.run_as)[:2]
-    try:
-        listeners: list[Any] = install_sinks(bus, settings.event_sink, run_as=run_as)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    except (SinkError, OSError) as exc:
-        raise StartupError(str(exc)) from None
+            run_as = parse_run_as(settings.run_as)[:2]
+        try:
+            listeners = install_sinks(bus, settings.event_sink, run_as=run_as)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        except (SinkError, OSError) as exc:
+            raise StartupError(str(exc)) from None
     if settings.xferlog:
         from ftpd.events.xferlog import XferLog
 

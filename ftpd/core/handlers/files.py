@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import stat
 import time
 from typing import TYPE_CHECKING
@@ -92,6 +91,8 @@ def parse_mdtm(text: str) -> float:
     main, _, frac = text.partition(".")
     if len(main) != 14 or not main.isdigit() or (frac and not frac.isdigit()):
         raise ValueError(text)
+    import calendar
+
     t = time.strptime(main, "%Y%m%d%H%M%S")
     return calendar.timegm(t) + (float("0." + frac) if frac else 0.0)
 
