@@ -3,8 +3,6 @@ PORT, EPRT, RETR, STOR, STOU, APPE, ABOR, and how a transfer ends."""
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
 import stat
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +111,7 @@ def eprt(s: Session, cmd: Command) -> None:
         cmd.add_err(501, "Syntax error in EPRT: |proto|address|port|.")
         return
     proto, host, port_text = parts
+    import ipaddress
     if proto not in ("1", "2"):
         cmd.add_err(522, "Network protocol not supported, use (1,2).")
         return
@@ -217,6 +216,8 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
         raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
     target = vpath
     if s.config.atomic_uploads and not append and not offset:
+        import secrets
+
         target = join(parent(vpath), f"{TEMP_PREFIX}{secrets.token_hex(6)}")
     f = s.fs.open_write(target, offset=offset, append=append, exclusive=unique)
     t = A.Transfer("recv", sink=f, transform=FromNetwork() if s.type == "A" else None)
@@ -246,6 +247,8 @@ def stou(s: Session, cmd: Command) -> None:
     if s.rest:
         s.rest = 0
         raise FTPError(501, "REST is not allowed with STOU.")
+    import secrets
+
     stem = basename(s.resolve(cmd.arg)) if cmd.arg.strip() else "ftpd"
     for _ in range(20):
         vpath = join(s.cwd, f"{stem}.{secrets.token_hex(4)}")
