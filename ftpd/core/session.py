@@ -271,17 +271,18 @@ class Session:
             self._bad(500, f"Command line too long (limit {MAX_LINE} bytes).")
             return
         text = line.decode("utf-8", "surrogateescape").lstrip(" ")
-        verb, _, arg = text.partition(" ")
-        verb = verb.upper()
-        if not verb:
-            self._bad(500, "Empty command.")
-            return
-        if not verb.isascii() or not verb.isalpha() or len(verb) > 16:
-            self._bad(500, "Syntax error, command unrecognized.")
-            return
         if "\0" in text:
             self._bad(501, "Command contains a NUL byte.")
             return
+        verb, _, arg = text.partition(" ")
+        if not verb:
+            self._bad(500, "Empty command.")
+            return
+        # ASCII first: str.upper() maps some non-ASCII letters to ASCII ("\u017f" -> "S")
+        if not verb.isascii() or not verb.isalpha() or len(verb) > 16:
+            self._bad(500, "Syntax error, command unrecognized.")
+            return
+        verb = verb.upper()
         spec = self.table.commands.get(verb)
         if spec is None:
             self._bad(500, f"Unknown command {verb}.")
