@@ -58,10 +58,8 @@ def opts(s: Session, cmd: Command) -> None:
         else:
             cmd.add_err(501, "OPTS UTF8 takes ON or OFF.")
     elif name == "MLST":
-        wanted = [f for f in value.strip().lower().split(";") if f]
-        if any(f not in KNOWN_FACTS for f in wanted):
-            cmd.add_err(501, "Unknown MLST fact.")
-            return
+        # RFC 3659 7.9: facts the server does not know are ignored, not refused
+        wanted = [f.strip() for f in value.strip().lower().split(";")]
         s.mlst_facts = [f for f in KNOWN_FACTS if f in wanted]
         cmd.add(200, "MLST OPTS " + "".join(f + ";" for f in s.mlst_facts))
     else:
