@@ -122,7 +122,7 @@ def mlst_facts(name: str, st: Any, perms: str, wanted: list[str], kind: str | No
             facts.append(f"unique={st.st_dev:x}g{st.st_ino:x}")
         elif fact == "unix.mode":
             facts.append(f"unix.mode={stat.S_IMODE(st.st_mode):04o}")
-    return ";".join(facts) + "; " + name
+    return "".join(f + ";" for f in facts) + " " + name
 
 
 def _entries(fs: FileSystem, vdir: str, pattern: str | None) -> list[str]:
