@@ -100,7 +100,9 @@ class MemoryFS:
             node = child
         return node
 
-    def _parent(self, vpath: str) -> tuple[_Dir, str]:
+    def _parent(self, vpath: str, root_errno: int = errno.EBUSY) -> tuple[_Dir, str]:
+        if not vpath.strip("/"):  # the root has no parent: fail as the OS would
+            raise _err(root_errno, vpath)
         head, name = vpath.rstrip("/").rsplit("/", 1)
         parent = self._walk(head or "/")
         if not isinstance(parent, _Dir):
@@ -145,7 +147,7 @@ class MemoryFS:
 
     def open_write(self, vpath: str, *, offset: int = 0, append: bool = False,
                    exclusive: bool = False) -> BinaryIO:
-        parent, name = self._parent(vpath)
+        parent, name = self._parent(vpath, errno.EISDIR)
         node = parent.children.get(name)
         if isinstance(node, _Link):
             node = self._walk(vpath)
@@ -158,10 +160,11 @@ class MemoryFS:
         assert isinstance(node, _File)
         if not append and offset == 0:
             node.data.clear()
-        return io.BufferedWriter(_Writer(node, offset, append), buffer_size=1)  # type: ignore[return-value]
+        # unbuffered, like LocalFS: what was written is visible at once
+        return _Writer(node, offset, append)  # type: ignore[return-value]
 
     def mkdir(self, vpath: str) -> None:
-        parent, name = self._parent(vpath)
+        parent, name = self._parent(vpath, errno.EEXIST)
         if name in parent.children:
             raise _err(errno.EEXIST, vpath)
         parent.children[name] = _Dir()
@@ -188,7 +191,7 @@ class MemoryFS:
         del parent.children[name]
 
     def remove(self, vpath: str) -> None:
-        parent, name = self._parent(vpath)
+        parent, name = self._parent(vpath, errno.EISDIR)
         node = parent.children.get(name)
         if node is None:
             raise _err(errno.ENOENT, vpath)
@@ -205,6 +208,10 @@ class MemoryFS:
         if isinstance(node, _Dir) and (dst + "/").startswith(src.rstrip("/") + "/"):
             raise _err(errno.EINVAL, dst)
         existing = dparent.children.get(dname)
+        if isinstance(existing, _Dir) and not isinstance(node, _Dir):
+            raise _err(errno.EISDIR, dst)
+        if existing is not None and not isinstance(existing, _Dir) and isinstance(node, _Dir):
+            raise _err(errno.ENOTDIR, dst)
         if isinstance(existing, _Dir) and existing.children:
             raise _err(errno.ENOTEMPTY, dst)
         del sparent.children[sname]
@@ -218,7 +225,7 @@ class MemoryFS:
         self._walk(vpath).mtime = mtime
 
     def symlink(self, target: str, vlink: str) -> None:
-        parent, name = self._parent(vlink)
+        parent, name = self._parent(vlink, errno.EEXIST)
         if name in parent.children:
             raise _err(errno.EEXIST, vlink)
         parent.children[name] = _Link(target)
