@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 from typing import BinaryIO
 
 
@@ -28,7 +29,9 @@ class LocalFS:
 
         With ``follow=False`` the last component itself may be a symlink pointing
         anywhere (it is the link that is acted on: lstat, delete, rename)."""
-        rel = vpath.lstrip("/")
+        # Lexically normalised first, as core.paths.resolve does: ".." stops at "/"
+        # (otherwise "/.." with follow=False would pass as root + "/..").
+        rel = posixpath.normpath("/" + vpath).lstrip("/")
         if not rel:
             return self.root
         joined = os.path.join(self.root, rel)
