@@ -54,7 +54,13 @@ class LocalFS:
         return os.listdir(self.real(vpath))
 
     def readlink(self, vpath: str) -> str:
-        return os.readlink(self.real(vpath, follow=False))
+        """The link's text; an absolute target inside the root is shown as the virtual
+        path, so that listings never reveal where the root lies on disk."""
+        target = os.readlink(self.real(vpath, follow=False))
+        if os.path.isabs(target) and self._inside(os.path.normpath(target)):
+            rel = os.path.relpath(os.path.normpath(target), self.root)
+            return "/" if rel == "." else "/" + rel.replace(os.sep, "/")
+        return target
 
     def open_read(self, vpath: str) -> BinaryIO:
         real = self.real(vpath)
