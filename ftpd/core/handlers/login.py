@@ -13,10 +13,16 @@ if TYPE_CHECKING:
     from ftpd.core.session import Session
 
 
-def tls_required_for(s: Session, name: str) -> bool:
-    if s.config.tls_mode != "required" or s.tls_active:
+def tls_policy_applies(s: Session, name: str) -> bool:
+    """``--tls required`` covers this user: their login and their data are protected."""
+    if s.config.tls_mode != "required":
         return False
     return not s.is_anonymous_name(name) or s.config.tls_anonymous
+
+
+def tls_required_for(s: Session, name: str) -> bool:
+    """USER must be refused: the policy applies and the control connection is clear."""
+    return tls_policy_applies(s, name) and not s.tls_active
 
 
 @command("USER", arg=ARG, login=False, help="USER <sp> user-name")

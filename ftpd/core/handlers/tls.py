@@ -48,9 +48,9 @@ def prot(s: Session, cmd: Command) -> None:
         s.prot = "P"
         cmd.add(200, "Protection level set to Private.")
     elif level == "C":
-        from ftpd.core.handlers.login import tls_required_for
+        from ftpd.core.handlers.login import tls_policy_applies
 
-        if s.account is not None and tls_required_for(s, s.account.username):
+        if s.account is not None and tls_policy_applies(s, s.account.username):
             cmd.add_err(534, "Data connections must be protected for this user (PROT P).")
             return
         s.prot = "C"

@@ -173,9 +173,9 @@ def start_transfer(s: Session, cmd: Command, transfer: A.Transfer, preliminary: 
 
 
 def _check_data_protection(s: Session) -> None:
-    from ftpd.core.handlers.login import tls_required_for
+    from ftpd.core.handlers.login import tls_policy_applies
 
-    if s.prot != "P" and s.account is not None and tls_required_for(s, s.account.username):
+    if s.prot != "P" and s.account is not None and tls_policy_applies(s, s.account.username):
         raise FTPError(521, "Data connections must be protected: use PROT P.")
 
 
