@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ftpd.core import actions as A
 from ftpd.core.commands import OPT_ARG, Command, command
 from ftpd.core.errors import FTPError
-from ftpd.core.handlers.transfer import start_transfer
+from ftpd.core.handlers.transfer import _check_data_protection, start_transfer
 from ftpd.core.listing import entries, has_wildcard, list_dir, ls_line, mlst_facts
 from ftpd.core.paths import basename, parent
 
@@ -50,6 +50,7 @@ def _names(s: Session, vpath: str, pattern: str | None) -> list[str]:
 def _listing(s: Session, cmd: Command, fmt: str) -> None:
     assert s.fs is not None
     arg = _strip_options(cmd.arg) if fmt != "mlsd" else cmd.arg.strip()
+    _check_data_protection(s)  # a listing is data too
     if s.data_mode is None:
         raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
     vpath, pattern, is_dir = _target(s, arg)
