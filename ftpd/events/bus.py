@@ -70,3 +70,28 @@ class EventBus:
     def __contains__(self, name: object) -> bool:
         """``name in bus``: whether anyone listens (lets a caller skip building event data)."""
         return name in self._listeners
+
+
+class Listener:
+    """Base for objects that listen to a fixed set of events (*events*) on one bus at a time;
+    each call gets the event's name as its user data."""
+
+    events: tuple[str, ...] = ()
+    _bus: EventBus | None = None
+
+    def attach(self, bus: EventBus) -> None:
+        """Listen to every name in *events* on *bus*."""
+        self.detach()
+        for name in self.events:
+            bus.register(name, self.on_event, name)
+        self._bus = bus
+
+    def detach(self) -> None:
+        """Stop listening (safe to call twice)."""
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            for name in self.events:
+                bus.unregister(name, self.on_event)
+
+    def on_event(self, event_data: Any, name: str) -> None:
+        raise NotImplementedError
