@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ftpd.events.bus import EventBus
+from ftpd.events.bus import EventBus, Listener
 from ftpd.events.ncftpd import ENCODED_EVENTS, encode
 
 log = logging.getLogger("ftpd.events")
@@ -25,10 +25,11 @@ class SinkError(OSError):
     """A sink cannot be opened or written to; its message is one line for the operator."""
 
 
-class Sink:
+class Sink(Listener):
     """What UDP and message-queue sinks share: bus wiring and drop accounting."""
 
     description = "sink"
+    events = ENCODED_EVENTS
 
     def __init__(self) -> None:
         self.sent = 0
@@ -36,21 +37,8 @@ class Sink:
         self._unlogged = 0  # drops since the last log line
         self._last_log = -DROP_LOG_INTERVAL
         self._last_error = ""
-        self._bus: EventBus | None = None
 
-    def attach(self, bus: EventBus) -> None:
-        """Listen to every bus event that has an NcFTPd message."""
-        for name in ENCODED_EVENTS:
-            bus.register(name, self._on_event, name)
-        self._bus = bus
-
-    def detach(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            for name in ENCODED_EVENTS:
-                bus.unregister(name, self._on_event)
-
-    def _on_event(self, event_data: Any, name: str) -> None:
+    def on_event(self, event_data: Any, name: str) -> None:
         frame = encode(name, event_data)
         if frame is not None:
             self.send(frame)
@@ -145,11 +133,10 @@ class MqueueSink(Sink):
             except sysv_ipc.ExistentialError:  # it exists: open it, asking only to write
                 self._mq = sysv_ipc.MessageQueue(key, 0, mode=0o200)
                 self.created = False
-            if self.created and (owner_uid is not None or owner_gid is not None):
-                if owner_uid is not None:
-                    self._mq.uid = owner_uid
-                if owner_gid is not None:
-                    self._mq.gid = owner_gid
+            if self.created and owner_uid is not None:
+                self._mq.uid = owner_uid
+            if self.created and owner_gid is not None:
+                self._mq.gid = owner_gid
         except sysv_ipc.PermissionsError:
             raise SinkError(f"{where}: permission denied") from None
         except (sysv_ipc.Error, OSError, ValueError) as exc:

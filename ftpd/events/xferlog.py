@@ -9,11 +9,10 @@ import threading
 import time
 from typing import Any
 
-from ftpd.events.bus import EventBus
+from ftpd.events.bus import Listener
 
 log = logging.getLogger("ftpd.events")
 
-_EVENTS = ("fs.download", "fs.upload")
 # Whitespace and control characters would break the space-separated fields (ProFTPD's rule).
 _BLANK = {c: "_" for c in (*range(0x21), 0x7F)}
 
@@ -22,7 +21,7 @@ def _field(value: str) -> str:
     return value.translate(_BLANK) or "*"
 
 
-def format_line(event: Any, now: float | None = None) -> str:
+def format_line(event: Any) -> str:
     """One xferlog line for a ``TransferEvent`` (fs.download / fs.upload).
 
     Fields: current-time transfer-time remote-host file-size filename transfer-type
@@ -31,7 +30,7 @@ def format_line(event: Any, now: float | None = None) -> str:
     ended), local, in ctime format; transfer-time is whole seconds, at least 1 as log
     analysers divide by it; anonymous users are logged by the email they gave."""
     info = event.session
-    when = time.asctime(time.localtime(event.time if now is None else now))
+    when = time.asctime(time.localtime(event.time))
     seconds = max(1, round(event.duration))
     download = getattr(event, "direction", "download") == "download"
     if info.anonymous:
@@ -43,35 +42,25 @@ def format_line(event: Any, now: float | None = None) -> str:
             f"{_field(user)} ftp 0 * {'c' if event.status == 'OK' else 'i'}\n")
 
 
-class XferLog:
+class XferLog(Listener):
     """Appends transfer lines to *path* (opened now, before privileges are dropped).
     ``reopen()`` after logrotate has moved the file (SIGHUP)."""
+
+    events = ("fs.download", "fs.upload")
 
     def __init__(self, path: str, mode: int = 0o644) -> None:
         self.path = path
         self.mode = mode
         self._lock = threading.Lock()
         self._fd = self._open()
-        self._bus: EventBus | None = None
         self.errors = 0
 
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         return os.open(self.path, flags, self.mode)
 
-    def attach(self, bus: EventBus) -> None:
-        for name in _EVENTS:
-            bus.register(name, self._on_event, name)
-        self._bus = bus
-
-    def detach(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            for name in _EVENTS:
-                bus.unregister(name, self._on_event)
-
-    def _on_event(self, event: Any, name: str) -> None:
-        self.write(event)
+    def on_event(self, event_data: Any, name: str) -> None:
+        self.write(event_data)
 
     def write(self, event: Any) -> None:
         """Log one transfer; a write error is logged, never raised into the session."""
