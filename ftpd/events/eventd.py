@@ -1,280 +1,288 @@
-"""ftpd-eventd: receives NcFTPd event messages and hands each to a handler and/or a command.
-Reading never waits for processing: a reader thread drains the transport into a bounded
-backlog, and only a full backlog stops it reading. Nothing received is dropped."""
+"""ftpd-eventd, the command: flags, opening the transport while errors can still reach the
+terminal, detaching. What happens to each message is in ftpd.events.receiver."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import queue
 import shlex
-import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ftpd.events.ncftpd import Event, MalformedMessage, decode
+from ftpd.events.receiver import Dispatcher, QueueReader, UdpReader, serve
 
 log = logging.getLogger("ftpd.eventd")
 PROG = "ftpd-eventd"
-_DONE = object()  # the reader's last word in the backlog
 
 
-# -- event fields as text (for -v and --exec) --------------------------------------------------
+# -- command line ----------------------------------------------------------------------------
 
-def _text(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if name == "mode":
-        return f"{value:04o}"
-    return str(value)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line naming the bad flag, exit 2
+        sys.stderr.write(f"{PROG}: {message}\n")
+        raise SystemExit(2)
 
 
-def event_fields(ev: Event) -> list[tuple[str, str]]:
-    """(name, text) for every field of *ev*: the common ones, the type's own, then any
-    tokens this version does not know as token_N (N as numbered in EVENTS.md)."""
-    out = [("event", ev.name), ("type", ev.type), ("time", str(int(ev.time.timestamp()))),
-           ("user", ev.user), ("email", ev.email), ("host", ev.host), ("session", ev.session_id)]
-    own = dataclasses.fields(ev)[7:]
-    out += [(f.name, _text(f.name, getattr(ev, f.name))) for f in own]
-    first = 7 + len(own)
-    out += [(f"token_{first + i}", tok) for i, tok in enumerate(ev.extra)]
-    return out
+def _port(text: str) -> int:
+    if text.isdigit() and int(text) < 65536:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"not a UDP port number: {text!r}")
 
 
-def event_env(ev: Event) -> dict[str, str]:
-    """The FTPD_* environment of an --exec command (FTPD_EVENT=upload, FTPD_PATH=...)."""
-    env = {"FTPD_" + name.upper(): value for name, value in event_fields(ev)}
-    env["FTPD_SESSION_ID"] = ev.session_id
-    return env
+def _key(text: str) -> int:
+    from ftpd.events.sinks import parse_key
+
+    try:
+        return parse_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def describe(ev: Event) -> str:
-    """One readable line (-v): ``upload user=alice host=... path=/incoming/report.pdf ...``."""
-    parts = [ev.name, ev.time.strftime("at=%Y-%m-%dT%H:%M:%SZ")]
-    for name, value in event_fields(ev)[1:]:
-        if name in ("type", "time") or (name == "email" and not value):
-            continue
-        parts.append(f"{name}={shlex.quote(value) if value else chr(39) * 2}")
-    return " ".join(parts)
+def _mode(text: str) -> int:
+    try:
+        mode = int(text.removeprefix("0o"), 8)
+    except ValueError:
+        mode = -1
+    if 0 <= mode <= 0o777:
+        return mode
+    raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}")
 
 
-# -- what to do with an event --------------------------------------------------------------
+def _positive(text: str) -> int:
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
 
-class Dispatcher:
-    """Decodes messages and calls the handler (in this thread, in order) and the --exec
-    command (in at most *workers* threads; more events wait in the backlog)."""
 
-    def __init__(self, handler: Any = None, command: Sequence[str] | None = None,
-                 workers: int = 4, verbose: bool = False) -> None:
-        self.handler = handler
-        self.command = list(command) if command else None
-        self.verbose = verbose
-        self.events = self.malformed = 0
-        self._methods: dict[type, Callable[[Event], Any] | None] = {}
-        self._pool: Any = None
-        if self.command:
-            from concurrent.futures import ThreadPoolExecutor
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Receive ftpd's NcFTPd-format event messages and act "
+                "on them (see ftpd-eventd(8)).")
+    src = p.add_mutually_exclusive_group()  # required: checked after unknown flags
+    src.add_argument("-p", "--port", type=_port, help="receive UDP datagrams on PORT "
+                     "(0 picks a free port, logged with -v)")
+    src.add_argument("-k", "--key", type=_key, help="read the System V message queue KEY "
+                     "(0x78C0FFEE or decimal), creating it if absent")
+    p.add_argument("-b", "--bind", metavar="ADDR", help="address to bind with -p "
+                   "(default 127.0.0.1)")
+    p.add_argument("--perm", type=_mode, default=0o600, metavar="MODE",
+                   help="mode of a queue created with -k (default 0600)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every event in one line")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background (logging to syslog)")
+    p.add_argument("--pidfile", metavar="PATH", help="write the process id to PATH")
+    p.add_argument("--handler", metavar="MODULE:OBJECT",
+                   help="call OBJECT's on_upload, on_download, ... methods for each event")
+    p.add_argument("--exec", dest="command", metavar="CMD",
+                   help="run CMD (no shell) per event with FTPD_* fields in its environment")
+    p.add_argument("--workers", type=_positive, default=4, metavar="N",
+                   help="commands run at once with --exec (default 4)")
+    p.add_argument("--backlog", type=_positive, default=10000, metavar="N",
+                   help="events held in memory before reading pauses (default 10000)")
+    return p
 
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="exec")
-            self._slots = threading.BoundedSemaphore(workers)
 
-    def dispatch(self, data: bytes) -> None:
+class UsageError(Exception):
+    """A bad flag value found after parsing: exit 2."""
+
+
+def load_handler(spec: str) -> Any:
+    """``MODULE:OBJECT`` to a handler; a class is instantiated once."""
+    import importlib
+
+    module_name, sep, attr = spec.partition(":")
+    if not (sep and module_name and attr):
+        raise UsageError(f"--handler {spec!r}: expected MODULE:OBJECT")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like python -m: handlers may live beside us
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"--handler {spec!r}: {exc}") from None
+    if isinstance(obj, type):
+        obj = obj()
+    if not any(callable(getattr(obj, n, None)) for n in dir(obj) if n.startswith("on_")):
+        raise UsageError(f"--handler {spec!r}: no on_<event> method")
+    return obj
+
+
+def parse_command(text: str) -> list[str]:
+    import shutil
+
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--exec {text!r}: {exc}") from None
+    if not argv:
+        raise UsageError("--exec: empty command")
+    found = shutil.which(argv[0])
+    if found is None:
+        raise UsageError(f"--exec: command not found or not executable: {argv[0]}")
+    argv[0] = os.path.abspath(found) if os.sep in found else found
+    return argv
+
+
+def open_udp(addr: str, port: int) -> Any:
+    import socket
+
+    infos = socket.getaddrinfo(addr, port, 0, socket.SOCK_DGRAM, 0, socket.AI_PASSIVE)
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    except OSError:
+        pass
+    try:
+        sock.bind(sockaddr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def open_queue(key: int, perm: int) -> Any:
+    import sysv_ipc
+
+    try:
+        with open("/proc/sys/kernel/msgmax") as f:
+            size = max(int(f.read()), 8192)
+    except (OSError, ValueError):
+        size = 65536
+    try:  # create it, or open it asking only to read
+        return sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREX, mode=perm, max_message_size=size)
+    except sysv_ipc.ExistentialError:
+        return sysv_ipc.MessageQueue(key, 0, mode=0o400, max_message_size=size)
+
+
+def _open_fds() -> set[int]:
+    """File descriptors open now (the listing's own, closed again by then, left out)."""
+    for where in ("/proc/self/fd", "/dev/fd"):
         try:
-            ev = decode(data)
-        except MalformedMessage as exc:
-            self.malformed += 1
-            log.warning("malformed message skipped (%s): %r", exc, bytes(data[:60]))
-            return
-        self.events += 1
-        if self.verbose:
-            log.info("%s", describe(ev))
-        if self.handler is not None:
-            method = self._method(type(ev))
-            if method is not None:
-                try:
-                    method(ev)
-                except Exception:
-                    log.exception("handler failed on %s event", ev.name)
-        if self._pool is not None:
-            self._slots.acquire()
-            try:
-                self._pool.submit(self._run, ev)
-            except BaseException:
-                self._slots.release()
-                raise
-
-    def _method(self, cls: type) -> Callable[[Event], Any] | None:
-        try:
-            return self._methods[cls]
-        except KeyError:
-            name = getattr(cls, "name", "unknown")
-            found = getattr(self.handler, "on_" + name, None) or getattr(
-                self.handler, "on_event", None)
-            self._methods[cls] = found
-            return found
-
-    def _run(self, ev: Event) -> None:
-        import subprocess
-
-        try:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("FTPD_")}
-            env.update(event_env(ev))
-            assert self.command is not None
-            done = subprocess.run(self.command, env=env, stdin=subprocess.DEVNULL, check=False)
-            if done.returncode:
-                log.warning("--exec %s: exit status %d on %s event", self.command[0],
-                            done.returncode, ev.name)
-        except Exception as exc:
-            log.error("--exec %s failed on %s event: %s", self.command and self.command[0],
-                      ev.name, exc)
-        finally:
-            self._slots.release()
-
-    def close(self) -> None:
-        """Wait for the commands still running."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-
-# -- readers: transport -> backlog -----------------------------------------------------------
-
-class Reader(threading.Thread):
-    """Moves raw messages from a transport into the backlog until stopped; always ends by
-    putting _DONE. ``failed`` says it stopped on an error rather than on request."""
-
-    def __init__(self, backlog: queue.Queue[Any]) -> None:
-        super().__init__(name="reader", daemon=True)
-        self.backlog = backlog
-        self.stopping = False
-        self.failed = False
-
-    def run(self) -> None:
-        try:
-            self.read()
-        except Exception:
-            self.failed = True
-            log.exception("reader failed")
-        finally:
-            self.backlog.put(_DONE)
-
-    def read(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.wake()
-
-    def wake(self) -> None:
-        """Interrupt a blocking read (safe in a signal handler, repeatable)."""
-
-
-class UdpReader(Reader):
-    """Waits on the socket and a wake-up pipe; drains every datagram the socket holds."""
-
-    def __init__(self, sock: Any, backlog: queue.Queue[Any]) -> None:
-        super().__init__(backlog)
-        self.sock = sock
-        sock.setblocking(False)
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-
-    def read(self) -> None:
-        import selectors
-
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self.stopping:
-                sel.select()
-                self._drain(None)
-        self._drain(self.backlog.maxsize or 10000)  # what the kernel holds already
-
-    def _drain(self, limit: int | None) -> None:
-        count = 0
-        while limit is None or count < limit:
-            try:
-                data = self.sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. an ICMP error reported on the socket
-                log.debug("recv: %s", exc)
-                continue
-            self.backlog.put(data)
-            count += 1
-
-    def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
+            names = os.listdir(where)
         except OSError:
-            pass
-
-
-class QueueReader(Reader):
-    """Blocking msgrcv in this thread; stop() interrupts it with SIGUSR1 (EINTR), repeated
-    by the main loop until the thread has gone, so a wake-up can never be lost."""
-
-    def __init__(self, mq: Any, backlog: queue.Queue[Any]) -> None:
-        super().__init__(backlog)
-        self.mq = mq
-
-    def read(self) -> None:
-        import sysv_ipc
-
-        while not self.stopping:
-            try:
-                data, _mtype = self.mq.receive(block=True)
-            except sysv_ipc.Error as exc:
-                if type(exc) is sysv_ipc.Error:  # EINTR: "Signaled while waiting"
-                    continue
-                self.failed = True
-                log.error("message queue: %s", exc)
-                return
-            self.backlog.put(data)
-
-    def wake(self) -> None:
-        ident = self.ident
-        if ident is not None and self.is_alive():
-            try:
-                signal.pthread_kill(ident, signal.SIGUSR1)
-            except (OSError, ValueError):
-                pass
-
-
-# -- the daemon ------------------------------------------------------------------------------
-
-def serve(reader: Reader, dispatcher: Dispatcher) -> int:
-    """Run until SIGTERM/SIGINT or a reader failure; finish the backlog and the commands
-    still running; return the exit status."""
-    state = {"stopping": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if not state["stopping"]:
-            log.info("signal %d: stopping after %d queued event(s)", signum,
-                     reader.backlog.qsize())
-        state["stopping"] = True
-        reader.stop()
-
-    signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # only wakes the reader
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    reader.start()
-    get = reader.backlog.get
-    while True:
-        try:
-            item = get(timeout=0.25)
-        except queue.Empty:
-            if state["stopping"]:
-                reader.wake()
             continue
-        if item is _DONE:
-            break
-        dispatcher.dispatch(item)
-    dispatcher.close()
-    log.info("stopped: %d event(s), %d malformed", dispatcher.events, dispatcher.malformed)
-    return 1 if reader.failed else 0
+        fds = set()
+        for name in names:
+            try:
+                os.fstat(int(name))
+            except (OSError, ValueError):
+                continue
+            fds.add(int(name))
+        return fds
+    return set()
+
+
+def _check_pidfile(path: str) -> None:
+    """Remove a stale pid file; refuse to start when its process is alive."""
+    try:
+        with open(path) as f:
+            pid = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = 0
+    if pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pid = 0
+        except PermissionError:
+            pass
+        if pid:
+            raise OSError(f"already running (pid {pid})")
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def _setup_logging(verbose: bool, syslog: bool) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    handler: logging.Handler
+    if syslog:
+        from logging.handlers import SysLogHandler
+
+        if os.path.exists("/dev/log"):
+            handler = SysLogHandler("/dev/log", SysLogHandler.LOG_DAEMON)
+        else:
+            handler = logging.NullHandler()
+        handler.setFormatter(logging.Formatter(f"{PROG}[%(process)d]: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s {PROG}[%(process)d]: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    for name in ("ftpd.eventd", "ftpd.events"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ftpd-eventd console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.port is None and args.key is None:
+            raise UsageError("one of -p PORT (UDP) or -k KEY (message queue) is required")
+        if args.bind is not None and args.port is None:
+            raise UsageError("-b/--bind: only with -p")
+        before = _open_fds()
+        handler = load_handler(args.handler) if args.handler else None
+        handler_fds = _open_fds() - before  # files the handler opened: kept by -d
+        command = parse_command(args.command) if args.command else None
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        raise SystemExit(2) from None
+    _setup_logging(args.verbose, syslog=False)
+    sock = mq = None
+    try:  # open everything that can fail while we still have a terminal
+        if args.port is not None:
+            sock = open_udp(args.bind or "127.0.0.1", args.port)
+            host, port = sock.getsockname()[:2]
+            where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
+        else:
+            mq = open_queue(args.key, args.perm)
+            where = f"message queue {args.key:#x} (id {mq.id})"
+    except Exception as exc:  # OSError, sysv_ipc errors
+        what = (f"udp {args.bind or '127.0.0.1'}:{args.port}" if args.port is not None
+                else f"message queue {args.key:#x}")
+        sys.stderr.write(f"{PROG}: {what}: {getattr(exc, 'strerror', None) or exc}\n")
+        raise SystemExit(1) from None
+    if args.pidfile:
+        args.pidfile = os.path.abspath(args.pidfile)
+        try:
+            _check_pidfile(args.pidfile)
+        except OSError as exc:
+            sys.stderr.write(f"{PROG}: --pidfile {args.pidfile}: {exc.strerror or exc}\n")
+            raise SystemExit(1) from None
+
+    def run() -> int:
+        backlog: queue.Queue[Any] = queue.Queue(args.backlog)
+        reader = UdpReader(sock, backlog) if sock is not None else QueueReader(mq, backlog)
+        log.info("reading %s", where)
+        return serve(reader, Dispatcher(handler, command, args.workers, args.verbose))
+
+    pidfile = None
+    if args.pidfile:
+        from daemon.pidfile import TimeoutPIDLockFile
+
+        pidfile = TimeoutPIDLockFile(args.pidfile, 0)
+    if args.detach:
+        import daemon
+
+        context = daemon.DaemonContext(
+            umask=0o022, pidfile=pidfile, signal_map={},
+            files_preserve=sorted(handler_fds | ({sock.fileno()} if sock is not None else set())))
+        with context:
+            _setup_logging(args.verbose, syslog=True)
+            status = run()
+    elif pidfile is not None:
+        with pidfile:
+            status = run()
+    else:
+        status = run()
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()
