@@ -369,7 +369,22 @@ class Session:
         if any(isinstance(a, A.Close) for a in cmd.after):
             self.closed = True
         if self._current is None:
+            self._after_transfer()
             self._drain()
+
+    def _after_transfer(self) -> None:
+        """Once the transfer is over and no command is running (ABOR's own 226 included):
+        answer a QUIT that waited for it, or leave if the server is stopping."""
+        if self.transfer is not None or self.closed:
+            return
+        quit_cmd = self.scope.pop("ftpd.pending_quit", None)
+        if quit_cmd is not None:
+            quit_cmd.add(221, "Goodbye.")
+            quit_cmd.after.extend(self.closing_actions("QUIT"))
+            self._complete(quit_cmd)
+        elif self.config.shutting_down and not self._busy():
+            self.reply(421, "Server shutting down.")
+            self._close("SHUTDOWN")
 
     def defer_reply(self, cmd: Command, seconds: float, then: Callable[[], None]) -> None:
         """Hold *cmd*'s reply for *seconds* (the loop goes on), then run *then*."""

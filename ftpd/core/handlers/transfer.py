@@ -366,12 +366,4 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
     if status == "ABOR":
         cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.meta.get("path", ""),
                                                             cmd.verb)))
-    quit_cmd = s.scope.pop("ftpd.pending_quit", None)
-    s._complete(cmd)
-    if quit_cmd is not None:
-        quit_cmd.add(221, "Goodbye.")
-        quit_cmd.after.extend(s.closing_actions("QUIT"))
-        s._complete(quit_cmd)
-    elif s.config.shutting_down and not s.closed:
-        s.reply(421, "Server shutting down.")
-        s._close("SHUTDOWN")
+    s._complete(cmd)  # a QUIT waiting for the transfer follows (Session._after_transfer)
