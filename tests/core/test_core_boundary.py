@@ -1,0 +1,61 @@
+"""The core is sans-IO: no module under ftpd/core may import socket, selectors,
+ssl, signal or threading, at any level (top, inside a function, relative or not)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ftpd.core
+
+FORBIDDEN = {"socket", "selectors", "ssl", "signal", "threading"}
+CORE = Path(ftpd.core.__file__).parent
+
+
+def _imports(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
+            if node.args and isinstance(node.args[0], ast.Constant):
+                found.append((node.lineno, str(node.args[0].value)))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            found.append((node.lineno, str(node.args[0].value)))
+    return found
+
+
+def test_core_modules_found():
+    files = sorted(CORE.rglob("*.py"))
+    names = {p.name for p in files}
+    assert {"session.py", "commands.py", "buffer.py", "replies.py"} <= names
+    assert any(p.parent.name == "handlers" for p in files)
+
+
+def test_core_imports_no_io_modules():
+    offenders = []
+    for path in sorted(CORE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for lineno, name in _imports(tree):
+            if name.split(".")[0] in FORBIDDEN:
+                offenders.append(f"{path.relative_to(CORE.parent.parent)}:{lineno}: {name}")
+    assert not offenders, "ftpd/core must stay sans-IO:\n" + "\n".join(offenders)
+
+
+def test_the_checker_catches_every_form():
+    src = """
+import os, socket
+from ssl import SSLContext
+def f():
+    import selectors.foo
+    from threading import Thread
+    __import__("signal")
+    importlib.import_module("socket")
+"""
+    names = [n for _, n in _imports(ast.parse(src))]
+    assert {n.split(".")[0] for n in names} >= FORBIDDEN

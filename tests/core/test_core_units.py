@@ -1,0 +1,173 @@
+"""The core's small pure pieces on their own: TYPE A transforms, the bounded
+pattern matcher, ls/MLSx formatting, the login throttle, errno mapping, ids."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+
+import pytest
+
+from ftpd.core.errors import FTPError, reply_for_oserror
+from ftpd.core.ids import is_ipv6, normalize_host, session_id
+from ftpd.core.listing import MAX_PATTERN, ls_line, match, mlst_facts
+from ftpd.core.paths import basename, join, parent, resolve
+from ftpd.core.textmode import FromNetwork, ToNetwork
+from ftpd.core.throttle import LoginThrottle
+from ftpd.fs.memory import MemoryFS
+
+
+# -- TYPE A -----------------------------------------------------------------------------------
+def _run(transform, data: bytes, size: int) -> bytes:
+    out = b"".join(transform(data[i:i + size]) for i in range(0, len(data), size))
+    return out + transform.flush()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64])
+def test_to_network(size):
+    assert _run(ToNetwork(), b"a\nb\r\nc\n\n", size) == b"a\r\nb\r\nc\r\n\r\n"
+    assert _run(ToNetwork(), b"\r\n\r\n", size) == b"\r\n\r\n"
+    assert _run(ToNetwork(), b"bare\rcr", size) == b"bare\rcr"
+    assert _run(ToNetwork(), b"end\r", size) == b"end\r"
+    assert _run(ToNetwork(), b"", size) == b""
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64])
+def test_from_network(size):
+    assert _run(FromNetwork(), b"a\r\nb\r\n\r\nc", size) == b"a\nb\n\nc"
+    assert _run(FromNetwork(), b"bare\rcr\r", size) == b"bare\rcr\r"
+    assert _run(FromNetwork(), b"\r\r\n", size) == b"\r\n"
+    assert _run(FromNetwork(), b"lf only\n", size) == b"lf only\n"
+
+
+def test_from_network_holds_a_split_cr():
+    t = FromNetwork()
+    assert t(b"abc\r") == b"abc"
+    assert t(b"\ndef") == b"\ndef"
+    assert t(b"x\r") == b"x"
+    assert t(b"y") == b"\ry"
+    assert t(b"\r") == b""
+    assert t.flush() == b"\r"
+    assert t.flush() == b""
+
+
+def test_round_trip():
+    data = b"one\ntwo\n\nthree"
+    assert _run(FromNetwork(), _run(ToNetwork(), data, 3), 2) == data
+
+
+# -- pattern matching ------------------------------------------------------------------------
+@pytest.mark.parametrize(("pattern", "name", "ok"), [
+    ("*", "anything", True), ("*", "", True), ("?", "a", True), ("?", "", False),
+    ("*.txt", "a.txt", True), ("*.txt", "a.txt.gz", False), ("a*b*c", "aXXbYYc", True),
+    ("a*b*c", "aXXbYY", False), ("?.log", "c.log", True), ("?.log", "cc.log", False),
+    ("a**b", "ab", True), ("[ab]", "a", False), ("[ab]", "[ab]", True),
+    ("caf\udce9*", "caf\udce9.txt", True),
+])
+def test_match(pattern, name, ok):
+    assert match(pattern, name) is ok
+
+
+def test_match_is_bounded():
+    pattern = "*a" * 100 + "b"
+    name = "a" * 5000
+    start = time.perf_counter()
+    assert match(pattern, name) is False
+    assert time.perf_counter() - start < 1.0
+    assert match("a" * (MAX_PATTERN + 1), "a" * (MAX_PATTERN + 1)) is False
+
+
+# -- listings ----------------------------------------------------------------------------------
+def _st(mode, size=5, mtime=0.0):
+    return os.stat_result((mode, 7, 3, 1, 0, 0, size, int(mtime), mtime, mtime))
+
+
+def test_ls_line_recent_and_old():
+    fs = MemoryFS()
+    now = 1_700_000_000.0
+    recent = ls_line(fs, "/f", "f", _st(stat.S_IFREG | 0o644, 42, now - 3600), now)
+    assert recent.startswith("-rw-r--r--   1 ")
+    assert recent.endswith(" f")
+    assert " 42 Nov 14 21:13 f" in recent
+    old = ls_line(fs, "/f", "f", _st(stat.S_IFREG | 0o600, 1, now - 400 * 86400), now)
+    assert old.endswith(" 1 Oct 10  2022 f")
+    d = ls_line(fs, "/d", "d", _st(stat.S_IFDIR | 0o755, 4096, now), now)
+    assert d.startswith("drwxr-xr-x")
+
+
+def test_mlst_facts():
+    st = _st(stat.S_IFREG | 0o640, 9, 0)
+    line = mlst_facts("f", st, "elr", ["type", "size", "modify", "perm", "unique", "unix.mode"])
+    assert line == "type=file;size=9;modify=19700101000000;perm=r;unique=3g7;unix.mode=0640; f"
+    d = mlst_facts("d", _st(stat.S_IFDIR | 0o755), "elradfmw", ["type", "size", "perm"])
+    assert d == "type=dir;perm=elcmpdf; d"  # no size fact for a directory
+    assert mlst_facts("n", st, "", []) == " n"
+
+
+# -- paths ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("cwd", "arg", "out"), [
+    ("/", "a", "/a"), ("/a", "b", "/a/b"), ("/a", "/b", "/b"), ("/a/b", "..", "/a"),
+    ("/", "/../..", "/"), ("/a", "../../..", "/"), ("/", "a//b/./c/", "/a/b/c"),
+    ("/a", "", "/a"), ("/", "...", "/..."), ("/", "a/../../b", "/b"),
+])
+def test_resolve(cwd, arg, out):
+    assert resolve(cwd, arg) == out
+
+
+def test_resolve_refuses_nul():
+    with pytest.raises(FTPError) as info:
+        resolve("/", "a\0b")
+    assert info.value.code == 501
+
+
+def test_path_helpers():
+    assert parent("/a/b") == "/a" and parent("/a") == "/" and parent("/") == "/"
+    assert basename("/a/b") == "b" and basename("/") == ""
+    assert join("/", "x") == "/x" and join("/a", "x") == "/a/x"
+
+
+# -- login throttle ---------------------------------------------------------------------------
+def test_throttle_doubles_caps_and_forgets():
+    t = LoginThrottle()
+    assert [t.failed("h", 0) for _ in range(6)] == [1, 2, 4, 8, 8, 8]
+    assert t.failed("other", 0) == 1
+    assert t.failed("h", 0 + 601) == 1  # more than 10 minutes since the last failure
+    t.succeeded("h")
+    assert t.failed("h", 700) == 1
+
+
+def test_throttle_memory_is_bounded():
+    t = LoginThrottle(max_addresses=10)
+    for i in range(100):
+        t.failed(f"10.0.0.{i}", 0)
+    assert len(t._failures) == 10
+
+
+def test_throttle_custom_base():
+    t = LoginThrottle(base_delay=0.5, cap=3)
+    assert [t.failed("h", 0) for _ in range(5)] == [0.5, 1, 2, 3, 3]
+
+
+# -- errors and ids --------------------------------------------------------------------------
+def test_errno_replies():
+    assert reply_for_oserror(OSError(errno.ENOENT, "x"))[0] == 550
+    assert reply_for_oserror(OSError(errno.EACCES, "x"))[0] == 550
+    assert reply_for_oserror(OSError(errno.ENOSPC, "x"))[0] == 452
+    assert reply_for_oserror(OSError(errno.EDQUOT, "x"))[0] == 552
+    assert reply_for_oserror(OSError(errno.EFBIG, "x"))[0] == 552
+    assert reply_for_oserror(OSError(errno.EIO, "Input/output error")) == (
+        550, "Input/output error")
+    assert reply_for_oserror(OSError("no errno"))[0] == 550
+
+
+def test_ids():
+    sid = session_id(1_700_000_000, 1234, 7)
+    assert len(sid) == 12
+    assert sid != session_id(1_700_000_000, 1234, 8)
+    assert normalize_host("::ffff:192.0.2.1") == "192.0.2.1"
+    assert normalize_host("::FFFF:192.0.2.1") == "192.0.2.1"
+    assert normalize_host("fe80::1%eth0") == "fe80::1"
+    assert normalize_host("192.0.2.1") == "192.0.2.1"
+    assert is_ipv6("::1") and not is_ipv6("127.0.0.1")

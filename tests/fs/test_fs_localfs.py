@@ -1,0 +1,206 @@
+"""LocalFS confinement on a temporary root: nothing outside the root is ever
+reached through it, whatever the virtual path or the symlinks on disk say."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+from ftpd.fs.local import LocalFS
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "file.txt").write_bytes(b"inside")
+    (root / "sub").mkdir()
+    (root / "sub" / "deep.txt").write_bytes(b"deep")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    os.symlink("/etc", root / "etc")  # absolute, out of the root
+    os.symlink("../outside/secret", root / "rel_secret")  # relative, out of the root
+    os.symlink("sub/deep.txt", root / "ok_link")  # relative, inside
+    os.symlink(str(root / "sub"), root / "sub_link")  # absolute, inside
+    os.symlink(str(root / "nothere"), root / "dangling")
+    return root, outside
+
+
+@pytest.fixture
+def fs(tree):
+    return LocalFS(str(tree[0]))
+
+
+def test_root_must_exist(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        LocalFS(str(tmp_path / "missing"))
+
+
+def test_root_is_realpath(tmp_path, tree):
+    os.symlink(tree[0], tmp_path / "alias")
+    fs = LocalFS(str(tmp_path / "alias"))
+    assert fs.root == str(tree[0])
+    assert fs.open_read("/file.txt").read() == b"inside"
+
+
+@pytest.mark.parametrize("vpath", ["/..", "/../outside/secret", "../outside", "/sub/../../outside",
+                                   "/./../..", "//..", "..", "/sub/../../outside/secret"])
+@pytest.mark.parametrize("follow", [True, False])
+def test_dotdot_cannot_escape_real(fs, tree, vpath, follow):
+    root = str(tree[0])
+    try:
+        real = fs.real(vpath, follow=follow)
+    except PermissionError as exc:
+        assert exc.errno == errno.EACCES
+        return
+    real = os.path.normpath(real)
+    assert real == root or real.startswith(root + os.sep), real
+
+
+def test_dotdot_is_clamped_to_the_root(fs, tree):
+    assert fs.real("/..") == str(tree[0])
+    assert fs.real("/../file.txt") == str(tree[0] / "file.txt")
+    assert fs.real("/sub/../..", follow=False) == str(tree[0])
+    assert fs.real("/..", follow=False) == str(tree[0])
+
+
+@pytest.mark.parametrize("link", ["/etc", "/rel_secret"])
+def test_symlink_out_of_root_refused(fs, link):
+    for op in (fs.stat, fs.open_read, fs.listdir):
+        with pytest.raises(PermissionError) as info:
+            op(link)
+        assert info.value.errno == errno.EACCES
+    with pytest.raises(PermissionError):
+        fs.open_write(link)
+    with pytest.raises(PermissionError):
+        fs.chmod(link, 0o777)
+    with pytest.raises(PermissionError):
+        fs.utime(link, 0)
+
+
+def test_paths_through_an_outside_link_refused(fs):
+    with pytest.raises(PermissionError):
+        fs.stat("/etc/passwd")
+    with pytest.raises(PermissionError):
+        fs.open_read("/etc/passwd")
+    with pytest.raises(PermissionError):
+        fs.lstat("/etc/passwd")  # the link is a parent component here: followed
+    with pytest.raises(PermissionError):
+        fs.remove("/etc/passwd")
+    with pytest.raises(PermissionError):
+        fs.mkdir("/etc/newdir")
+    with pytest.raises(PermissionError):
+        fs.rename("/file.txt", "/etc/stolen")
+
+
+def test_symlink_inside_root_allowed(fs):
+    assert fs.open_read("/ok_link").read() == b"deep"
+    assert stat.S_ISREG(fs.stat("/ok_link").st_mode)
+    assert sorted(fs.listdir("/sub_link")) == ["deep.txt"]
+    assert fs.open_read("/sub_link/deep.txt").read() == b"deep"
+
+
+def test_lstat_and_remove_act_on_the_outside_link(fs, tree):
+    st = fs.lstat("/etc")
+    assert stat.S_ISLNK(st.st_mode)
+    assert stat.S_ISLNK(fs.lstat("/rel_secret").st_mode)
+    fs.remove("/rel_secret")
+    assert not os.path.lexists(tree[0] / "rel_secret")
+    assert (tree[1] / "secret").read_bytes() == b"secret"  # the target is untouched
+    fs.remove("/etc")
+    assert os.path.isdir("/etc")
+
+
+def test_rename_an_outside_link_moves_the_link(fs, tree):
+    fs.rename("/rel_secret", "/sub/moved_link")
+    assert os.path.islink(tree[0] / "sub" / "moved_link")
+    assert (tree[1] / "secret").read_bytes() == b"secret"
+
+
+def test_readlink_never_reveals_the_real_root(fs, tree):
+    assert fs.readlink("/ok_link") == "sub/deep.txt"
+    assert fs.readlink("/sub_link") == "/sub"  # an absolute link inside: shown virtual
+    assert str(tree[0]) not in fs.readlink("/sub_link")
+    os.symlink(str(tree[0]), tree[0] / "to_root")
+    os.symlink(str(tree[0] / ".hidden"), tree[0] / "to_hidden")
+    assert fs.readlink("/to_root") == "/"
+    assert fs.readlink("/to_hidden") == "/.hidden"
+    assert fs.readlink("/etc") == "/etc"  # outside: the link's own text, nothing added
+
+
+def test_dangling_link(fs):
+    assert stat.S_ISLNK(fs.lstat("/dangling").st_mode)
+    with pytest.raises(FileNotFoundError):
+        fs.stat("/dangling")
+
+
+def test_symlink_creation(fs, tree):
+    fs.symlink("/sub/deep.txt", "/newlink")
+    assert fs.open_read("/newlink").read() == b"deep"
+    assert fs.readlink("/newlink") == "/sub/deep.txt"
+    with pytest.raises(PermissionError):
+        fs.symlink("/etc", "/link_to_link_out")
+    with pytest.raises(FileExistsError):
+        fs.symlink("/sub", "/file.txt")
+
+
+def test_open_read_directory(fs):
+    with pytest.raises(IsADirectoryError):
+        fs.open_read("/sub")
+
+
+def test_remove_directory_refused(fs):
+    with pytest.raises(IsADirectoryError):
+        fs.remove("/sub")
+
+
+def test_remove_a_link_to_a_directory(fs, tree):
+    fs.remove("/sub_link")
+    assert (tree[0] / "sub" / "deep.txt").exists()
+
+
+def test_non_utf8_file_name(fs, tree):
+    raw = os.fsencode(str(tree[0])) + b"/caf\xe9"
+    with open(raw, "wb") as f:
+        f.write(b"latin-1")
+    name = "caf\udce9"
+    assert name in fs.listdir("/")
+    assert fs.stat("/" + name).st_size == 7
+    assert fs.open_read("/" + name).read() == b"latin-1"
+    with fs.open_write("/" + name, append=True) as f:
+        f.write(b"!")
+    fs.rename("/" + name, "/sub/" + name)
+    assert os.path.exists(os.fsencode(str(tree[0])) + b"/sub/caf\xe9")
+    fs.remove("/sub/" + name)
+    assert name not in fs.listdir("/sub")
+
+
+def test_non_utf8_name_through_a_session(fs, tree):
+    """The bytes on the control connection reach the same bytes on disk."""
+    from ftpd.auth.base import Account
+    from ftpd.core import actions as A
+    from ftpd.core.replies import Reply
+    from ftpd.core.session import Session, SessionConfig
+
+    with open(os.fsencode(str(tree[0])) + b"/na\xefve", "wb") as f:
+        f.write(b"12345")
+    s = Session(SessionConfig(fs_factory=lambda acc: fs), ("127.0.0.1", 1), ("127.0.0.1", 21))
+    s.start()
+    out = s.receive(b"USER alice\r\nPASS pw\r\n")
+    auth = [x for x in out if isinstance(x, A.Authenticate)]
+    assert auth
+    s.auth_result(Account("alice", str(tree[0]), "elradfmwMT"))
+    s.receive(b"TYPE I\r\n")
+    replies = [x for x in s.receive(b"SIZE na\xefve\r\n") if isinstance(x, Reply)]
+    assert replies[0].encode() == b"213 5\r\n"
+    replies = [x for x in s.receive(b"DELE na\xefve\r\n") if isinstance(x, Reply)]
+    assert replies[0].code == 250
+    assert not os.path.exists(os.fsencode(str(tree[0])) + b"/na\xefve")
+    replies = [x for x in s.receive(b"SIZE /etc/passwd\r\n") if isinstance(x, Reply)]
+    assert replies[0].code == 550
+    replies = [x for x in s.receive(b"CWD /etc\r\n") if isinstance(x, Reply)]
+    assert replies[0].code == 550
