@@ -40,11 +40,14 @@ def build_authorizer(settings: Settings) -> Authorizer:
         parts.append(SingleUserAuthorizer(settings.username, settings.password, root))
     if settings.users:
         from ftpd.auth.users import UsersFileAuthorizer, UsersFileError
+        from ftpd.config import ConfigError
 
         try:
             parts.append(UsersFileAuthorizer(settings.users))
-        except (OSError, UsersFileError) as exc:
-            raise StartupError(f"--users: {exc}") from None
+        except UsersFileError as exc:
+            raise ConfigError(f"--users: {exc}") from None
+        except OSError as exc:
+            raise StartupError(f"--users {settings.users}: {exc.strerror}") from None
     if not settings.no_anonymous:
         parts.append(AnonymousAuthorizer(root, writable=settings.write))
     return ChainAuthorizer(*parts)

@@ -186,8 +186,11 @@ class Inherited:
 
 
 def run(argv: list[str]) -> int:
+    import os
+
     from ftpd.launch.inetd import LaunchError
 
+    cwd = os.getcwd()
     try:
         inherited = Inherited(argv)
     except LaunchError as exc:
@@ -199,7 +202,7 @@ def run(argv: list[str]) -> int:
             return raw
         from ftpd.config import resolve
 
-        settings = resolve(raw)
+        settings = resolve(raw, cwd)
         if settings.daemon and inherited.mode is not None:
             raise ConfigError("--daemon cannot be used under inetd or socket activation: "
                               "the launcher manages the process")
@@ -213,11 +216,11 @@ def run(argv: list[str]) -> int:
             launch = launchd_context(settings.launchd_socket)
     except (ConfigError, LaunchError) as exc:
         return inherited.report(f"error: {exc}", 2)
-    return serve(settings, raw, launch, inherited, tls)
+    return serve(settings, raw, launch, inherited, tls, cwd)
 
 
 def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
-          tls: Any = None) -> int:
+          tls: Any = None, cwd: str = "/") -> int:
     from ftpd import app
     from ftpd import log as ftpd_log
     from ftpd.launch.daemon import PrivilegeError
@@ -252,8 +255,10 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         return inherited.report(str(exc), 1)
     except OSError as exc:
         return inherited.report(exc.strerror or str(exc), 1)
-    server.on_reload = lambda: reload(server, raw, settings, handler)
+    server.on_reload = lambda: reload(server, raw, settings, handler, cwd)
     log = logging.getLogger("ftpd")
+    if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
+        log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
     for host, port in server.addresses:
         log.info("listening on %s port %d (%s)", host, port, launch.mode)
     try:
@@ -264,16 +269,18 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
     return 0
 
 
-def reload(server: Any, raw: dict[str, Any], old: Any, handler: Any) -> None:
+def reload(server: Any, raw: dict[str, Any], old: Any, handler: Any, cwd: str) -> None:
     """SIGHUP: re-read the config and users file; sessions keep their rights."""
     from ftpd import app
     from ftpd import log as ftpd_log
     from ftpd.config import resolve
 
-    settings = resolve(raw)  # ConfigError: logged by the server, old config stays
+    settings = resolve(raw, cwd)  # ConfigError: logged by the server, old config stays
     authorizer = app.build_authorizer(settings)
-    if settings.listen != old.listen:
-        logging.getLogger("ftpd").warning("listen addresses changed: restart to apply")
+    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon"):
+        if settings[name] != old[name]:
+            logging.getLogger("ftpd").warning("%s changed: restart to apply",
+                                              name.replace("_", "-"))
     app.apply(server, settings, authorizer)
     ftpd_log.reopen(handler)
     logging.getLogger("ftpd").info("configuration reloaded")

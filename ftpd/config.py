@@ -168,7 +168,7 @@ SETTINGS: list[Setting] = [
       metavar="USER[:GROUP]", section="Launching"),
     S("tls-cert", _str, None, "Certificate chain (PEM) for FTPS.", metavar="FILE",
       section="TLS"),
-    S("tls-key", _str, None, "Private key (PEM) for FTPS (default: in --tls-cert).",
+    S("tls-key", _str, None, "Private key (PEM) for FTPS (default: the certificate file).",
       metavar="FILE", section="TLS"),
     S("tls", _choice("off", "explicit", "required"), None, "FTPS mode: off, explicit (AUTH "
       "TLS offered) or required (non-anonymous logins and their data must be protected); "
@@ -256,16 +256,35 @@ def _modules(value: Any, where: str) -> list[str]:
 EXTRA_KEYS: dict[str, Callable[[Any, str], Any]] = {"modules": _modules}
 
 
-def resolve(cli: dict[str, Any]) -> Settings:
+PATH_SETTINGS = ("root", "users", "xferlog", "tls_cert", "tls_key", "pidfile", "config")
+LOG_DESTINATIONS = ("auto", "stderr", "syslog", "journal")
+
+
+def _absolute(settings: Settings, cwd: str) -> None:
+    """Relative paths are relative to where ftpd was started, not to where it is now:
+    a daemon runs in /, and a SIGHUP reload must find the same files."""
+    if settings.root is None:
+        settings["root"] = cwd
+    for name in PATH_SETTINGS:
+        value = settings.get(name)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            settings[name] = os.path.join(cwd, value)
+    if settings.log not in LOG_DESTINATIONS and not os.path.isabs(settings.log):
+        settings["log"] = os.path.join(cwd, settings.log)
+
+
+def resolve(cli: dict[str, Any], cwd: str | None = None) -> Settings:
     """Merge defaults, the config file and the command line (which wins).
 
     *cli* maps attribute names to raw command-line values, None (or an empty tuple)
-    where the option was not given."""
+    where the option was not given. Relative paths are taken from *cwd* (default: the
+    current directory)."""
+    cwd = cwd or os.getcwd()
     settings = Settings({key(s.name): s.default for s in SETTINGS})
     settings["modules"] = []
     config_path = cli.get("config")
     if config_path:
-        settings.update(load_file(config_path))
+        settings.update(load_file(os.path.join(cwd, config_path)))
     for s in SETTINGS:
         raw = cli.get(key(s.name))
         if raw is None or (s.multiple and not raw) or (s.flag and raw is False):
@@ -273,6 +292,7 @@ def resolve(cli: dict[str, Any]) -> Settings:
                 settings[key(s.name)] = _parse(s, os.environ[s.env], s.env)
             continue
         settings[key(s.name)] = _parse(s, list(raw) if s.multiple else raw, f"--{s.name}")
+    _absolute(settings, cwd)
     check(settings)
     return settings
 

@@ -47,6 +47,16 @@ def drop_privileges(run_as: str) -> None:
         raise PrivilegeError(f"--run-as {run_as}: could not drop root")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def detach(keep_fds: list[int], pidfile: str | None) -> Any:
     """Become a daemon (python-daemon), keeping our sockets; returns the open context."""
     import daemon
@@ -56,6 +66,11 @@ def detach(keep_fds: list[int], pidfile: str | None) -> Any:
         from daemon.pidfile import TimeoutPIDLockFile
 
         lock = TimeoutPIDLockFile(os.path.abspath(pidfile), acquire_timeout=0)
+        holder = lock.read_pid() if lock.is_locked() else None
+        if holder is not None and _alive(holder):
+            raise PrivilegeError(f"--pidfile {pidfile}: held by running process {holder}")
+        if holder is not None:
+            lock.break_lock()  # stale: its process is gone
     context = daemon.DaemonContext(files_preserve=keep_fds, pidfile=lock, signal_map={},
                                    working_directory="/", umask=os.umask(0o022))
     context.open()
