@@ -1,0 +1,332 @@
+"""Helpers for the launch tests: the installed ``ftpd`` entry point, free ports, bounded
+waits, a raw FTP control client that keeps every byte it received, processes found by
+a marker in their command line, and an sd_notify listener.
+
+Every wait has a deadline; nothing retries a test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+DEADLINE = 10.0  # seconds: the longest any single wait in these tests may take
+REPLY_LINE = re.compile(rb"^\d{3}[ -]")
+
+
+def ftpd_exe() -> str:
+    """The ``ftpd`` console script of the environment running the tests."""
+    beside = Path(sys.executable).parent / "ftpd"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ftpd")
+    assert found, "the ftpd entry point is not installed in this environment"
+    return found
+
+
+def family_of(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago on *host*."""
+    with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def has_ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE,
+               interval: float = 0.02) -> None:
+    """Poll *predicate* until true; AssertionError naming *what* at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _listening_ports() -> set[int]:
+    """Ports in LISTEN state (from /proc/net/tcp and tcp6): looking never connects."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A":  # TCP_LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            continue
+    return ports
+
+
+def wait_listening(port: int, proc: subprocess.Popen | None = None,
+                   timeout: float = DEADLINE) -> None:
+    """Wait until something listens on *port*, without connecting (a connection would
+    activate a launcher's service)."""
+    def ready() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{proc.args!r} exited with {proc.returncode}")
+        return port in _listening_ports()
+
+    wait_until(ready, f"a listener on port {port}", timeout)
+
+
+# -- processes -------------------------------------------------------------------------
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int | None:
+    """Signal, wait (bounded), SIGKILL if needed; returns the exit status."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+            proc.wait(DEADLINE)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(DEADLINE)
+    return proc.returncode
+
+
+def pids_with(marker: str) -> list[int]:
+    """Pids of live (not zombie) processes whose command line contains *marker*."""
+    found = []
+    encoded = marker.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if encoded in cmdline and state != b"Z":
+            found.append(int(entry))
+    return sorted(found)
+
+
+def wait_for_one(find: Callable[[], list[int]], what: str,
+                 timeout: float = DEADLINE) -> int:
+    """Wait until *find* returns exactly one pid; return it."""
+    found: list[int] = []
+
+    def exactly_one() -> bool:
+        found[:] = find()
+        return len(found) == 1
+
+    wait_until(exactly_one, f"exactly one {what} (found {found})", timeout)
+    return found[0]
+
+
+def kill_pids(pids: Iterable[int]) -> None:
+    """SIGKILL each pid (processes we started, found by their marker)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def proc_status(pid: int, field: str) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def wait_exit(proc: subprocess.Popen, timeout: float = DEADLINE) -> int:
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{proc.args!r} still running after {timeout}s") from None
+
+
+def wait_pid_gone(pid: int, timeout: float = DEADLINE) -> None:
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except OSError:
+            return True
+
+    wait_until(gone, f"pid {pid} to exit", timeout)
+
+
+# -- a raw control connection ------------------------------------------------------------
+class Control:
+    """A control connection that parses replies and keeps every byte received."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.settimeout(DEADLINE)
+        self.raw = b""
+        self._buf = b""
+
+    @classmethod
+    def connect(cls, host: str, port: int) -> Control:
+        return cls(socket.create_connection((host, port), timeout=DEADLINE))
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self._buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError(f"connection closed; pending {self._buf!r}")
+            self.raw += data
+            self._buf += data
+        line, self._buf = self._buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self) -> tuple[int, str]:
+        """One reply (multi-line ones joined with newlines): (code, text)."""
+        first = self._line()
+        assert REPLY_LINE.match(first), f"not an FTP reply: {first!r}"
+        code = int(first[:3])
+        lines = [first[4:]]
+        if first[3:4] == b"-":
+            while True:
+                line = self._line()
+                if line[:3] == first[:3] and line[3:4] == b" ":
+                    lines.append(line[4:])
+                    break
+                lines.append(line)
+        return code, b"\n".join(lines).decode("utf-8", "replace")
+
+    def send(self, command: str) -> None:
+        self.sock.sendall(command.encode("utf-8") + b"\r\n")
+
+    def cmd(self, command: str) -> tuple[int, str]:
+        self.send(command)
+        return self.reply()
+
+    def expect(self, command: str, code: int) -> str:
+        got, text = self.cmd(command)
+        assert got == code, f"{command!r}: expected {code}, got {got} {text!r}"
+        return text
+
+    def login(self, user: str = "anonymous", password: str = "guest@example.com") -> None:
+        code, text = self.cmd(f"USER {user}")
+        if code == 331:
+            code, text = self.cmd(f"PASS {password}")
+        assert code == 230, f"login as {user}: {code} {text!r}"
+
+    def epsv(self) -> socket.socket:
+        text = self.expect("EPSV", 229)
+        port = int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))
+        host = self.sock.getpeername()[0]
+        return socket.create_connection((host, port), timeout=DEADLINE)
+
+    def read_to_eof(self, timeout: float = DEADLINE) -> bytes:
+        """Everything until the server closes (bounded)."""
+        self.sock.settimeout(timeout)
+        rest = self._buf
+        self._buf = b""
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return rest
+            self.raw += data
+            rest += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def assert_all_replies(raw: bytes) -> None:
+    """Every byte received is an RFC 959 reply: a line ``DDD `` / ``DDD-`` or a line of a
+    multi-line reply, each ended by CRLF."""
+    assert raw.endswith(b"\r\n"), f"trailing bytes that are not a reply line: {raw[-80:]!r}"
+    multi: bytes | None = None
+    for line in raw[:-2].split(b"\r\n"):
+        if multi is not None:
+            if line.startswith(multi + b" "):
+                multi = None
+            continue
+        assert REPLY_LINE.match(line), f"not an FTP reply line: {line!r} in {raw!r}"
+        if line[3:4] == b"-":
+            multi = line[:3]
+    assert multi is None, f"unterminated multi-line reply in {raw!r}"
+
+
+# -- sd_notify ------------------------------------------------------------------------
+class NotifySocket:
+    """An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path | None = None, abstract: str | None = None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract is not None:
+            self.sock.bind("\0" + abstract)
+            self.address = "@" + abstract
+        else:
+            assert path is not None
+            self.sock.bind(str(path))
+            self.address = str(path)
+        self.messages: list[str] = []
+
+    def _pump(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return
+        self.messages.extend(data.decode("utf-8", "replace").split("\n"))
+
+    def wait_for(self, predicate: Callable[[str], bool], what: str,
+                 timeout: float = DEADLINE, since: int = 0) -> int:
+        """The index of the first message from *since* on (seen so far or arriving before
+        the deadline) that matches."""
+        end = time.monotonic() + timeout
+        seen = since
+        while True:
+            for index in range(seen, len(self.messages)):
+                if predicate(self.messages[index]):
+                    return index
+            seen = max(seen, len(self.messages))
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no sd_notify {what} in {self.messages!r}")
+            self._pump(min(left, 0.2))
+
+    def collect(self, seconds: float) -> list[str]:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._pump(min(left, 0.1))
+        return self.messages
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def status_sessions(message: str) -> int | None:
+    """The session count in an sd_notify ``STATUS=`` message, else None."""
+    match = re.fullmatch(r"STATUS=\D*(\d+)\b.*", message)
+    return int(match.group(1)) if match else None
+
+
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text("utf-8", "replace")
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,234 @@
+"""inetd no-wait (-I) and wait (-W) with the socket handed over on fds 0-2 exactly as
+inetd does it, and the error paths: a wrong flag, a bad option, a missing socket."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import connected_pair
+from lhelpers import DEADLINE, Control, assert_all_replies, wait_exit
+
+LOG_FTP_BUG = ("ftpd/cli.py syslog_error(): syslog.LOG_FTP does not exist in Python 3.11's "
+               "syslog module, so every error report in -I/-W/socket-activation modes dies "
+               "with AttributeError (exit 1, no 421, nothing logged)")
+
+
+def test_nowait_serves_one_session_and_exits_0(ftpd, served, inetd_spawn):
+    client, server_side = connected_pair()
+    proc = inetd_spawn([ftpd, "-I", "-r", str(served)], server_side)
+    ctl = Control(client)
+    assert ctl.reply()[0] == 220
+    ctl.login()
+    data = ctl.epsv()
+    ctl.expect("RETR README.txt", 150)
+    body = b""
+    while chunk := data.recv(65536):
+        body += chunk
+    data.close()
+    assert ctl.reply()[0] == 226
+    assert body == (served / "README.txt").read_bytes()
+    ctl.expect("QUIT", 221)
+    assert ctl.read_to_eof() == b""
+    assert wait_exit(proc) == 0
+
+
+def test_nowait_exits_0_when_the_client_just_goes_away(ftpd, served, inetd_spawn):
+    client, server_side = connected_pair()
+    proc = inetd_spawn([ftpd, "-I", "-r", str(served)], server_side)
+    ctl = Control(client)
+    assert ctl.reply()[0] == 220
+    ctl.login()
+    client.close()
+    assert wait_exit(proc) == 0
+
+
+def test_nowait_every_byte_is_an_ftp_reply_even_verbose_and_after_errors(
+        ftpd, served, inetd_spawn):
+    """-v logs every command; none of it may reach the client, whose socket is fds 0-2."""
+    client, server_side = connected_pair()
+    proc = inetd_spawn([ftpd, "-I", "-v", "-r", str(served), "--failed-login-delay", "0"],
+                       server_side)
+    ctl = Control(client)
+    commands = ["FOO bar", "RETR", "USER anonymous", "PASS guest@", "HELP", "FEAT",
+                "CWD /does/not/exist", "RETR nothing-here", "SIZE README.txt", "STAT",
+                "NOOP", "\x01\x02 binary junk", "PWD", "SYST"]
+    for command in commands:
+        ctl.send(command)
+    ctl.send("QUIT")
+    raw = ctl.read_to_eof()
+    assert_all_replies(raw)
+    codes = [int(line[:3]) for line in raw.split(b"\r\n") if line[:3].isdigit()
+             and line[3:4] == b" "]
+    assert codes[0] == 220 and codes[-1] == 221
+    assert 500 in codes and 550 in codes, raw
+    assert b"Traceback" not in raw and b"DEBUG" not in raw and b"INFO" not in raw
+    assert wait_exit(proc) == 0
+
+
+def test_nowait_logs_go_to_syslog_not_to_the_client(ftpd, served, inetd_spawn, syslog):
+    client, server_side = connected_pair()
+    proc = inetd_spawn([*syslog.prefix, ftpd, "-I", "-v", "-r", str(served)], server_side)
+    ctl = Control(client)
+    assert ctl.reply()[0] == 220
+    ctl.login()
+    ctl.expect("FOO", 500)
+    ctl.expect("QUIT", 221)
+    assert ctl.read_to_eof() == b""
+    assert_all_replies(ctl.raw)
+    assert wait_exit(proc) == 0
+    lines = syslog.read()
+    assert any("USER anonymous" in line for line in lines), lines
+    assert all(line.startswith("<") for line in lines), lines  # syslog framing: <PRI>
+
+
+def test_wait_mode_accepts_several_clients_then_exits_0_when_idle(ftpd, served, procs):
+    """-W: fd 0 is the listening socket; one process serves every client (two at once
+    here), then exits 0 once --idle-timeout passes with no client."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        proc = procs.start([ftpd, "-W", "-t", "1", "-r", str(served)], stdin=listener.fileno(),
+                           stdout=listener.fileno(), stderr=listener.fileno())
+    finally:
+        listener.close()
+    first, second = Control.connect("127.0.0.1", port), Control.connect("127.0.0.1", port)
+    for ctl in (first, second):
+        assert ctl.reply()[0] == 220
+        ctl.login()
+    first.expect("PWD", 257)
+    second.expect("PWD", 257)
+    for ctl in (first, second):
+        ctl.expect("QUIT", 221)
+        ctl.close()
+    third = Control.connect("127.0.0.1", port)
+    assert third.reply()[0] == 220
+    third.expect("QUIT", 221)
+    third.close()
+    assert proc.poll() is None, "one process serves every client of the wait socket"
+    last = time.monotonic()
+    assert wait_exit(proc, 1 + DEADLINE) == 0
+    assert time.monotonic() - last >= 0.9, "exited before --idle-timeout passed"
+
+
+def test_wait_mode_without_idle_timeout_keeps_serving(ftpd, served, procs):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        proc = procs.start([ftpd, "-W", "-r", str(served)], stdin=listener.fileno(),
+                           stdout=listener.fileno(), stderr=listener.fileno())
+    finally:
+        listener.close()
+    ctl = Control.connect("127.0.0.1", port)
+    assert ctl.reply()[0] == 220
+    ctl.expect("QUIT", 221)
+    ctl.close()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(1.5)
+
+
+# -- error paths ------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG + "; and cli.Inherited.report() calls "
+                   "inetd.refuse(sock, wait=True) for -W whatever the socket is, so on a "
+                   "connected socket accept() fails and the client gets no 421 (after a 2 s "
+                   "timeout). Fix: refuse(sock, wait=inetd.is_listening(sock))")
+def test_wait_flag_on_a_connected_socket_is_a_clear_error(ftpd, served, inetd_spawn):
+    client, server_side = connected_pair()
+    start = time.monotonic()
+    proc = inetd_spawn([ftpd, "-W", "-r", str(served)], server_side)
+    ctl = Control(client)
+    assert ctl.read_to_eof() == b"421 Service not available\r\n"
+    assert wait_exit(proc) == 2
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
+def test_wrong_flag_is_logged_to_syslog_in_one_line(ftpd, served, inetd_spawn, syslog):
+    client, server_side = connected_pair()
+    proc = inetd_spawn([*syslog.prefix, ftpd, "-W", "-r", str(served)], server_side)
+    client.settimeout(DEADLINE)
+    assert wait_exit(proc) == 2
+    client.close()
+    lines = [line for line in syslog.read() if "ftpd" in line]
+    assert len(lines) == 1, lines
+    assert "-W" in lines[0] and "connected" in lines[0], lines
+
+
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
+def test_nowait_flag_on_a_listening_socket_is_a_clear_error(ftpd, served, procs, syslog):
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        start = time.monotonic()
+        proc = procs.start([*syslog.prefix, ftpd, "-I", "-r", str(served)],
+                           stdin=listener.fileno(), stdout=listener.fileno(),
+                           stderr=listener.fileno())
+    finally:
+        listener.close()
+    assert wait_exit(proc) == 2
+    assert time.monotonic() - start < 3.0, "no hang on a listening socket"
+    lines = [line for line in syslog.read() if "ftpd" in line]
+    assert len(lines) == 1, lines
+    assert "-I" in lines[0] and "listening" in lines[0], lines
+
+
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG + "; and inetd.adopt_stdin() points fds "
+                   "0-2 at /dev/null before raising 'fd 0 is not a socket', so someone who "
+                   "runs `ftpd -I` from a shell sees nothing. Fix: when fd 0 is not a socket, "
+                   "leave fds 1-2 alone and print the one line to stderr")
+def test_nowait_without_a_socket_says_so_on_stderr(ftpd, served, procs):
+    proc = procs.start([ftpd, "-I", "-r", str(served)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 2
+    assert out == b""
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and "socket" in lines[0], err
+
+
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
+@pytest.mark.parametrize("args, status", [
+    (["--no-such-option"], 2),
+    (["--timeout", "soon"], 2),
+    (["-d"], 2),
+    (["--daemon", "--pidfile", "/tmp/ftpd-never.pid"], 2),
+    (["--username", "bob"], 2),  # no password
+    (["-r", "/nonexistent/ftpd-root"], 1),  # a runtime error, not a usage error
+], ids=["unknown-option", "bad-value", "daemon", "daemon-pidfile", "user-no-password",
+        "missing-root"])
+def test_errors_under_nowait_give_the_client_421(ftpd, served, inetd_spawn, args, status):
+    client, server_side = connected_pair()
+    argv = [ftpd, "-I", "-r", str(served), *args] if "-r" not in args else [ftpd, "-I", *args]
+    proc = inetd_spawn(argv, server_side)
+    assert Control(client).read_to_eof() == b"421 Service not available\r\n"
+    assert wait_exit(proc) == status
+
+
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
+@pytest.mark.parametrize("args, named", [(["--timeout", "soon"], "--timeout"),
+                                         (["-d"], "--daemon")], ids=["bad-value", "daemon"])
+def test_config_error_under_nowait_goes_to_syslog_in_one_line(ftpd, served, inetd_spawn,
+                                                               syslog, args, named):
+    client, server_side = connected_pair()
+    proc = inetd_spawn([*syslog.prefix, ftpd, "-I", "-r", str(served), *args], server_side)
+    assert Control(client).read_to_eof() == b"421 Service not available\r\n"
+    assert wait_exit(proc) == 2
+    lines = [line for line in syslog.read() if "ftpd" in line]
+    assert len(lines) == 1 and named in lines[0], lines
+
+
+@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
+@pytest.mark.parametrize("args", [["--max-connections", "none"], ["-d"]],
+                         ids=["bad-value", "daemon"])
+def test_config_error_under_wait_gives_the_waiting_client_421(ftpd, served, procs, args):
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = Control.connect(*listener.getsockname()[:2])  # queued: inetd saw it arrive
+    try:
+        proc = procs.start([ftpd, "-W", "-r", str(served), *args],
+                           stdin=listener.fileno(), stdout=listener.fileno(),
+                           stderr=listener.fileno())
+    finally:
+        listener.close()
+    assert client.read_to_eof() == b"421 Service not available\r\n"
+    assert wait_exit(proc) == 2
