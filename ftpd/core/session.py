@@ -359,7 +359,11 @@ class Session:
         finally:
             self._current = outer
         chain = cmd.err if cmd.failed else cmd.ok
-        reply = chain.to_reply()
+        try:
+            reply = chain.to_reply()
+        except ValueError:  # a module added a code outside 100-599
+            log.error("[%s] %s produced a malformed reply", self.session_id, cmd.verb)
+            reply = Reply.of(451, f"Internal error: {cmd.verb} produced a malformed reply.")
         if reply is None:
             log.error("[%s] %s produced no reply", self.session_id, cmd.verb)
             reply = Reply.of(451, f"Internal error: {cmd.verb} produced no reply.")

@@ -181,3 +181,17 @@ def test_non_utf8_argument_is_kept_byte_for_byte(alice, memfs):
     assert alice.downloads[-1].count(b"caf\xe9\r\n") == 1
     r = alice.send(b"MLST caf\xe9")
     assert r[0].encode().count(b"caf\xe9") == 2  # in "Listing ..." and in the fact line
+
+
+def test_module_reply_code_out_of_range_is_451_not_a_crash(make):
+    from ftpd.core.session import _default_table
+
+    table = _default_table().copy()
+
+    @table.command("XBAD", arg=NO_ARG, login=False)
+    def xbad(session, cmd):
+        cmd.add(999, "not a reply code")
+
+    driver = make(table=table)
+    assert codes(driver.raw(b"XBAD\r\n")) == [451]
+    assert codes(driver.raw(b"NOOP\r\n")) == [200]

@@ -616,3 +616,13 @@ def test_abor_during_shutdown(alice):
     r = alice.send("ABOR")
     assert codes(r) == [426, 226, 421]
     assert isinstance(alice.log[-1], A.Close)
+
+
+def test_rest_given_in_type_i_is_refused_after_switching_to_type_a(alice):
+    from core_driver import codes
+
+    alice.send("TYPE I")
+    alice.send("REST 5")
+    alice.send("TYPE A")
+    alice.send("PASV")
+    assert codes(alice.send("RETR hello.txt"))[-1] == 501

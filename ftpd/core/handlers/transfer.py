@@ -181,6 +181,8 @@ def _check_data_protection(s: Session) -> None:
 
 def _take_rest(s: Session) -> int:
     offset, s.rest = s.rest, 0
+    if offset and s.type == "A":  # REST given in TYPE I, then TYPE A
+        raise FTPError(501, "REST with a non-zero offset is not allowed in ASCII mode.")
     return offset
 
 
