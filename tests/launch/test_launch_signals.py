@@ -241,9 +241,15 @@ def test_sighup_with_a_broken_users_file_keeps_the_old_users(procs, tmp_path, se
     users = tmp_path / "users.toml"
     write_users(users, "secret", served)
     server = Standalone(procs, tmp_path, served, "--users", str(users), "-n")
+    before = read_log(server.log)
     users.write_text("[alice]\npassword = 'plain text is refused'\n")
     server.signal(signal.SIGHUP)
-    server.wait_logged("keeping the old configuration")
+    wait_until(lambda: str(users) in read_log(server.log)[len(before):],
+               "a log line naming the broken users file")
+    time.sleep(0.2)
+    added = read_log(server.log)[len(before):].splitlines()
+    assert len([line for line in added if str(users) in line]) == 1, added
+    assert not any("configuration reloaded" in line for line in added), added
     server.control(user="alice", password="secret").close()
     assert server.proc.poll() is None
 

@@ -5,6 +5,7 @@ turned into the equivalent systemd-socket-activate command line."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -72,9 +73,12 @@ def listen_address(value: str, port: int) -> str:
 class Activation:
     """systemd-socket-activate running a command; its stderr (a file) says what it did."""
 
+    numbers = itertools.count()
+
     def __init__(self, procs, tmp_path: Path, listen: list[str], command: list[str],
-                 options: list[str] = (), env: dict[str, str] | None = None) -> None:
-        self.stderr_path = tmp_path / f"activate-{len(list(tmp_path.iterdir()))}.err"
+                 options: tuple[str, ...] | list[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.stderr_path = tmp_path / f"activate-{next(self.numbers)}.err"
         argv = [ACTIVATE, *[f"--listen={a}" for a in listen], *options]
         for name, value in (env or {}).items():
             argv.append(f"--setenv={name}={value}")
@@ -123,14 +127,15 @@ def contrib_command(unit: Path, ftpd: str, served: Path, *extra: str) -> list[st
 
 
 # -- the shipped units ---------------------------------------------------------------------
-def test_contrib_units_say_what_the_readme_says():
+def test_contrib_systemd_units():
     sock = parse_unit(CONTRIB / "systemd/ftpd.socket")
     service = parse_unit(CONTRIB / "systemd/ftpd.service")
     assert len(sock["Socket"]["ListenStream"]) == 2  # IPv4 and IPv6 at once
     assert sock["Socket"].get("Accept", ["no"]) == ["no"]
     assert service["Service"]["Type"] == ["notify"]
     assert "ExecReload" in service["Service"]
-    assert "-d" not in shlex.split(service["Service"]["ExecStart"][0])
+    exec_start = shlex.split(service["Service"]["ExecStart"][0])
+    assert not {"-d", "--daemon", "-l", "--listen", "-I", "-W"} & set(exec_start)
     accept = parse_unit(CONTRIB / "systemd/ftpd-accept.socket")
     instance = parse_unit(CONTRIB / "systemd/ftpd-accept@.service")
     assert accept["Socket"]["Accept"] == ["yes"]
@@ -140,6 +145,19 @@ def test_contrib_units_say_what_the_readme_says():
     for name in ("ftpd.service", "ftpd-accept@.service"):
         text = (CONTRIB / "systemd" / name).read_text()
         assert re.search(r"^ExecStart=\S*/ftpd\b", text, re.M), name
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_contrib_systemd_units_verify(tmp_path, ftpd):
+    """systemd's own checker on the four units (ftpd's path substituted)."""
+    names = ["ftpd.socket", "ftpd.service", "ftpd-accept.socket", "ftpd-accept@.service"]
+    for name in names:
+        text = (CONTRIB / "systemd" / name).read_text()
+        (tmp_path / name).write_text(text.replace("/usr/local/bin/ftpd", ftpd))
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                           *[str(tmp_path / name) for name in names]],
+                          capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done
 
 
 @pytest.fixture
