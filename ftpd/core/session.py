@@ -90,6 +90,7 @@ class Session:
         self.stats = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
         self.bad_commands = 0
         self.login_failures = 0
+        self.lines_received = 0  # the transport's idle clock counts whole lines only
         # TLS state (control protection, data protection level)
         self.tls_active = config.implicit_tls
         self.pbsz_set = config.implicit_tls
@@ -159,6 +160,7 @@ class Session:
         for line in self._framer.feed(data):
             if self.closed:
                 break
+            self.lines_received += 1
             self._on_line(line)
         return self._take()
 

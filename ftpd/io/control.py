@@ -92,8 +92,11 @@ class ControlConnection:
             self.process(self.session.connection_lost())
             self.close()
             return
-        self._last_activity = self.loop.time()
+        lines_before = self.session.lines_received
         self.process(self.session.receive(data))
+        if self.session.lines_received != lines_before:
+            # only whole commands count: a byte a second must not keep a session alive
+            self._last_activity = self.loop.time()
         if self.tls is not None and not self.closed and self.sock.pending():
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 
@@ -106,13 +109,13 @@ class ControlConnection:
     # -- carrying out the session's orders ------------------------------------------------
     def process(self, outputs: list[Any]) -> None:
         for item in outputs:
-            if self.closed:
-                return
-            if isinstance(item, Reply):
-                self.write(item.encode())
-            elif isinstance(item, A.Emit):
+            if isinstance(item, A.Emit):  # facts are reported even if the client is gone
                 self.flush()
                 self.server.bus.generate(item.name, item.data)
+            elif self.closed:
+                continue
+            elif isinstance(item, Reply):
+                self.write(item.encode())
             elif isinstance(item, A.StartTransfer):
                 self.flush()
                 self.data.start(item.transfer, self._transfer_done)

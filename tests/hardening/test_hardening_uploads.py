@@ -204,11 +204,6 @@ def test_atomic_upload_killed_mid_way_keeps_the_old_file(ftpd, events, tmp_path,
         assert _get(c, "NLST") == b"f.bin\r\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "io/control.py ControlConnection.process stops at `if self.closed: return`: when "
-    "writing the 426 fails because the client is gone, write() -> flush() -> close() "
-    "runs and the Emit actions after the reply (fs.upload INCOMPLETE, session.logout) "
-    "are never delivered to the bus"))
 @pytest.mark.parametrize("how", ["both-reset", "control-closed"])
 def test_upload_event_of_a_vanished_client_says_incomplete(ftpd, events, how):
     ev = events()

@@ -251,7 +251,7 @@ def stou(s: Session, cmd: Command) -> None:
         raise FTPError(501, "REST is not allowed with STOU.")
     import secrets
 
-    stem = basename(s.resolve(cmd.arg)) if cmd.arg.strip() else "ftpd"
+    stem = (basename(s.resolve(cmd.arg)) if cmd.arg.strip() else "") or "ftpd"
     for _ in range(20):
         vpath = join(s.cwd, f"{stem}.{secrets.token_hex(4)}")
         if not exists(s.fs, vpath):
