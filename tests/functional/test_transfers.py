@@ -347,3 +347,73 @@ def test_sigterm_drains_sessions(ftpd_server):
         assert server.proc.wait(DEADLINE) == 0
     except subprocess.TimeoutExpired:
         pytest.fail("ftpd did not exit after the last session")
+
+
+def test_quit_during_upload_waits_for_the_transfer(ftpd_server, payload):
+    server = ftpd_server()
+    with RawControl(server.host, server.port) as c:
+        c.login()
+        c.cmd("TYPE I")
+        host, port = c.pasv()
+        data = socket.create_connection((host, port), timeout=DEADLINE)
+        assert c.cmd("STOR q.bin")[0] == 150
+        data.sendall(payload[:100_000])
+        c.send(b"QUIT\r\n")
+        data.sendall(payload[100_000:])
+        data.close()
+        assert c.reply()[0] == 226
+        assert c.reply()[0] == 221
+        assert c.wait_closed()
+    assert sha256(server.root / "q.bin") == sha256(payload)
+
+
+def test_control_lost_during_upload_keeps_what_arrived(ftpd_server, payload):
+    server = ftpd_server()
+    c = RawControl(server.host, server.port)
+    c.login()
+    c.cmd("TYPE I")
+    host, port = c.pasv()
+    data = socket.create_connection((host, port), timeout=DEADLINE)
+    assert c.cmd("STOR lost.bin")[0] == 150
+    data.sendall(payload[:300_000])
+    c.close()  # the client vanishes: the server drops the data connection too
+    with data:
+        data.settimeout(DEADLINE)
+        try:
+            wait_until(lambda: data.recv(1) == b"", "the data connection to be dropped")
+        except ConnectionResetError:
+            pass
+    part = (server.root / "lost.bin").read_bytes()
+    assert payload.startswith(part)
+    ftp = server.ftp()  # and the server goes on; the upload can be resumed
+    ftp.storbinary("APPE lost.bin", io.BytesIO(payload[len(part):]))
+    assert sha256(server.root / "lost.bin") == sha256(payload)
+    ftp.quit()
+
+
+def test_data_connection_sequences(ftpd_server):
+    server = ftpd_server()
+    (server.root / "s.txt").write_bytes(b"seq")
+    with RawControl(server.host, server.port) as c:
+        c.login()
+        assert c.cmd("RETR s.txt")[0] == 425  # no PORT/PASV yet
+        c.pasv()
+        host, port = c.pasv()  # a second PASV replaces the first
+        with socket.create_connection((host, port), timeout=DEADLINE) as data:
+            assert c.cmd("RETR s.txt")[0] == 150
+            assert data.recv(100) == b"seq"
+        assert c.reply()[0] == 226
+        assert c.cmd("RETR s.txt")[0] == 425  # each transfer needs a new PORT/PASV
+        # PASV, connect, then PORT: the active address wins
+        host, port = c.pasv()
+        stray = socket.create_connection((host, port), timeout=DEADLINE)
+        with socket.create_server(("127.0.0.1", 0)) as listener, stray:
+            listener.settimeout(DEADLINE)
+            lport = listener.getsockname()[1]
+            assert c.cmd(f"PORT 127,0,0,1,{lport >> 8},{lport & 0xFF}")[0] == 200
+            assert c.cmd("RETR s.txt")[0] == 150
+            conn, _ = listener.accept()
+            with conn:
+                assert conn.recv(100) == b"seq"
+        assert c.reply()[0] == 226
+        assert c.cmd("NOOP")[0] == 200
