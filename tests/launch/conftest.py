@@ -71,16 +71,6 @@ def ftpd() -> str:
     return ftpd_exe()
 
 
-def connected_pair() -> tuple[socket.socket, socket.socket]:
-    """(client, server side) of a real TCP connection on 127.0.0.1: what inetd hands
-    a no-wait service is the server side."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = socket.create_connection(listener.getsockname(), timeout=DEADLINE)
-        server_side, _ = listener.accept()
-    client.settimeout(DEADLINE)
-    return client, server_side
-
-
 @pytest.fixture
 def inetd_spawn(procs: Processes) -> Callable[..., subprocess.Popen]:
     """``inetd_spawn(argv, sock)``: start *argv* with fds 0, 1 and 2 all *sock*, as inetd

@@ -93,6 +93,16 @@ def wait_listening(port: int, proc: subprocess.Popen | None = None,
     wait_until(ready, f"a listener on port {port}", timeout)
 
 
+def connected_pair() -> tuple[socket.socket, socket.socket]:
+    """(client, server side) of a real TCP connection on 127.0.0.1: what inetd hands
+    a no-wait service is the server side."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=DEADLINE)
+        server_side, _ = listener.accept()
+    client.settimeout(DEADLINE)
+    return client, server_side
+
+
 # -- processes -------------------------------------------------------------------------
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int | None:
     """Signal, wait (bounded), SIGKILL if needed; returns the exit status."""

@@ -8,8 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import connected_pair
-from lhelpers import DEADLINE, Control, assert_all_replies, wait_exit
+from lhelpers import DEADLINE, Control, assert_all_replies, connected_pair, wait_exit
 
 LOG_FTP_BUG = ("ftpd/cli.py syslog_error(): syslog.LOG_FTP does not exist in Python 3.11's "
                "syslog module, so every error report in -I/-W/socket-activation modes dies "
