@@ -233,3 +233,50 @@ def test_explicit_port_still_speaks_clear_next_to_implicit(ftpd, certs):
         assert ftp.sendcmd("NOOP").startswith("200")
     finally:
         quit_quietly(ftp)
+
+
+def test_tls12_session_id_resumption_without_tickets(ftpd, certs):
+    """A TLS 1.2 client that refuses tickets resumes by session ID from the control
+    connection's own cache; another session's ID is not in that cache."""
+    server = ftpd()
+    (server.root / "f.txt").write_bytes(b"abc\n")
+    ctx = client_context(certs.ca, ssl.TLSVersion.TLSv1_2)
+    ctx.options |= ssl.OP_NO_TICKET
+    a = tls_login(server.host, server.port, certs.ca, context=ctx)
+    b = tls_login(server.host, server.port, certs.ca, context=ctx)
+    try:
+        assert retr(a, "f.txt") == b"abc\n" and a.last_data_reused is True
+        assert not a.sock.session.has_ticket
+        a.data_session = b.sock.session
+        expect_refused(a, lambda: retr(a, "f.txt"))
+        a.data_session = None
+        assert retr(a, "f.txt") == b"abc\n"
+    finally:
+        quit_quietly(a)
+        quit_quietly(b)
+
+
+def test_concurrent_protected_sessions(ftpd, certs):
+    """Handshakes and transfers of several sessions at once, all on one event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = ftpd()
+    payload = os.urandom(4 * 1024 * 1024)
+    (server.root / "big.bin").write_bytes(payload)
+
+    def one(i: int) -> tuple[str, str]:
+        ftp = tls_login(server.host, server.port, certs.ca)
+        try:
+            got = retr(ftp, "big.bin")
+            upload = os.urandom(300_000) + bytes([i])
+            stor(ftp, f"u{i}.bin", upload)
+            assert ftp.last_data_reused is True
+            return sha256(got), sha256(upload)
+        finally:
+            quit_quietly(ftp)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(one, range(6)))
+    for i, (down, up) in enumerate(results):
+        assert down == sha256(payload)
+        assert sha256((server.root / f"u{i}.bin").read_bytes()) == up
