@@ -95,7 +95,7 @@ def start_ftpd(workdir: Path, *args: str, root: Path | None = None, host: str = 
         port = free_port(host)
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         argv = [sys.executable, "-m", "ftpd", "-l", listen, "-r", str(root), "-v",
-                "--failed-login-delay", "0"]
+                "--failed-login-delay", "0", "--shutdown-timeout", "5"]
         if user is not None:
             argv += ["-u", user[0], "-P", user[1]]
         argv += list(args)

@@ -134,3 +134,12 @@ def test_ipv6_epsv_and_eprt(ftpd_server6, payload, tmp_path):
     assert sha256(server.root / "back.bin") == sha256(payload)
     proc = curl("-g", server.url("/"))
     assert any(line.endswith(" back.bin") for line in proc.stdout.decode().splitlines())
+
+
+def test_ssl_attempt_falls_back_to_plain(server, payload, tmp_path):
+    """--ssl tries AUTH TLS/SSL first; a server without TLS refuses and the session goes on."""
+    out = tmp_path / "plain.bin"
+    proc = curl("--ssl", "-o", str(out), server.url("file.bin"))
+    commands = sent(proc)
+    assert commands[0] == "AUTH" and "RETR" in commands
+    assert sha256(out) == sha256(payload)

@@ -66,6 +66,22 @@ def test_wget_mirror(ftpd_server, tmp_path):
 
 
 @pytest.mark.skipif(WGET is None, reason="wget is not installed")
+def test_wget_single_files_active_and_passive(ftpd_server, tmp_path):
+    server = ftpd_server()
+    make_tree(server.root, raw=False)
+    for mode in ("--passive-ftp", "--no-passive-ftp"):
+        dest = tmp_path / mode.strip("-")
+        dest.mkdir()
+        proc = run([WGET, "--no-verbose", "--tries=1", f"--timeout={DEADLINE}", "--no-proxy",
+                    mode, "-P", str(dest), server.url("sub/nested.bin"),
+                    server.url("with space.txt")], tmp_path)
+        assert proc.returncode == 0, output(proc)
+        assert (dest / "nested.bin").read_bytes() == (server.root / "sub/nested.bin").read_bytes()
+        assert (dest / "with space.txt").read_bytes() == b"spaces in the name\n"
+    assert "] PORT " in server.log() or "] EPRT " in server.log()
+
+
+@pytest.mark.skipif(WGET is None, reason="wget is not installed")
 @pytest.mark.xfail(strict=True, reason="ftpd/core/buffer.py drops IAC + the next byte: "
                    "wget sends the 0xFF of a non-UTF-8 name undoubled, so RETR raw\\xff.bin "
                    "arrives as RETR rawbin (550)")
