@@ -100,6 +100,7 @@ def parse_args(argv: list[str]) -> dict[str, Any] | int:
         return 1
 
 
+STOP_AND_RELOAD = frozenset({1, 2, 15})  # SIGHUP, SIGINT, SIGTERM
 FLAG_LETTERS = frozenset(s.short for s in SETTINGS if s.flag and s.short)
 
 
@@ -131,7 +132,7 @@ def fail(message: str, code: int) -> int:
 def syslog_error(message: str) -> None:
     import syslog
 
-    syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_FTP)
+    syslog.openlog(PROG, syslog.LOG_PID, getattr(syslog, "LOG_FTP", 11 << 3))
     syslog.syslog(syslog.LOG_ERR, message)
 
 
@@ -161,19 +162,17 @@ class Inherited:
 
     def report(self, message: str, code: int) -> int:
         """One line to where the operator looks; 421 to a waiting client."""
-        if not self.client_waiting:
-            if self.mode is None or sys.stderr.isatty():
-                return fail(message, code)
+        if self.mode is None:
+            return fail(message, code)
         syslog_error(message)
-        from ftpd.launch.inetd import refuse
+        from ftpd.launch.inetd import is_listening, refuse
 
         if self.sock is not None:
-            refuse(self.sock, wait=self.mode == "inetd-wait")
+            refuse(self.sock, wait=is_listening(self.sock))
         elif self.context is not None:
+            print(f"{PROG}: {message}", file=sys.stderr)  # the journal, under systemd
             for ep in self.context.connections:
                 refuse(ep.sock, wait=False)
-        else:
-            print(f"{PROG}: {message}", file=sys.stderr)
         return code
 
     def launch_context(self, settings: Any) -> Any:
@@ -191,10 +190,17 @@ def run(argv: list[str]) -> int:
     from ftpd.launch.inetd import LaunchError
 
     cwd = os.getcwd()
+    # Until the loop's handlers are installed, signals wait (a SIGHUP right after the
+    # port opens must not kill us); Server.serve() unblocks them.
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_AND_RELOAD)
     try:
         inherited = Inherited(argv)
     except LaunchError as exc:
         syslog_error(str(exc))
+        if exc.stderr_usable:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:
         raw = parse_args(argv)
@@ -246,8 +252,9 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
             stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
-            from ftpd.launch.daemon import drop_privileges
+            from ftpd.launch.daemon import drop_privileges, preload
 
+            preload(server)
             drop_privileges(settings.run_as)
     except ConfigError as exc:
         return inherited.report(f"error: {exc}", 2)
@@ -257,6 +264,12 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         return inherited.report(exc.strerror or str(exc), 1)
     server.on_reload = lambda: reload(server, raw, settings, handler, cwd)
     log = logging.getLogger("ftpd")
+    for ep in launch.listeners + launch.connections:
+        if ep.inherited:
+            log.info("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
+                     f" ({ep.name})" if ep.name else "",
+                     "listening" if ep in launch.listeners else "connection",
+                     ", implicit TLS" if ep.implicit_tls else "")
     if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
         log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
     for host, port in server.addresses:

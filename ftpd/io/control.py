@@ -108,6 +108,18 @@ class ControlConnection:
 
     # -- carrying out the session's orders ------------------------------------------------
     def process(self, outputs: list[Any]) -> None:
+        try:
+            self._process(outputs)
+        except Exception:
+            # A bug in carrying out an order must not leave the client hanging.
+            log.exception("%s: internal error; closing the session", self.peer[0])
+            if not self.closed:
+                self._out.clear()
+                self.write(b"421 Internal server error; closing the connection.\r\n")
+                self._closing = True
+                self.flush()
+
+    def _process(self, outputs: list[Any]) -> None:
         for item in outputs:
             if isinstance(item, A.Emit):  # facts are reported even if the client is gone
                 self.flush()

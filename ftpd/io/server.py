@@ -128,13 +128,17 @@ class Server:
     def transfer_ended(self, conn: ControlConnection) -> None:
         """Hook for status reporting; nothing to do yet."""
 
-    def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
-        """Run the authorizer off the loop (password hashing is slow by design)."""
+    def start_workers(self) -> None:
+        """The auth worker pool (created on first use, or before privileges drop)."""
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(self.options.auth_workers,
                                                 thread_name_prefix="ftpd-auth")
+
+    def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
+        """Run the authorizer off the loop (password hashing is slow by design)."""
+        self.start_workers()
 
         def check() -> None:
             try:
@@ -191,6 +195,9 @@ class Server:
             self.loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
             self.loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
             self.loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+            # the CLI blocks these until now, so none is lost or fatal during start-up
+            signal.pthread_sigmask(signal.SIG_UNBLOCK,
+                                   {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         self.bus.generate("core.startup", ServerEvent(time.time(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
             self._adopt(ep.sock, ep.implicit_tls)

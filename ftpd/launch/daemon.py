@@ -30,6 +30,24 @@ def parse_run_as(text: str) -> tuple[int, int, str]:
     return entry.pw_uid, gid, entry.pw_name
 
 
+def preload(server: Any) -> None:
+    """Import now what serving imports lazily: after the drop the standard library may
+    not be readable (a Python under /root, say). Also starts the auth worker pool."""
+    import calendar  # noqa: F401
+    import concurrent.futures  # noqa: F401
+    import grp  # noqa: F401
+    import hmac  # noqa: F401
+    import ipaddress  # noqa: F401
+    import pwd  # noqa: F401
+    import random  # noqa: F401
+    import secrets  # noqa: F401
+    import tomllib  # noqa: F401
+
+    import ftpd.core.handlers  # noqa: F401
+
+    server.start_workers()
+
+
 def drop_privileges(run_as: str) -> None:
     uid, gid, name = parse_run_as(run_as)
     if os.geteuid() != 0:

@@ -13,6 +13,8 @@ from ftpd.launch.context import Endpoint, LaunchContext
 class LaunchError(Exception):
     """The inherited descriptors are not what the flags say (one line; exit 2)."""
 
+    stderr_usable = False  # True when fd 2 is still the caller's (not a client socket)
+
 
 def adopt_stdin() -> socket.socket:
     """Take fd 0 as a socket (a duplicate), then silence fds 0-2."""
@@ -23,9 +25,10 @@ def adopt_stdin() -> socket.socket:
     try:
         sock = socket.socket(fileno=fd)
     except OSError:
-        os.close(fd)
-        _silence_stdio()
-        raise LaunchError("fd 0 is not a socket: -I/-W need inetd to hand over one") from None
+        os.close(fd)  # not a socket: fds 1-2 are the caller's terminal or log, keep them
+        error = LaunchError("fd 0 is not a socket: -I/-W need inetd to hand over one")
+        error.stderr_usable = True
+        raise error from None
     _silence_stdio()
     return sock
 
@@ -62,8 +65,8 @@ def inetd_context(sock: socket.socket, wait: bool, implicit_tls: bool = False) -
 def refuse(sock: socket.socket, wait: bool, text: str = "Service not available") -> None:
     """Tell the waiting client 421 (usage/config error in a per-connection mode)."""
     try:
-        if wait:
-            sock.settimeout(2.0)
+        if wait:  # under inetd the client that started us is already queued
+            sock.settimeout(0.5)
             conn, _ = sock.accept()
         else:
             conn = sock

@@ -7,14 +7,11 @@ children never inherit them. ``systemd.daemon`` is used when installed (the
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Callable
 
 from ftpd.launch.context import Endpoint, LaunchContext
-
-log = logging.getLogger("ftpd.launch")
 
 SD_LISTEN_FDS_START = 3
 IMPLICIT_TLS_NAME = "ftps"
@@ -52,8 +49,6 @@ def systemd_context(implicit_names: tuple[str, ...] = (IMPLICIT_TLS_NAME,)) -> L
         ep = Endpoint(sock, implicit_tls=implicit, name=name, inherited=True)
         listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
         (ctx.listeners if listening else ctx.connections).append(ep)
-        log.info("systemd socket fd %d%s: %s%s", fd, f" ({name})" if name else "",
-                 "listening" if listening else "connection", ", implicit TLS" if implicit else "")
     return ctx
 
 
@@ -79,7 +74,7 @@ def notifier() -> Callable[[str], None] | None:
     def notify(message: str) -> None:
         try:
             sock.sendto(message.encode("utf-8", "replace"), address)
-        except OSError as exc:
-            log.debug("sd_notify failed: %s", exc)
+        except OSError:
+            pass  # systemd went away or the socket is full: nothing to do
 
     return notify

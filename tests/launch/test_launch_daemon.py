@@ -141,42 +141,6 @@ def world_readable_root():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _readable_by(uid: int, gid: int, path: str) -> bool:
-    """Whether *uid*:*gid* may read *path* (checked in a forked child that drops to it)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            os._exit(0 if os.access(path, os.R_OK) else 1)
-        except BaseException:
-            os._exit(2)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
-
-
-def _stdlib_readable_by_nobody() -> bool:
-    import concurrent.futures
-
-    if os.geteuid() != 0:
-        return True
-    nobody = pwd.getpwnam("nobody")
-    return _readable_by(nobody.pw_uid, nobody.pw_gid, concurrent.futures.__file__)
-
-
-LAZY_IMPORT_BUG = (
-    "ftpd imports standard-library modules lazily, after --run-as has dropped root "
-    "(ftpd/io/server.py Server.authenticate: concurrent.futures; also hmac, secrets, "
-    "ipaddress, random, pwd/grp in listings, tomllib on SIGHUP), so where the interpreter "
-    "is not readable by the new user (here Python lives under /root, mode 0700) the first "
-    "login raises ModuleNotFoundError inside the loop, and the client gets no reply at all "
-    "(EventLoop._safely logs and leaves the session hanging). Fix: import what sessions "
-    "need before drop_privileges() (create the auth executor in Server.__init__ or "
-    "serve(), import the handler modules at start); and close a session whose callback "
-    "raised with 421 instead of leaving it open")
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs root")
 def test_run_as_drops_root_after_binding(procs, ftpd, world_readable_root):
     nobody = pwd.getpwnam("nobody")
@@ -205,7 +169,6 @@ def test_run_as_drops_root_after_binding(procs, ftpd, world_readable_root):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs root")
-@pytest.mark.xfail(not _stdlib_readable_by_nobody(), strict=True, reason=LAZY_IMPORT_BUG)
 def test_run_as_still_serves_sessions(procs, ftpd, world_readable_root):
     port = free_port()
     proc = procs.start([ftpd, "-l", f"127.0.0.1:{port}", "-r", str(world_readable_root),

@@ -10,10 +10,6 @@ import time
 import pytest
 from lhelpers import DEADLINE, Control, assert_all_replies, connected_pair, wait_exit
 
-LOG_FTP_BUG = ("ftpd/cli.py syslog_error(): syslog.LOG_FTP does not exist in Python 3.11's "
-               "syslog module, so every error report in -I/-W/socket-activation modes dies "
-               "with AttributeError (exit 1, no 421, nothing logged)")
-
 
 def test_nowait_serves_one_session_and_exits_0(ftpd, served, inetd_spawn):
     client, server_side = connected_pair()
@@ -129,10 +125,6 @@ def test_wait_mode_without_idle_timeout_keeps_serving(ftpd, served, procs):
 
 
 # -- error paths ------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG + "; and cli.Inherited.report() calls "
-                   "inetd.refuse(sock, wait=True) for -W whatever the socket is, so on a "
-                   "connected socket accept() fails and the client gets no 421 (after a 2 s "
-                   "timeout). Fix: refuse(sock, wait=inetd.is_listening(sock))")
 def test_wait_flag_on_a_connected_socket_is_a_clear_error(ftpd, served, inetd_spawn):
     client, server_side = connected_pair()
     start = time.monotonic()
@@ -143,7 +135,6 @@ def test_wait_flag_on_a_connected_socket_is_a_clear_error(ftpd, served, inetd_sp
     assert time.monotonic() - start < 2.0
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
 def test_wrong_flag_is_logged_to_syslog_in_one_line(ftpd, served, inetd_spawn, syslog):
     client, server_side = connected_pair()
     proc = inetd_spawn([*syslog.prefix, ftpd, "-W", "-r", str(served)], server_side)
@@ -155,7 +146,6 @@ def test_wrong_flag_is_logged_to_syslog_in_one_line(ftpd, served, inetd_spawn, s
     assert "-W" in lines[0] and "connected" in lines[0], lines
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
 def test_nowait_flag_on_a_listening_socket_is_a_clear_error(ftpd, served, procs, syslog):
     listener = socket.create_server(("127.0.0.1", 0))
     try:
@@ -172,10 +162,6 @@ def test_nowait_flag_on_a_listening_socket_is_a_clear_error(ftpd, served, procs,
     assert "-I" in lines[0] and "listening" in lines[0], lines
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG + "; and inetd.adopt_stdin() points fds "
-                   "0-2 at /dev/null before raising 'fd 0 is not a socket', so someone who "
-                   "runs `ftpd -I` from a shell sees nothing. Fix: when fd 0 is not a socket, "
-                   "leave fds 1-2 alone and print the one line to stderr")
 def test_nowait_without_a_socket_says_so_on_stderr(ftpd, served, procs):
     proc = procs.start([ftpd, "-I", "-r", str(served)], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -186,7 +172,6 @@ def test_nowait_without_a_socket_says_so_on_stderr(ftpd, served, procs):
     assert len(lines) == 1 and "socket" in lines[0], err
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
 @pytest.mark.parametrize("args, status", [
     (["--no-such-option"], 2),
     (["--timeout", "soon"], 2),
@@ -204,7 +189,6 @@ def test_errors_under_nowait_give_the_client_421(ftpd, served, inetd_spawn, args
     assert wait_exit(proc) == status
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
 @pytest.mark.parametrize("args, named", [(["--timeout", "soon"], "--timeout"),
                                          (["-d"], "--daemon")], ids=["bad-value", "daemon"])
 def test_config_error_under_nowait_goes_to_syslog_in_one_line(ftpd, served, inetd_spawn,
@@ -217,7 +201,6 @@ def test_config_error_under_nowait_goes_to_syslog_in_one_line(ftpd, served, inet
     assert len(lines) == 1 and named in lines[0], lines
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_FTP_BUG)
 @pytest.mark.parametrize("args", [["--max-connections", "none"], ["-d"]],
                          ids=["bad-value", "daemon"])
 def test_config_error_under_wait_gives_the_waiting_client_421(ftpd, served, procs, args):

@@ -37,14 +37,6 @@ ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-a
 pytestmark = pytest.mark.skipif(not os.path.exists(ACTIVATE),
                                 reason="systemd-socket-activate is not installed")
 
-FDNAMES_BUG = ("ftpd/launch/systemd.py systemd_context() logs each socket with its "
-               "LISTEN_FDNAMES name while ftpd/cli.py Inherited() runs, before "
-               "ftpd.log.setup() in cli.serve() installs a handler, so the INFO lines are "
-               "dropped and the names never reach the log. Fix: log the endpoints "
-               "(fd, name, listening/connection) from cli.serve() after logging is set up, "
-               "e.g. in the 'listening on' loop")
-
-
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
     """A systemd unit file: section -> key -> values (keys may repeat)."""
     sections: dict[str, dict[str, list[str]]] = {}
@@ -199,7 +191,6 @@ def test_contrib_accept_no_units_two_sockets_and_notify(procs, tmp_path, served,
     assert "Traceback" not in read_log(log)
 
 
-@pytest.mark.xfail(strict=True, reason=FDNAMES_BUG)
 def test_listen_fdnames_are_logged(procs, tmp_path, served, ftpd):
     port = free_port()
     listen = [f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"]
@@ -323,9 +314,6 @@ def test_accept_yes_keeps_logs_away_from_the_client(procs, tmp_path, served, ftp
     wait_until(lambda: act.child_exits() == ["0"], "the session's exit")
 
 
-@pytest.mark.xfail(strict=True, reason="ftpd/cli.py syslog_error(): syslog.LOG_FTP does not "
-                   "exist in Python 3.11, so the refusal dies with AttributeError (exit 1, "
-                   "no 421)")
 def test_daemon_refused_under_accept_yes_with_421(procs, tmp_path, served, ftpd):
     port = free_port()
     act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
@@ -336,10 +324,6 @@ def test_daemon_refused_under_accept_yes_with_421(procs, tmp_path, served, ftpd)
     assert act.child_exits() == ["2"]
 
 
-@pytest.mark.xfail(strict=True, reason="ftpd/cli.py syslog_error(): syslog.LOG_FTP does not "
-                   "exist in Python 3.11 (exit 1, nothing said); and Inherited.report() under "
-                   "Accept=no writes the line only to syslog: with no connection to refuse, "
-                   "print it to stderr too (the journal under systemd)")
 def test_daemon_refused_under_accept_no_in_one_line(procs, tmp_path, served, ftpd):
     port = free_port()
     act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
