@@ -280,11 +280,6 @@ def test_inetd_wait_implicit(certs, root, tmp_path):
     assert "Traceback" not in log.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: ftpd/cli.py syslog_error() calls syslog.openlog(..., syslog.LOG_FTP), "
-    "but the syslog module has no LOG_FTP before Python 3.13: AttributeError, a traceback "
-    "on /dev/null, exit 1 instead of 2 and no 421 for the client (any -I/-W config or "
-    "usage error). Fix: getattr(syslog, 'LOG_FTP', 11 << 3), as logging.handlers does"))
 def test_inetd_implicit_with_a_missing_certificate(root, tmp_path):
     """Under -I a configuration error goes to syslog, the client gets 421 (in the
     clear: no TLS without a certificate) and ftpd exits 2."""
