@@ -1,6 +1,6 @@
 """Control-connection line framing: bytes in, command lines out.
 
-Strips Telnet IAC sequences (clients send IAC IP / IAC DM before an urgent ABOR),
+Strips Telnet commands (clients send IAC IP / IAC DM before an urgent ABOR),
 caps a line at MAX_LINE bytes and never holds more than that in memory.
 """
 
@@ -12,7 +12,7 @@ MAX_LINE = 2048
 
 IAC = 0xFF
 DONT, DO, WONT, WILL = 0xFE, 0xFD, 0xFC, 0xFB
-SB, SE = 0xFA, 0xF0
+NOP, GA = 0xF1, 0xF9  # NOP, DM, BRK, IP, AO, AYT, EC, EL, GA: commands without data
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,10 @@ class LineFramer:
         self._buf = bytearray()
         self._overflow = 0  # bytes discarded from the current over-long line
         self._iac = 0  # 0: none, 1: saw IAC, 2: saw IAC + option verb
-        self._in_sb = False
 
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
         """Feed raw bytes; return the complete lines they finish."""
-        if self._iac or IAC in data or self._in_sb:
+        if self._iac or IAC in data:
             data = self._strip_telnet(data)
         out: list[bytes | LineTooLong] = []
         start = 0
@@ -64,27 +63,20 @@ class LineFramer:
             self._buf += chunk
 
     def _strip_telnet(self, data: bytes) -> bytes:
+        """Drop IAC + a Telnet command (IP, DM, NOP, ...; WILL/WONT/DO/DONT + option);
+        IAC IAC is one literal 0xFF. Any other 0xFF is data, as ProFTPD treats it:
+        clients send non-UTF-8 names' 0xFF bytes undoubled."""
         out = bytearray()
         for b in data:
-            if self._in_sb:
-                if self._iac:
-                    self._iac = 0
-                    if b == SE:
-                        self._in_sb = False
-                elif b == IAC:
-                    self._iac = 1
-                continue
             if self._iac == 1:
+                self._iac = 0
                 if b == IAC:
                     out.append(IAC)
-                    self._iac = 0
                 elif b in (DONT, DO, WONT, WILL):
                     self._iac = 2
-                elif b == SB:
-                    self._in_sb = True
-                    self._iac = 0
-                else:  # IP, DM, AO, AYT, ... carry no data
-                    self._iac = 0
+                elif not NOP <= b <= GA:  # not a command: both bytes are data
+                    out.append(IAC)
+                    out.append(b)
             elif self._iac == 2:
                 self._iac = 0  # the option byte
             elif b == IAC:

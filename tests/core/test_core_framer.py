@@ -53,10 +53,11 @@ CASES = [
     (b"\xff\xfb\x01NOOP\r\n", [b"NOOP"]),
     (b"NO\xff\xfd\x03OP\r\n", [b"NOOP"]),
     (b"\xff\xfc\xffNOOP\r\n", [b"NOOP"]),  # the option byte may itself be 0xFF
-    # subnegotiation: everything up to IAC SE dropped
-    (b"\xff\xfa\x18\x01abc\xff\xf0NOOP\r\n", [b"NOOP"]),
-    (b"\xff\xfa\x18\xff\xff\xff\xf0NOOP\r\n", [b"NOOP"]),
     (b"\xff\xf1NOOP\r\n", [b"NOOP"]),  # IAC NOP
+    # any other 0xFF is data: non-UTF-8 names as ftplib, wget and curl send them
+    (b"RETR raw\xff.bin\r\n", [b"RETR raw\xff.bin"]),
+    (b"STOR \xff\xfa\x18name\r\n", [b"STOR \xff\xfa\x18name"]),  # not a subnegotiation
+    (b"STOR a\xff\xf0\r\n", [b"STOR a\xff\xf0"]),
 ]
 
 

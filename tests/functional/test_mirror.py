@@ -82,9 +82,6 @@ def test_wget_single_files_active_and_passive(ftpd_server, tmp_path):
 
 
 @pytest.mark.skipif(WGET is None, reason="wget is not installed")
-@pytest.mark.xfail(strict=True, reason="ftpd/core/buffer.py drops IAC + the next byte: "
-                   "wget sends the 0xFF of a non-UTF-8 name undoubled, so RETR raw\\xff.bin "
-                   "arrives as RETR rawbin (550)")
 def test_wget_mirror_non_utf8_name(ftpd_server, tmp_path):
     server = ftpd_server(check_log=False)
     expected = make_tree(server.root, raw=True)

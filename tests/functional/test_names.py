@@ -63,10 +63,6 @@ def test_non_utf8_name_with_doubled_iac(server):
     assert os.path.exists(os.path.join(os.fsencode(str(server.root)), b"new\xff.bin"))
 
 
-@pytest.mark.xfail(strict=True, reason="ftpd/core/buffer.py treats every 0xFF as a Telnet "
-                   "IAC and drops it with the byte after it; clients (ftplib, wget, curl) "
-                   "send a non-UTF-8 name's 0xFF undoubled, so 'raw\\xff.bin' arrives as "
-                   "'rawbin'. ProFTPD keeps IAC + a byte that is not a Telnet command.")
 def test_non_utf8_name_as_clients_send_it(server):
     ftp = latin1(server)
     ftp.voidcmd("TYPE I")
@@ -79,9 +75,6 @@ def test_non_utf8_name_as_clients_send_it(server):
     ftp.quit()
 
 
-@pytest.mark.xfail(strict=True, reason="ftpd/core/buffer.py: IAC SB (0xFF 0xFA, e.g. in a "
-                   "non-UTF-8 name) starts a Telnet subnegotiation that swallows every "
-                   "following command until IAC SE; the session goes deaf until it times out")
 def test_iac_sb_in_a_name_does_not_swallow_the_session(server):
     with RawControl(server.host, server.port) as c:
         c.sock.settimeout(1)
