@@ -55,7 +55,7 @@ def build_authorizer(settings: Settings) -> Authorizer:
 
 def build_tls(settings: Settings) -> Any:
     """The TLS manager, or None; a bad certificate or key is a configuration error."""
-    if not settings.tls_cert:
+    if not settings.tls_cert or settings.tls == "off":
         return None
     from ftpd.config import ConfigError
     from ftpd.io.tls import TLSConfigError, TLSManager
@@ -70,7 +70,7 @@ def build_tls(settings: Settings) -> Any:
 def build_session_config(settings: Settings, table: Any = None) -> SessionConfig:
     config = SessionConfig(
         tls_mode=settings.tls,
-        tls_available=bool(settings.tls_cert),
+        tls_available=bool(settings.tls_cert) and settings.tls != "off",
         tls_anonymous=settings.tls_anonymous,
         masquerade_address=settings.masquerade_address,
         passive_ports=settings.passive_ports,

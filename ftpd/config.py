@@ -321,6 +321,8 @@ def check(settings: Settings) -> None:
         raise ConfigError(f"--tls {settings.tls} needs --tls-cert")
     if (settings.implicit_listen or settings.implicit) and not settings.tls_cert:
         raise ConfigError("implicit FTPS needs --tls-cert")
+    if (settings.implicit_listen or settings.implicit) and settings.tls == "off":
+        raise ConfigError("implicit FTPS cannot be used with --tls off")
     if settings.inetd and settings.inetd_wait:
         raise ConfigError("--inetd and --inetd-wait exclude each other")
     if settings.pidfile and not settings.daemon:

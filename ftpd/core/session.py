@@ -93,6 +93,7 @@ class Session:
         self.lines_received = 0  # the transport's idle clock counts whole lines only
         # TLS state (control protection, data protection level)
         self.tls_active = config.implicit_tls
+        self.starting_tls = False  # AUTH TLS accepted, handshake not done yet
         self.pbsz_set = config.implicit_tls
         self.prot = "P" if config.implicit_tls else "C"
 
@@ -162,6 +163,12 @@ class Session:
                 break
             self.lines_received += 1
             self._on_line(line)
+            if self.starting_tls:
+                # Nothing sent in the clear after AUTH TLS may run inside the protected
+                # session (STARTTLS command injection): drop the rest of this input.
+                self._framer = LineFramer(MAX_LINE)
+                self._queue.clear()
+                break
         return self._take()
 
     def passive_listening(self, host: str, port: int) -> list[Any]:
@@ -238,6 +245,7 @@ class Session:
 
     def tls_established(self) -> list[Any]:
         self.tls_active = True
+        self.starting_tls = False
         return self._take()
 
     # -- dispatch --------------------------------------------------------------
@@ -267,6 +275,9 @@ class Session:
     def _drain(self) -> None:
         while self._queue and not self._busy() and not self.closed:
             self._execute(self._queue.popleft())
+            if self.starting_tls:  # queued cleartext never runs inside TLS
+                self._queue.clear()
+                self._framer = LineFramer(MAX_LINE)
 
     def _execute(self, line: bytes | LineTooLong) -> None:
         if isinstance(line, LineTooLong):

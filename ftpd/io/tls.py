@@ -28,13 +28,35 @@ class TLSManager:
     def __init__(self, cert: str, key: str | None = None, reuse_required: bool = True) -> None:
         self.cert, self.key = cert, key or cert
         self.reuse_required = reuse_required
+        self._check(cert, key)
+
+    def _check(self, cert: str, key: str | None) -> None:
+        """Load once now, so a bad file is one line at start-up naming it."""
+        for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+            if path is None:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(1 << 16)
+            except OSError as exc:
+                raise TLSConfigError(f"{option} {path}: {exc.strerror}") from None
+            if b"-----BEGIN" not in head:
+                raise TLSConfigError(f"{option} {path}: not a PEM file")
+            if option == "--tls-key" and b"PRIVATE KEY" not in head:
+                raise TLSConfigError(f"--tls-key {path}: no private key in it")
         try:
             self.new_context()
-        except FileNotFoundError as exc:
-            raise TLSConfigError(f"--tls-cert/--tls-key: {exc.filename}: not found") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise TLSConfigError(f"--tls-cert/--tls-key: cannot load the certificate and key: "
-                                 f"{getattr(exc, 'reason', None) or exc}") from None
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "reason", "") or ""
+            if reason == "KEY_VALUES_MISMATCH":
+                text = f"--tls-key {self.key} does not match the certificate in --tls-cert {cert}"
+            elif key is None:
+                text = (f"--tls-cert {cert}: needs a certificate and its private key "
+                        "(or give the key with --tls-key)")
+            else:
+                text = (f"--tls-cert {cert} / --tls-key {key}: cannot load a certificate "
+                        f"and private key ({reason or exc})")
+            raise TLSConfigError(text) from None
 
     def new_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -46,7 +68,15 @@ class TLSManager:
     # -- control connection ----------------------------------------------------------
     def start_control(self, conn: ControlConnection, then: Callable[[], None]) -> None:
         """Wrap the control socket once everything queued before has been written."""
-        conn.tls_context = self.new_context()
+        try:
+            conn.tls_context = self.new_context()
+        except (OSError, ssl.SSLError) as exc:  # e.g. the certificate vanished since start
+            log.error("cannot set up TLS (--tls-cert %s): %s", self.cert, exc)
+            conn._out.clear()
+            conn.write(b"421 TLS is not available right now.\r\n")
+            conn._closing = True
+            conn.flush()
+            return
         conn.tls_handshaking = True
         loop = conn.loop
 
@@ -64,6 +94,10 @@ class TLSManager:
             def done() -> None:
                 conn.tls_handshaking = False
                 conn.tls = conn.sock
+                # The control connection has its tickets; data connections must issue
+                # none: clients that only send on them close with tickets unread, and
+                # the kernel's RST would cut the end of the upload.
+                conn.tls_context.num_tickets = 0
                 conn.data.wrap = lambda channel: self.start_data(channel, conn)
                 loop.add_reader(conn.sock, conn._on_readable)
                 then()
@@ -84,7 +118,10 @@ class TLSManager:
         loop = channel.loop
         raw = channel.sock
         loop.forget(raw)
-        sock = conn.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        # suppress_ragged_eofs=False: an upload cut by a bare FIN (no close_notify) is
+        # an incomplete transfer, never a complete one (truncation attack).
+        sock = conn.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False,
+                                            suppress_ragged_eofs=False)
         channel.sock = sock
 
         def done() -> None:

@@ -151,3 +151,19 @@ def test_implicit_tls_session(make):
     assert d.session.tls_active and d.session.prot == "P"
     assert codes(d.send("AUTH TLS")) == [503]
     assert codes(d.send("PROT P")) == [200]
+
+
+def test_cleartext_pipelined_after_auth_tls_is_dropped():
+    """STARTTLS command injection (CVE-2011-0411 class): what follows AUTH TLS in the
+    clear, in the same read or queued behind a busy command, never runs."""
+    from ftpd.core import actions as A
+    from ftpd.core.session import Session, SessionConfig
+
+    session = Session(SessionConfig(tls_available=True), ("127.0.0.1", 1), ("127.0.0.1", 2))
+    session.start()
+    out = session.receive(b"AUTH TLS\r\nUSER alice\r\nPASS pw\r\n")
+    replies = [o for o in out if not isinstance(o, A.Emit)]
+    assert [getattr(r, "code", None) for r in replies] == [234, None]
+    assert isinstance(replies[1], A.StartTLS)
+    assert session.tls_established() == []
+    assert session.username is None

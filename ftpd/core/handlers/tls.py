@@ -26,6 +26,7 @@ def auth(s: Session, cmd: Command) -> None:
     else:
         cmd.add(234, f"AUTH {mechanism} successful.")
         cmd.after.append(A.StartTLS())
+        s.starting_tls = True
 
 
 @command("PBSZ", arg=ARG, login=False, help="PBSZ <sp> 0", feat="PBSZ")
