@@ -71,11 +71,11 @@ class TLSManager:
         try:
             conn.tls_context = self.new_context()
         except (OSError, ssl.SSLError) as exc:  # e.g. the certificate vanished since start
-            log.error("cannot set up TLS (--tls-cert %s): %s", self.cert, exc)
-            conn._out.clear()
-            conn.write(b"421 TLS is not available right now.\r\n")
-            conn._closing = True
+            # The client is about to shake hands: a cleartext reply would only confuse it.
+            log.error("cannot set up TLS (--tls-cert %s): %s; closing %s", self.cert, exc,
+                      conn.peer[0])
             conn.flush()
+            conn.close()
             return
         conn.tls_handshaking = True
         loop = conn.loop

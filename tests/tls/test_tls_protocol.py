@@ -237,12 +237,6 @@ def test_silent_data_connection_times_out(ftpd, certs):
 
 
 # -- protections ------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (STARTTLS command injection, the CVE-2011-0411 class): lines that arrive "
-    "in the same cleartext read as AUTH TLS are executed and answered inside the TLS "
-    "session (ftpd/core/session.py Session.receive feeds every framed line to _on_line; "
-    "nothing stops after AUTH's StartTLS). Fix: once AUTH TLS succeeds, drop the rest of "
-    "the cleartext input (framer buffer and queued lines) before the handshake"))
 def test_cleartext_pipelined_after_auth_is_not_executed(ftpd, certs):
     server = ftpd()
     raw = Raw(server.host, server.port)
@@ -258,13 +252,6 @@ def test_cleartext_pipelined_after_auth_is_not_executed(ftpd, certs):
         raw.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (TLS truncation): a protected upload ended by a TCP FIN without TLS "
-    "close_notify is reported complete (226); an attacker on the path can cut an upload "
-    "short undetected. ftpd/io/tls.py TLSManager.start_data wraps data sockets with the "
-    "default suppress_ragged_eofs=True, so recv_into returns 0 on a ragged EOF (and on a "
-    "reset). Fix: wrap_socket(..., suppress_ragged_eofs=False) there, so the SSLEOFError "
-    "ends the transfer as 'reset' (426); curl, lftp and ftplib all send close_notify"))
 def test_upload_without_close_notify_is_not_complete(ftpd, certs):
     server = ftpd()
     ftp = tls_login(server.host, server.port, certs.ca)
@@ -299,16 +286,6 @@ def test_download_ends_with_close_notify(shared_server, certs):
         quit_quietly(ftp)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: ftpd/io/tls.py TLSManager.new_context() re-reads --tls-cert/--tls-key "
-    "from disk for every AUTH TLS and implicit connection (start_control), after the 234 "
-    "is queued and outside any try: a certificate file briefly missing (renewal by "
-    "rename) or broken raises FileNotFoundError/SSLError in the loop (traceback in the "
-    "log), the raw socket stays registered, the ClientHello is parsed as commands and the "
-    "client hangs until --timeout. Fix: catch (OSError, ssl.SSLError) in start_control, "
-    "log one line and close the connection; better, load the PEM once at start-up/SIGHUP "
-    "(e.g. keep the bytes and load each per-session context from a memfd) so a validated "
-    "certificate stays usable"))
 def test_certificate_removed_after_start_up(ftpd, certs, tmp_path):
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     shutil.copy(certs.cert, cert)

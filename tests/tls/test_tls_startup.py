@@ -10,15 +10,6 @@ from pathlib import Path
 import pytest
 from tlshelpers import DEADLINE, Raw, free_port, ftpd_argv, quit_quietly, tls_login
 
-UNCLEAR_FILE_ERRORS = (
-    "server bug: ftpd/io/tls.py TLSManager.__init__ builds its messages from the ssl "
-    "exception: load_cert_chain raises FileNotFoundError without a filename (so the line "
-    "says 'None: not found') and SSLError 'PEM lib (_ssl.c:NNNN)' for a bad file; neither "
-    "names the file nor which option holds it. Fix: check each path before loading "
-    "(os.path.isfile/open: '--tls-cert FILE: not found'), then tell apart 'no PEM "
-    "certificate in --tls-cert FILE', 'no private key in FILE (give --tls-key)', and "
-    "KEY_VALUES_MISMATCH as '--tls-key FILE does not match the certificate in --tls-cert'")
-
 
 def _start(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     root = tmp_path / "root"
@@ -51,10 +42,8 @@ def _case(certs, tmp_path: Path, name: str) -> tuple[list[str], Path, str]:
     }[name]
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=UNCLEAR_FILE_ERRORS))
-    for name in ("missing-cert", "missing-key", "garbage-cert", "garbage-key",
-                 "cert-without-key")])
+@pytest.mark.parametrize("name", ["missing-cert", "missing-key", "garbage-cert", "garbage-key",
+                                  "cert-without-key"])
 def test_unusable_file_names_the_option_and_the_file(certs, tmp_path, name):
     args, path, option = _case(certs, tmp_path, name)
     line = _one_line(_start(tmp_path, *args))
@@ -111,12 +100,6 @@ def test_combined_pem_needs_no_tls_key(ftpd, certs):
         quit_quietly(ftp)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: --tls off is ignored once a certificate is given: ftpd/app.py "
-    "build_session_config sets tls_available=bool(settings.tls_cert), so FEAT advertises "
-    "AUTH TLS and AUTH TLS gets 234. Fix: tls_available = settings.tls != 'off' and "
-    "bool(settings.tls_cert) (and --implicit-listen/--implicit with --tls off: a "
-    "ConfigError in config.check)"))
 def test_tls_off_with_a_certificate_offers_no_tls(ftpd, certs):
     server = ftpd("--tls", "off")
     raw = Raw(server.host, server.port)
