@@ -161,7 +161,9 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     server.event_listeners = new_listeners
     server.tls = build_tls(settings)
     server.authorizer = authorizer
-    scope = server.config.server_scope
-    server.config = build_session_config(settings, server.config.table)
-    server.config.server_scope = scope
+    old = server.config
+    server.config = build_session_config(settings, old.table)
+    server.config.server_scope = old.server_scope
+    server.config.throttle = old.throttle  # failures so far still count after a reload
+    old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)

@@ -173,13 +173,9 @@ def site_symlink(s: Session, cmd: Command) -> None:
 
 @command("HELP", arg=OPT_ARG, login=False, help="SITE HELP [<sp> subcommand]", site=True)
 def site_help(s: Session, cmd: Command) -> None:
-    name = cmd.arg.strip().upper()
-    if name:
-        spec = s.table.site.get(name)
-        if spec is None:
-            cmd.add_err(501, f"Unknown SITE command {name[:32]}.")
-        else:
-            cmd.add(214, f"Syntax: {spec.help}")
+    from ftpd.core.handlers.info import help_for
+
+    if help_for(cmd, s.table.site, "SITE command"):
         return
     cmd.add(214, "The following SITE commands are recognized:")
     for spec in sorted(s.table.site.values(), key=lambda sp: sp.name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.commands import ARG, OPT_ARG, Command, CommandSpec, command
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
@@ -66,15 +66,22 @@ def opts(s: Session, cmd: Command) -> None:
         cmd.add_err(501, f"OPTS {name[:16]} not understood.")
 
 
+def help_for(cmd: Command, specs: dict[str, CommandSpec], what: str) -> bool:
+    """``HELP NAME``: the syntax line from the table; True if an argument was given."""
+    name = cmd.arg.strip().upper()
+    if not name:
+        return False
+    spec = specs.get(name)
+    if spec is None:
+        cmd.add_err(501, f"Unknown {what} {name[:32]}.")
+    else:
+        cmd.add(214, f"Syntax: {spec.help}")
+    return True
+
+
 @command("HELP", arg=OPT_ARG, login=False, help="HELP [<sp> command]")
 def help_(s: Session, cmd: Command) -> None:
-    name = cmd.arg.strip().upper()
-    if name:
-        spec = s.table.commands.get(name)
-        if spec is None:
-            cmd.add_err(501, f"Unknown command {name[:16]}.")
-        else:
-            cmd.add(214, f"Syntax: {spec.help}")
+    if help_for(cmd, s.table.commands, "command"):
         return
     names = sorted(s.table.commands)
     cmd.add(214, "The following commands are recognized:")
