@@ -326,6 +326,7 @@ class Session:
             cmd.add_err(530, "Please log in with USER and PASS first.")
         elif spec.perm and self.account is not None and not self.account.can(spec.perm):
             cmd.add_err(550, "Permission denied.")
+            cmd.info["refused"] = True
         return not cmd.failed
 
     def run(self, spec: CommandSpec, cmd: Command) -> None:
@@ -355,6 +356,7 @@ class Session:
             cmd.add_err(exc.code, exc.text)
         except OSError as exc:
             cmd.add_err(*reply_for_oserror(exc))
+            cmd.info["errno"] = exc.errno
         except Exception:
             log.exception("[%s] internal error in %s", self.session_id, cmd.verb)
             cmd.deferred = False

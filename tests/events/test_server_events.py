@@ -784,16 +784,6 @@ def test_sighup_keeps_exactly_one_sink(ftpd, udp):
 
 # -- refused transfers (EVENTS.md: status PERM, NOENT) ---------------------------------------
 
-REFUSED_BUG = (
-    "EVENTS.md lists transfer statuses PERM (refused) and NOENT (no such file) and says a "
-    "transfer's message is sent 'after its 226, 426 or failure', but a RETR/STOR refused "
-    "before the data connection (550) raises no fs.download/fs.upload event at all: "
-    "ftpd/core/handlers/transfer.py retr()/_receive() raise FTPError/OSError before "
-    "start_transfer(), and only end_transfer() builds a TransferEvent, whose statuses are "
-    "never PERM or NOENT")
-
-
-@pytest.mark.xfail(strict=True, reason=REFUSED_BUG)
 def test_refused_download_of_a_missing_file_gives_noent(ftpd, udp):
     server = ftpd(*named(udp.spec))
     client = server.ftp()
@@ -808,7 +798,6 @@ def test_refused_download_of_a_missing_file_gives_noent(ftpd, udp):
     ex.check(udp.take(1)[0], b"O", *logout(0, 0, 0, 0, b"QUIT"))
 
 
-@pytest.mark.xfail(strict=True, reason=REFUSED_BUG)
 def test_refused_anonymous_upload_gives_perm(ftpd, udp):
     server = ftpd("--event-sink", udp.spec)  # anonymous is read-only without -w
     client = server.ftp("anonymous", "guest@example.org")

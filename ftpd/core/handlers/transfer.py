@@ -7,7 +7,7 @@ import stat
 from typing import TYPE_CHECKING, Any
 
 from ftpd.core import actions as A
-from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.commands import ARG, DEFAULT_TABLE, OPT_ARG, Command, command
 from ftpd.core.errors import FTPError, reply_for_oserror
 from ftpd.core.events import AbortEvent, ListingEvent, TransferEvent
 from ftpd.core.ids import is_ipv6
@@ -345,6 +345,7 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
     else:
         cmd.add_err(426, "Data connection closed; transfer aborted.")
         status = "INCOMPLETE"
+    cmd.info["transfer_reported"] = True
     now = s.now()
     duration = max(0.0, now - t.started)
     info = s.info()
@@ -369,3 +370,31 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
         cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.meta.get("path", ""),
                                                             cmd.verb)))
     s._complete(cmd)  # a QUIT waiting for the transfer follows (Session._after_transfer)
+
+
+def report_refused_transfer(s: Session, cmd: Command) -> None:
+    """POST_ERR hook: a RETR/STOR/APPE/STOU that failed before any data moved still gets
+    its event (EVENTS.md: status PERM, NOENT or ERROR), so receivers see refusals too."""
+    if s.account is None or cmd.info.get("transfer_reported"):
+        return
+    import errno
+
+    code = cmd.info.get("errno")
+    if cmd.info.get("refused") or code in (errno.EACCES, errno.EPERM):
+        status = "PERM"
+    elif code in (errno.ENOENT, errno.ENOTDIR):
+        status = "NOENT"
+    else:
+        status = "ERROR"
+    try:
+        path = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
+    except FTPError:
+        path = s.cwd
+    kind = "download" if cmd.verb == "RETR" else "upload"
+    event = TransferEvent(s.info(), s.now(), kind, path, 0, 0.0, status, s.type, s.rest, 0,
+                          cmd.verb)
+    cmd.after.append(A.Emit("fs." + kind, event))
+
+
+for _verb in ("RETR", "STOR", "APPE", "STOU"):
+    DEFAULT_TABLE.add_hook("post_err", _verb, report_refused_transfer)
