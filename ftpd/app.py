@@ -3,7 +3,6 @@ Shared by the CLI (every launch mode) and by SIGHUP reloads."""
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -18,8 +17,9 @@ from ftpd.core.session import SessionConfig
 from ftpd.core.throttle import LoginThrottle
 from ftpd.io.server import Server, ServerOptions
 from ftpd.launch.context import LaunchContext
+from ftpd.log import get_logger
 
-log = logging.getLogger("ftpd")
+log = get_logger("ftpd")
 
 
 class StartupError(Exception):

@@ -5,12 +5,14 @@ naming the option or key), 1 for a fatal runtime error (one line, no traceback).
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
 from ftpd import __version__
 from ftpd.config import SETTINGS, ConfigError, Setting, key
+from ftpd.log import DEBUG, INFO, WARNING, get_logger
+
+log = get_logger("ftpd")
 
 PROG = "ftpd"
 
@@ -229,10 +231,10 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
           tls: Any = None, cwd: str = "/") -> int:
     from ftpd import app
     from ftpd import log as ftpd_log
+    from ftpd.config import LOG_DESTINATIONS
     from ftpd.launch.daemon import PrivilegeError
 
-    level = logging.DEBUG if settings.verbose else (
-        logging.WARNING if settings.quiet else logging.INFO)
+    level = DEBUG if settings.verbose else (WARNING if settings.quiet else INFO)
     daemon_context = None
     try:
         app.serving_root(settings)
@@ -246,10 +248,12 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
 
             keep = [ep.sock.fileno() for ep in launch.listeners]
             daemon_context = detach(keep, settings.pidfile)
-        handler = ftpd_log.setup(
+        ftpd_log.configure(
             "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
             under_systemd=inherited.mode == "systemd",
             stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
+        if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
+            ftpd_log.install()  # open a log file now: as root, and failing at start-up
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
             from ftpd.launch.daemon import drop_privileges, preload
@@ -262,11 +266,11 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         return inherited.report(str(exc), 1)
     except OSError as exc:
         return inherited.report(exc.strerror or str(exc), 1)
-    server.on_reload = lambda: reload(server, raw, settings, handler, cwd)
-    log = logging.getLogger("ftpd")
+    server.on_reload = lambda: reload(server, raw, settings, cwd)
+    note = log.debug if launch.per_connection else log.info  # once per connection: quiet
     for ep in launch.listeners + launch.connections:
         if ep.inherited:
-            log.info("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
+            note("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
                      f" ({ep.name})" if ep.name else "",
                      "listening" if ep in launch.listeners else "connection",
                      ", implicit TLS" if ep.implicit_tls else "")
@@ -282,7 +286,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
     return 0
 
 
-def reload(server: Any, raw: dict[str, Any], old: Any, handler: Any, cwd: str) -> None:
+def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:
     """SIGHUP: re-read the config and users file; sessions keep their rights."""
     from ftpd import app
     from ftpd import log as ftpd_log
@@ -292,11 +296,10 @@ def reload(server: Any, raw: dict[str, Any], old: Any, handler: Any, cwd: str) -
     authorizer = app.build_authorizer(settings)
     for name in ("listen", "implicit_listen", "modules", "run_as", "daemon"):
         if settings[name] != old[name]:
-            logging.getLogger("ftpd").warning("%s changed: restart to apply",
-                                              name.replace("_", "-"))
+            log.warning("%s changed: restart to apply", name.replace("_", "-"))
     app.apply(server, settings, authorizer)
-    ftpd_log.reopen(handler)
-    logging.getLogger("ftpd").info("configuration reloaded")
+    ftpd_log.reopen()
+    log.info("configuration reloaded")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,105 +1,100 @@
-"""Where logs go: stderr, syslog, the systemd journal, or a file (reopened on SIGHUP).
-Under inetd fds 0-2 are the client's socket, so ``auto`` never picks stderr there."""
+"""Loggers that cost nothing until they write.
+
+Under inetd no-wait every connection is a new process, and importing ``logging`` (and
+its handlers) is several milliseconds of the time to the banner. Modules take a
+``get_logger(name)``; records below the configured level return at once, and the
+first record that passes imports ``logging`` and installs the configured handler
+(``ftpd.logsetup``). Before ``configure()`` is called (embedding, tests) every record
+goes straight to the standard ``logging`` module."""
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import stat
-import sys
+from typing import Any
 
-FORMAT = "%(asctime)s ftpd[%(process)d] %(levelname)s %(message)s"
+DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
 
-
-class JournalHandler(logging.Handler):
-    """The journal's native protocol (what ``systemd.journal`` speaks), on its socket."""
-
-    PATH = "/run/systemd/journal/socket"
-    _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-                 logging.CRITICAL: 2}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            msg = self.format(record).replace("\n", " ")
-            prio = self._PRIORITY.get(record.levelno, 6)
-            data = f"MESSAGE={msg}\nPRIORITY={prio}\nSYSLOG_IDENTIFIER=ftpd\n".encode(
-                "utf-8", "replace")
-            self.sock.sendto(data, self.PATH)
-        except OSError:
-            pass
+_threshold = 0  # records below it are dropped without importing logging
+_pending: tuple[str, int, dict[str, Any]] | None = None
+_handler: Any = None
 
 
-def _fd_is_socket(fd: int) -> bool:
-    try:
-        return stat.S_ISSOCK(os.fstat(fd).st_mode)
-    except OSError:
-        return False
+def configure(where: str, level: int, **options: Any) -> None:
+    """Say where records go and from which level; installed on first use."""
+    global _threshold, _pending
+    _threshold, _pending = level, (where, level, options)
+    if _handler is not None:  # already installed: apply the change now
+        _install()
 
 
-def _journal_stream_is_stderr() -> bool:
-    value = os.environ.get("JOURNAL_STREAM", "")
-    dev, _, ino = value.partition(":")
-    if not (dev.isdigit() and ino.isdigit()):
-        return False
-    try:
-        st = os.fstat(2)
-    except OSError:
-        return False
-    return st.st_dev == int(dev) and st.st_ino == int(ino)
+def install() -> None:
+    """Install the configured handler now (a log file must open while we are root)."""
+    _install()
 
 
-def choose(where: str, *, under_systemd: bool, stderr_is_client: bool) -> str:
-    """Resolve ``auto`` to a concrete destination."""
-    if where != "auto":
-        return where
-    if _journal_stream_is_stderr() or (under_systemd and os.path.exists(JournalHandler.PATH)):
-        return "journal"
-    if stderr_is_client or _fd_is_socket(2):
-        return "syslog"
-    return "stderr"
+def _install() -> None:
+    global _pending, _handler
+    if _pending is None:
+        return
+    from ftpd import logsetup
+
+    where, level, options = _pending
+    _pending = None
+    _handler = logsetup.setup(where, level, **options)
 
 
-def setup(where: str, level: int, *, under_systemd: bool = False,
-          stderr_is_client: bool = False) -> logging.Handler:
-    """Install one handler on the ``ftpd`` logger tree; returns it (for reopen)."""
-    target = choose(where, under_systemd=under_systemd, stderr_is_client=stderr_is_client)
-    handler: logging.Handler
-    if target == "stderr":
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
-    elif target == "syslog":
-        from logging.handlers import SysLogHandler
+def reopen() -> None:
+    """After logrotate (SIGHUP): reopen a log file, if one is in use."""
+    if _handler is not None:
+        from ftpd import logsetup
 
-        address = "/dev/log" if os.path.exists("/dev/log") else ("localhost", 514)
-        try:
-            handler = SysLogHandler(address=address, facility=SysLogHandler.LOG_FTP)
-        except OSError:
-            handler = logging.NullHandler()
-        handler.setFormatter(logging.Formatter("ftpd[%(process)d]: %(message)s"))
-    elif target == "journal":
-        handler = JournalHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        from logging.handlers import WatchedFileHandler
-
-        handler = WatchedFileHandler(target)
-        handler.setFormatter(logging.Formatter(FORMAT))
-    root = logging.getLogger("ftpd")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
-    return handler
+        logsetup.reopen(_handler)
 
 
-def reopen(handler: logging.Handler) -> None:
-    """After logrotate: reopen a log file (SIGHUP)."""
-    reopen_file = getattr(handler, "reopenIfNeeded", None)
-    if reopen_file is not None:
-        reopen_file()
+class Logger:
+    """The subset of ``logging.Logger`` ftpd uses, resolved lazily."""
+
+    __slots__ = ("name", "_real")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._real: Any = None
+
+    def _logger(self) -> Any:
+        if _pending is not None:
+            _install()
+        if self._real is None:
+            import logging
+
+            self._real = logging.getLogger(self.name)
+        return self._real
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        return level >= _threshold and self._logger().isEnabledFor(level)
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if level >= _threshold:
+            self._logger().log(level, msg, *args, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if _threshold <= DEBUG:
+            self._logger().debug(msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if _threshold <= INFO:
+            self._logger().info(msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if _threshold <= WARNING:
+            self._logger().warning(msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if _threshold <= ERROR:
+            self._logger().error(msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if _threshold <= ERROR:
+            self._logger().exception(msg, *args, **kwargs)
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)

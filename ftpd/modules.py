@@ -9,15 +9,15 @@ listeners, and shares data through the server scope (``ftpd.scope``) and each se
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ftpd.core.commands import CommandTable, Handler, Hook
+from ftpd.log import get_logger
 
-log = logging.getLogger("ftpd.modules")
+log = get_logger("ftpd.modules")
 
 ENTRY_POINT_GROUP = "ftpd.modules"
 

@@ -3,11 +3,12 @@ and a listener can neither stop the others nor the caller."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("ftpd.events")
+from ftpd.log import get_logger
+
+log = get_logger("ftpd.events")
 
 Callback = Callable[[Any, Any], object]
 

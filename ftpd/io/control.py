@@ -5,7 +5,6 @@ TLS on the control channel when asked."""
 from __future__ import annotations
 
 import errno
-import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +13,12 @@ from ftpd.core.ids import normalize_host
 from ftpd.core.replies import Reply
 from ftpd.core.session import Session
 from ftpd.io.data import DataChannel
+from ftpd.log import get_logger
 
 if TYPE_CHECKING:
     from ftpd.io.server import Server
 
-log = logging.getLogger("ftpd.control")
+log = get_logger("ftpd.control")
 
 MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
 

@@ -6,7 +6,6 @@ It knows a ``Transfer`` only as a source, a sink and an optional transform."""
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 from collections.abc import Callable
@@ -15,8 +14,9 @@ from typing import Any
 from ftpd.core.actions import Transfer
 from ftpd.core.ids import normalize_host
 from ftpd.io.loop import EventLoop, TimerHandle
+from ftpd.log import get_logger
 
-log = logging.getLogger("ftpd.data")
+log = get_logger("ftpd.data")
 
 SENDFILE_CHUNK = 8 << 20
 READ_CHUNK = 256 << 10

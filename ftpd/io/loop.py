@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import os
 import selectors
 import signal
@@ -15,7 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("ftpd.loop")
+from ftpd.log import get_logger
+
+log = get_logger("ftpd.loop")
 
 Callback = Callable[..., Any]
 

@@ -7,17 +7,18 @@ keys, so a data connection can resume *only* that control connection's session a
 
 from __future__ import annotations
 
-import logging
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ftpd.log import get_logger
 
 if TYPE_CHECKING:
     from ftpd.io.control import ControlConnection
     from ftpd.io.data import DataChannel
     from ftpd.io.loop import EventLoop
 
-log = logging.getLogger("ftpd.tls")
+log = get_logger("ftpd.tls")
 
 
 class TLSConfigError(ValueError):
