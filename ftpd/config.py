@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class ConfigError(ValueError):
@@ -94,8 +93,7 @@ def _choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     name: str  # long option and TOML key
     parse: Callable[[Any], Any]
     default: Any
@@ -257,7 +255,7 @@ EXTRA_KEYS: dict[str, Callable[[Any, str], Any]] = {"modules": _modules}
 
 
 PATH_SETTINGS = ("root", "users", "xferlog", "tls_cert", "tls_key", "pidfile", "config")
-LOG_DESTINATIONS = ("auto", "stderr", "syslog", "journal")
+LOG_DESTINATIONS = ("auto", "stderr", "syslog", "journal")  # anything else is a file
 
 
 def _absolute(settings: Settings, cwd: str) -> None:

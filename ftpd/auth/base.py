@@ -5,16 +5,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 ALL_PERMS = "elradfmwMTL"
 READ_PERMS = "elr"
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(NamedTuple):
     """A logged-in user: name, home directory (the root they see) and permission letters
     (pyftpdlib's: e CWD, l LIST, r RETR, a APPE, d DELE/RMD, f RNFR/RNTO, m MKD,
     w STOR/STOU, M SITE CHMOD, T MFMT, plus L SITE SYMLINK)."""

@@ -5,34 +5,41 @@ named in each docstring."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ftpd.core.record import Record
 
-@dataclass
-class ListenPassive:
+
+class ListenPassive(Record):
     """Open a passive data listener on the control connection's local address
     (a port from *ports* if given) and report it with ``Session.passive_listening``
     or ``Session.passive_failed``. Connections from any host but *allowed_peer*
     (when set) must be dropped: data theft."""
 
-    ports: range | None = None
-    allowed_peer: str | None = None
+    __slots__ = ("ports", "allowed_peer")
+
+    def __init__(self, ports: range | None = None, allowed_peer: str | None = None) -> None:
+        self.ports, self.allowed_peer = ports, allowed_peer
 
 
-@dataclass
-class Transfer:
+class Transfer(Record):
     """One data transfer. The transport pumps bytes and updates ``bytes_done``;
     when it ends it calls ``Session.transfer_finished(error)``."""
 
-    direction: str  # "send" (RETR, LIST, ...) or "recv" (STOR, APPE, STOU)
-    source: BinaryIO | Iterator[bytes] | None = None  # for "send"
-    sink: BinaryIO | None = None  # for "recv"
-    transform: Callable[[bytes], bytes] | None = None  # TYPE A conversion
-    active_addr: tuple[str, int] | None = None  # PORT/EPRT: connect here
-    bytes_done: int = 0
-    started: float = 0.0
-    meta: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("direction", "source", "sink", "transform", "active_addr", "bytes_done",
+                 "started", "meta")
+
+    def __init__(self, direction: str, source: BinaryIO | Iterator[bytes] | None = None,
+                 sink: BinaryIO | None = None,
+                 transform: Callable[[bytes], bytes] | None = None) -> None:
+        self.direction = direction  # "send" (RETR, LIST, ...) or "recv" (STOR, APPE, STOU)
+        self.source = source  # for "send"
+        self.sink = sink  # for "recv"
+        self.transform = transform  # TYPE A conversion
+        self.active_addr: tuple[str, int] | None = None  # PORT/EPRT: connect here
+        self.bytes_done = 0
+        self.started = 0.0
+        self.meta: dict[str, Any] = {}
 
     def flush_transform(self) -> bytes:
         """Bytes a stateful transform still holds at the end of the stream."""
@@ -40,54 +47,60 @@ class Transfer:
         return flush() if flush else b""
 
 
-@dataclass
-class StartTransfer:
+class StartTransfer(Record):
     """Start *transfer* on the prepared data connection (after the preliminary reply
     that precedes this action has been written)."""
 
-    transfer: Transfer
+    __slots__ = ("transfer",)
+
+    def __init__(self, transfer: Transfer) -> None:
+        self.transfer = transfer
 
 
-@dataclass
-class CloseData:
-    """Drop any passive listener, idle data connection or running transfer. A running
-    transfer so stopped is reported with ``Session.transfer_finished("aborted")``."""
+class CloseData(Record):
+    """Drop any passive listener, idle data connection or running transfer, silently
+    (the core has already settled the transfer's outcome)."""
 
 
-@dataclass
-class Authenticate:
+class Authenticate(Record):
     """Check credentials off the event loop with the authorizer; report the result
     with ``Session.auth_result(account_or_None)``."""
 
-    username: str
-    password: str
+    __slots__ = ("username", "password")
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
 
 
-@dataclass
-class Wait:
+class Wait(Record):
     """Process nothing more for this session for *seconds*, then call
     ``Session.resume()``. Other sessions go on."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
-@dataclass
-class Emit:
+class Emit(Record):
     """Deliver an event to the bus (after the replies before it have been written)."""
 
-    name: str
-    data: Any = None
+    __slots__ = ("name", "data")
+
+    def __init__(self, name: str, data: Any = None) -> None:
+        self.name, self.data = name, data
 
 
-@dataclass
-class Close:
+class Close(Record):
     """Close the control connection once everything before this has been written."""
 
-    reason: str = "QUIT"
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str = "QUIT") -> None:
+        self.reason = reason
 
 
-@dataclass
-class StartTLS:
+class StartTLS(Record):
     """Switch the control connection to TLS now (after the reply before it is written)."""
 
 

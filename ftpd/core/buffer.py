@@ -6,7 +6,7 @@ caps a line at MAX_LINE bytes and never holds more than that in memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_LINE = 2048
 
@@ -15,8 +15,7 @@ DONT, DO, WONT, WILL = 0xFE, 0xFD, 0xFC, 0xFB
 NOP, GA = 0xF1, 0xF9  # NOP, DM, BRK, IP, AO, AYT, EC, EL, GA: commands without data
 
 
-@dataclass(frozen=True)
-class LineTooLong:
+class LineTooLong(NamedTuple):
     """Marker for a line that exceeded MAX_LINE bytes (its bytes were discarded)."""
 
     length: int

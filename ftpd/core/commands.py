@@ -7,9 +7,9 @@ copy of it with commands, SITE subcommands and PRE/POST hooks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ftpd.core.record import Record
 from ftpd.core.replies import ResponseChain
 
 if TYPE_CHECKING:
@@ -21,17 +21,18 @@ Handler = Callable[["Session", "Command"], None]
 Hook = Callable[["Session", "Command"], None]
 
 
-@dataclass
-class Command:
+class Command(Record):
     """One command being executed: its argument and its two response chains."""
 
-    verb: str
-    arg: str
-    ok: ResponseChain = field(default_factory=ResponseChain)
-    err: ResponseChain = field(default_factory=ResponseChain)
-    deferred: bool = False  # the final reply comes later (transfer, PASV, login)
-    after: list[Any] = field(default_factory=list)  # actions to run after the reply
-    info: dict[str, Any] = field(default_factory=dict)  # shared between PRE, main, POST
+    __slots__ = ("verb", "arg", "ok", "err", "deferred", "after", "info")
+
+    def __init__(self, verb: str, arg: str) -> None:
+        self.verb, self.arg = verb, arg
+        self.ok = ResponseChain()
+        self.err = ResponseChain()
+        self.deferred = False  # the final reply comes later (transfer, PASV, login)
+        self.after: list[Any] = []  # actions to run after the reply
+        self.info: dict[str, Any] = {}  # shared between PRE, main, POST
 
     def add(self, code: int, text: str) -> None:
         """Add to the success chain (code DUP continues another handler's reply)."""
@@ -46,8 +47,7 @@ class Command:
         return bool(self.err)
 
 
-@dataclass(frozen=True)
-class CommandSpec:
+class CommandSpec(NamedTuple):
     name: str
     handler: Handler
     arg: str = NO_ARG

@@ -1,13 +1,13 @@
 """Typed event data: facts the core reports to the events bus. Listeners observe
-them; they cannot change the protocol."""
+them; they cannot change the protocol. Immutable named tuples: building a dozen
+dataclasses at import would cost every inetd no-wait start several milliseconds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class SessionInfo:
+class SessionInfo(NamedTuple):
     """Who did it: the session that raised the event."""
 
     session_id: str
@@ -17,28 +17,24 @@ class SessionInfo:
     anonymous: bool = False
 
 
-@dataclass(frozen=True)
-class ConnectEvent:
+class ConnectEvent(NamedTuple):
     session: SessionInfo
     time: float
 
 
-@dataclass(frozen=True)
-class LoginEvent:
+class LoginEvent(NamedTuple):
     session: SessionInfo
     time: float
 
 
-@dataclass(frozen=True)
-class LoginFailedEvent:
+class LoginFailedEvent(NamedTuple):
     session: SessionInfo
     time: float
     username: str
     attempts: int
 
 
-@dataclass(frozen=True)
-class LogoutEvent:
+class LogoutEvent(NamedTuple):
     session: SessionInfo
     time: float
     duration: float
@@ -49,8 +45,7 @@ class LogoutEvent:
     reason: str  # QUIT, TIMEOUT, EOF, SHUTDOWN, ERROR
 
 
-@dataclass(frozen=True)
-class TransferEvent:
+class TransferEvent(NamedTuple):
     """fs.download / fs.upload, raised once the transfer has ended."""
 
     session: SessionInfo
@@ -66,8 +61,7 @@ class TransferEvent:
     command: str = ""
 
 
-@dataclass(frozen=True)
-class ListingEvent:
+class ListingEvent(NamedTuple):
     session: SessionInfo
     time: float
     path: str
@@ -77,8 +71,7 @@ class ListingEvent:
     command: str = "LIST"
 
 
-@dataclass(frozen=True)
-class PathEvent:
+class PathEvent(NamedTuple):
     """fs.delete (kind "file" or "dir"), fs.mkdir, fs.rmdir."""
 
     session: SessionInfo
@@ -87,41 +80,36 @@ class PathEvent:
     kind: str = "file"
 
 
-@dataclass(frozen=True)
-class RenameEvent:
+class RenameEvent(NamedTuple):
     session: SessionInfo
     time: float
     old_path: str
     new_path: str
 
 
-@dataclass(frozen=True)
-class SymlinkEvent:
+class SymlinkEvent(NamedTuple):
     session: SessionInfo
     time: float
     target: str
     link_path: str
 
 
-@dataclass(frozen=True)
-class ChmodEvent:
+class ChmodEvent(NamedTuple):
     session: SessionInfo
     time: float
     path: str
     mode: int
 
 
-@dataclass(frozen=True)
-class AbortEvent:
+class AbortEvent(NamedTuple):
     session: SessionInfo
     time: float
     path: str
     command: str
 
 
-@dataclass(frozen=True)
-class ServerEvent:
+class ServerEvent(NamedTuple):
     """core.startup, core.shutdown, core.reload, core.idle-timeout."""
 
     time: float
-    detail: dict[str, object] = field(default_factory=dict)
+    detail: dict[str, object] | None = None

@@ -6,8 +6,6 @@ command ends exactly one chain is flushed as one RFC 959 reply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 DUP = 0  # "continue the reply another handler started" (ProFTPD's R_DUP)
 
 
@@ -15,16 +13,28 @@ def _clean(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ").replace("\0", " ")
 
 
-@dataclass(frozen=True)
 class Reply:
-    """One complete reply: a code and one or more text lines."""
+    """One complete reply: a code and one or more text lines (immutable)."""
 
-    code: int
-    lines: tuple[str, ...]
+    __slots__ = ("code", "lines")
 
-    def __post_init__(self) -> None:
-        if not 100 <= self.code <= 599:
-            raise ValueError(f"bad reply code {self.code}")
+    def __init__(self, code: int, lines: tuple[str, ...]) -> None:
+        if not 100 <= code <= 599:
+            raise ValueError(f"bad reply code {code}")
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "lines", tuple(lines))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Reply is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reply) and (self.code, self.lines) == (other.code, other.lines)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.lines))
+
+    def __repr__(self) -> str:
+        return f"Reply(code={self.code}, lines={self.lines!r})"
 
     @classmethod
     def of(cls, code: int, *lines: str) -> Reply:
@@ -43,11 +53,16 @@ class Reply:
         return text.encode("utf-8", "surrogateescape")
 
 
-@dataclass
 class ResponseChain:
     """Lines added by handlers; flushed as one reply whose code is the first added."""
 
-    entries: list[tuple[int, str]] = field(default_factory=list)
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, str]] = []
+
+    def __repr__(self) -> str:
+        return f"ResponseChain({self.entries!r})"
 
     def add(self, code: int, text: str) -> None:
         self.entries.append((code, text))

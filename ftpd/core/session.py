@@ -7,11 +7,9 @@ does I/O on sockets; the filesystem is reached through the ``FileSystem`` object
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
@@ -24,8 +22,9 @@ from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
 from ftpd.core.throttle import LoginThrottle
 from ftpd.fs.base import FileSystem
+from ftpd.log import get_logger
 
-log = logging.getLogger("ftpd.session")
+log = get_logger("ftpd.session")
 
 MAX_QUEUED_LINES = 64
 
@@ -36,29 +35,48 @@ def _local_fs(account: Account) -> FileSystem:
     return LocalFS(account.home)
 
 
-@dataclass
 class SessionConfig:
-    """What every session of one server shares: policy, limits and the command table."""
+    """What every session of one server shares: policy, limits and the command table.
+    Keywords only; ``replace(**changes)`` gives a modified copy."""
 
-    table: CommandTable = field(default_factory=lambda: _default_table())
-    fs_factory: Callable[[Account], FileSystem] = _local_fs
-    banner: str = "ftpd ready."
-    masquerade_address: str | None = None
-    passive_ports: range | None = None
-    permit_foreign_addresses: bool = False
-    max_bad_commands: int = 20
-    max_login_attempts: int = 3
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    atomic_uploads: bool = False
-    max_listing_entries: int = 200_000
-    tls_mode: str = "off"  # off, explicit, required
-    tls_anonymous: bool = False
-    tls_available: bool = False
-    implicit_tls: bool = False
-    ccc_allowed: bool = False
-    server_scope: dict[str, Any] = field(default_factory=dict)
-    clock: Callable[[], float] = time.time
-    shutting_down: bool = False
+    def __init__(self, *, table: CommandTable | None = None,
+                 fs_factory: Callable[[Account], FileSystem] = _local_fs,
+                 banner: str = "ftpd ready.", masquerade_address: str | None = None,
+                 passive_ports: range | None = None, permit_foreign_addresses: bool = False,
+                 max_bad_commands: int = 20, max_login_attempts: int = 3,
+                 throttle: LoginThrottle | None = None, atomic_uploads: bool = False,
+                 max_listing_entries: int = 200_000, tls_mode: str = "off",
+                 tls_anonymous: bool = False, tls_available: bool = False,
+                 implicit_tls: bool = False, server_scope: dict[str, Any] | None = None,
+                 clock: Callable[[], float] = time.time, shutting_down: bool = False) -> None:
+        self.table = table if table is not None else _default_table()
+        self.fs_factory = fs_factory
+        self.banner = banner
+        self.masquerade_address = masquerade_address
+        self.passive_ports = passive_ports
+        self.permit_foreign_addresses = permit_foreign_addresses
+        self.max_bad_commands = max_bad_commands
+        self.max_login_attempts = max_login_attempts
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self.atomic_uploads = atomic_uploads
+        self.max_listing_entries = max_listing_entries
+        self.tls_mode = tls_mode  # off, explicit, required
+        self.tls_anonymous = tls_anonymous
+        self.tls_available = tls_available
+        self.implicit_tls = implicit_tls
+        self.server_scope: dict[str, Any] = server_scope if server_scope is not None else {}
+        self.clock = clock
+        self.shutting_down = shutting_down
+
+    def replace(self, **changes: Any) -> SessionConfig:
+        import copy
+
+        new = copy.copy(self)
+        for name, value in changes.items():
+            if not hasattr(new, name):
+                raise TypeError(f"SessionConfig has no setting {name!r}")
+            setattr(new, name, value)
+        return new
 
 
 def _default_table() -> CommandTable:

@@ -4,39 +4,44 @@ state) and reloads on SIGHUP. It knows sessions only as control connections."""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ftpd.auth.base import Authorizer
 from ftpd.core.events import ServerEvent
 from ftpd.core.ids import normalize_host, session_id
+from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.launch.context import Endpoint, LaunchContext
+from ftpd.log import get_logger
 
-log = logging.getLogger("ftpd.server")
+log = get_logger("ftpd.server")
 
 ACCEPTS_PER_EVENT = 64
 
 
-@dataclass
-class ServerOptions:
-    timeout: float = 300.0
-    data_timeout: float = 300.0
-    max_connections: int = 512
-    max_connections_per_ip: int = 0
-    idle_timeout: float = 0.0
-    shutdown_timeout: float = 60.0
-    auth_workers: int = 2
+class ServerOptions(Record):
+    """Limits and timers of the transport (the core's policy is SessionConfig)."""
+
+    __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
+                 "idle_timeout", "shutdown_timeout", "auth_workers")
+
+    def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
+                 max_connections: int = 512, max_connections_per_ip: int = 0,
+                 idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
+                 auth_workers: int = 2) -> None:
+        self.timeout, self.data_timeout = timeout, data_timeout
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
+        self.idle_timeout, self.shutdown_timeout = idle_timeout, shutdown_timeout
+        self.auth_workers = auth_workers
 
 
 class Server:
@@ -75,7 +80,7 @@ class Server:
             return self.config
         if self._implicit_base is not self.config:  # first use, or reloaded since
             self._implicit_base = self.config
-            self._implicit_config = dataclasses.replace(self.config, implicit_tls=True)
+            self._implicit_config = self.config.replace(implicit_tls=True)
         assert self._implicit_config is not None
         return self._implicit_config
 

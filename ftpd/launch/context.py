@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ftpd.core.record import Record
 
 
-@dataclass
-class Endpoint:
+class Endpoint(NamedTuple):
     """A listening socket to accept on, or a connected control socket to serve."""
 
     sock: socket.socket
@@ -18,13 +19,17 @@ class Endpoint:
     inherited: bool = False  # belongs to a launcher: never closed early, queue left alone
 
 
-@dataclass
-class LaunchContext:
-    mode: str  # standalone, inetd, inetd-wait, systemd, launchd, embedded
-    listeners: list[Endpoint] = field(default_factory=list)
-    connections: list[Endpoint] = field(default_factory=list)
-    notify: Callable[[str], None] | None = None  # sd_notify when under systemd
-    watchdog_usec: int = 0
+class LaunchContext(Record):
+    __slots__ = ("mode", "listeners", "connections", "notify", "watchdog_usec")
+
+    def __init__(self, mode: str, listeners: list[Endpoint] | None = None,
+                 connections: list[Endpoint] | None = None,
+                 notify: Callable[[str], None] | None = None, watchdog_usec: int = 0) -> None:
+        self.mode = mode  # standalone, inetd, inetd-wait, systemd, launchd, embedded
+        self.listeners: list[Endpoint] = listeners if listeners is not None else []
+        self.connections: list[Endpoint] = connections if connections is not None else []
+        self.notify = notify  # sd_notify when under systemd
+        self.watchdog_usec = watchdog_usec
 
     @property
     def per_connection(self) -> bool:

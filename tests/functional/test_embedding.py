@@ -74,7 +74,8 @@ def test_embedded_on_a_directory(tmp_path):
             anon.storbinary("STOR no.txt", io.BytesIO(b"no"))
         anon.quit()
     assert (tmp_path / "up.txt").read_bytes() == b"uploaded"
-    assert len(events) == 1
+    # the upload, then the refused one (EVENTS.md: status PERM)
+    assert [(e.path, e.status) for e in events] == [("/up.txt", "OK"), ("/no.txt", "PERM")]
 
 
 def serve_in_thread(server: FTPServer) -> threading.Thread:
