@@ -6,10 +6,9 @@ from __future__ import annotations
 import random
 import socket
 import subprocess
-import sys
 
 import pytest
-from fhelpers import DEADLINE, RawControl, free_port
+from ftpsupport import DEADLINE, RawControl, free_port, ftpd_argv
 
 
 def assert_clean(c: RawControl) -> None:
@@ -146,8 +145,8 @@ def test_connection_dropped_mid_command(server):
 
 # -- the command line ------------------------------------------------------------------
 def ftpd_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ftpd", *args], capture_output=True,
-                          text=True, timeout=DEADLINE, cwd=cwd, stdin=subprocess.DEVNULL)
+    return subprocess.run(ftpd_argv(*args), capture_output=True, text=True, timeout=DEADLINE,
+                          cwd=cwd, stdin=subprocess.DEVNULL)
 
 
 def one_line(proc: subprocess.CompletedProcess) -> str:

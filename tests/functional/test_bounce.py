@@ -7,7 +7,7 @@ import ftplib
 import socket
 
 import pytest
-from fhelpers import DEADLINE, RawControl, wait_until
+from ftpsupport import DEADLINE, RawControl, wait_until
 
 OTHER = "127.0.0.2"
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from fhelpers import DEADLINE, sha256
+from ftpsupport import DEADLINE, sha256
 
 CURL = shutil.which("curl")
 pytestmark = pytest.mark.skipif(CURL is None, reason="curl is not installed")

@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from fhelpers import DEADLINE, LoopFTP, connect, wait_until
+from fhelpers import LoopFTP, connect
+from ftpsupport import DEADLINE, wait_until
 
 from ftpd.embed import FTPServer
 from ftpd.fs.memory import MemoryFS

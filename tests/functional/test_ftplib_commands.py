@@ -8,7 +8,8 @@ import io
 import os
 
 import pytest
-from fhelpers import ExtFTP, LoopFTP, sha256
+from fhelpers import ExtFTP, LoopFTP
+from ftpsupport import sha256
 
 
 def lines_of(ftp: ftplib.FTP, cmd: str) -> list[str]:

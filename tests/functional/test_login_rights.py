@@ -8,7 +8,7 @@ import ftplib
 import io
 
 import pytest
-from fhelpers import RawControl
+from ftpsupport import RawControl
 
 
 def seed(server) -> None:

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fhelpers import DEADLINE, tree_digest
+from fhelpers import tree_digest
+from ftpsupport import DEADLINE
 
 WGET = shutil.which("wget")
 LFTP = shutil.which("lftp")

@@ -9,7 +9,7 @@ import io
 import os
 
 import pytest
-from fhelpers import RawControl
+from ftpsupport import RawControl
 
 RAW = b"raw\xff.bin"
 

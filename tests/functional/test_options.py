@@ -9,7 +9,8 @@ import socket
 import stat
 
 import pytest
-from fhelpers import connect, free_port
+from fhelpers import connect
+from ftpsupport import free_port
 
 
 def free_port_pair() -> int:

@@ -12,7 +12,7 @@ import socket
 import stat
 
 import pytest
-from fhelpers import DEADLINE, RawControl, sha256
+from ftpsupport import DEADLINE, RawControl, sha256
 
 BIG = 48 << 20  # a sparse file: too big to vanish into socket buffers before ABOR
 

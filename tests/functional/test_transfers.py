@@ -17,7 +17,8 @@ import threading
 import time
 
 import pytest
-from fhelpers import DEADLINE, RawControl, connect, sha256, wait_until
+from fhelpers import connect
+from ftpsupport import DEADLINE, RawControl, accepts, sha256, wait_until
 
 BIG = 48 << 20  # sparse: more than socket buffers hold
 
@@ -32,14 +33,6 @@ def read_all(conn: socket.socket) -> bytes:
     while chunk := conn.recv(1 << 20):
         out += chunk
     return bytes(out)
-
-
-def accepting(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_empty_file_round_trip(ftpd_server):
@@ -335,7 +328,7 @@ def test_sigterm_drains_sessions(ftpd_server):
         code, text = idle.reply()
         assert code == 421, text
         assert idle.wait_closed()
-    wait_until(lambda: not accepting(server.host, server.port), "the listener to close")
+    wait_until(lambda: not accepts(server.host, server.port), "the listener to close")
     assert server.proc.poll() is None  # still draining the transfer
     received += len(read_all(conn))
     conn.close()
