@@ -1,59 +1,24 @@
-"""Helpers for the hardening tests: free ports, bounded waits, a strict raw control
-client, data connections with a chosen receive buffer, an NcFTPd event receiver on UDP.
+"""Helpers for the hardening tests: a strict raw control client, data connections with
+a chosen receive buffer, an NcFTPd event receiver on UDP. Free ports, bounded waits and
+the control client it builds on are ``ftpsupport``'s.
 
 Every wait here has a deadline; every loop has a bound on its count."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import resource
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DEADLINE = 10.0  # seconds: the longest any single wait may take
+from ftpsupport import DEADLINE, RawControl, wait_until
+
 HOST = "127.0.0.1"
 USER, PASSWORD = "user", "pw"
 TEMP_PREFIX = ".ftpd-upload-"  # SPEC §3: hidden temporary names of atomic uploads
-
-_FIRST = re.compile(r"^([1-5][0-9][0-9])([ -])")
-
-
-def free_port(host: str = HOST) -> int:
-    """A port that was free a moment ago (the caller copes with a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE,
-               interval: float = 0.02) -> Any:
-    """Poll *predicate* until it returns something true, at most *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def sha256(data: bytes | Path) -> str:
-    if isinstance(data, bytes):
-        return hashlib.sha256(data).hexdigest()
-    h = hashlib.sha256()
-    with open(data, "rb") as f:
-        for _ in range(1 << 20):
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def raise_nofile(wanted: int) -> None:
@@ -68,115 +33,25 @@ def temp_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX))
 
 
-class MalformedReply(AssertionError):
-    pass
-
-
-class Control:
+class Control(RawControl):
     """A control connection spoken byte for byte, checking that every reply is
-    well-formed RFC 959 (CRLF lines, ``NNN text`` or ``NNN-`` ... ``NNN text``)."""
+    well-formed RFC 959 (CRLF lines, ``NNN text`` or ``NNN-`` ... ``NNN text``, the code
+    from 100 to 599); ``greet=False`` leaves the greeting unread."""
+
+    first_line = re.compile(r"^([1-5][0-9][0-9])([ -])")
+    strict = True
 
     def __init__(self, port: int, host: str = HOST, timeout: float = DEADLINE,
                  greet: bool = True) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.timeout = timeout
-        self._buf = b""
-        self.replies: list[tuple[int, str]] = []
-        self.greeting = self.reply() if greet else None
+        super().__init__(host, port, timeout, greet)
 
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> Control:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def send(self, data: bytes, flags: int = 0) -> None:
-        self.sock.sendall(data, flags)
-
-    def _line(self) -> str:
-        for _ in range(100_000):
-            if b"\n" in self._buf:
-                break
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"connection closed; pending {self._buf!r}")
-            self._buf += chunk
-        raw, _, self._buf = self._buf.partition(b"\n")
-        if not raw.endswith(b"\r"):
-            raise MalformedReply(f"reply line not ended by CRLF: {raw!r}")
-        return raw[:-1].decode("utf-8", "surrogateescape")
-
-    def reply(self, timeout: float | None = None) -> tuple[int, str]:
-        """One whole reply: (code, all its lines joined by newlines)."""
-        self.sock.settimeout(self.timeout if timeout is None else timeout)
-        first = self._line()
-        m = _FIRST.match(first)
-        if m is None:
-            raise MalformedReply(f"bad first reply line {first!r}")
-        lines = [first]
-        if m.group(2) == "-":
-            end = m.group(1) + " "
-            for _ in range(100_000):
-                line = self._line()
-                lines.append(line)
-                if line.startswith(end):
-                    break
-            else:
-                raise MalformedReply(f"multi-line reply {first!r} never ended")
-        code = int(m.group(1))
-        self.replies.append((code, "\n".join(lines)))
-        return code, "\n".join(lines)
-
-    def cmd(self, line: str | bytes, timeout: float | None = None) -> tuple[int, str]:
-        if isinstance(line, str):
-            line = line.encode("utf-8", "surrogateescape")
-        self.send(line + b"\r\n")
-        return self.reply(timeout)
-
-    def ok(self, line: str, code: int | tuple[int, ...]) -> str:
-        got, text = self.cmd(line)
-        codes = code if isinstance(code, tuple) else (code,)
-        assert got in codes, f"{line!r}: expected {codes}, got {text!r}"
-        return text
-
-    def login(self, user: str = USER, password: str = PASSWORD) -> None:
-        self.ok(f"USER {user}", 331)
-        self.ok(f"PASS {password}", 230)
-
-    def pasv(self) -> tuple[str, int]:
-        text = self.ok("PASV", 227)
-        m = re.search(r"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", text)
-        assert m is not None, text
-        n = [int(x) for x in m.groups()]
-        return ".".join(map(str, n[:4])), n[4] * 256 + n[5]
+    ok = RawControl.expect
+    closed = RawControl.wait_closed
 
     def data(self, rcvbuf: int | None = None, bind: str | None = None) -> socket.socket:
         """PASV and connect the data socket (before the transfer command)."""
         host, port = self.pasv()
         return open_data(host, port, rcvbuf=rcvbuf, bind=bind)
-
-    def closed(self, timeout: float = DEADLINE) -> bool:
-        """True once the server closed the connection; whatever it sent is kept in
-        the buffer (read it with ``reply``)."""
-        deadline = time.monotonic() + timeout
-        for _ in range(100_000):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                return False
-            except ConnectionResetError:
-                return True
-            if not chunk:
-                return True
-            self._buf += chunk
-        return False
 
     def pending_replies(self) -> list[tuple[int, str]]:
         """Parse every whole reply already in the buffer (after ``closed``)."""

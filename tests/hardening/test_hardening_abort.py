@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hhelpers import Control, UdpEvents, read_all, reset_close, wait_until
+from ftpsupport import wait_until
+from hhelpers import Control, UdpEvents, read_all, reset_close
 
 BIG = 256 << 20
 

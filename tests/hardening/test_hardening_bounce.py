@@ -6,7 +6,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from hhelpers import DEADLINE, HOST, open_data, read_all
+from ftpsupport import DEADLINE
+from hhelpers import HOST, open_data, read_all
 
 OTHER = "127.0.0.2"
 

@@ -12,7 +12,8 @@ import socket
 import time
 
 import pytest
-from hhelpers import DEADLINE, HOST, Control, open_data, raise_nofile, read_all, wait_until
+from ftpsupport import DEADLINE, wait_until
+from hhelpers import HOST, Control, open_data, raise_nofile, read_all
 
 
 def _listing(c: Control, verb: str = "NLST") -> list[str]:

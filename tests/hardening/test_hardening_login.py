@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from hhelpers import DEADLINE, Control, read_all
+from ftpsupport import DEADLINE
+from hhelpers import Control, read_all
 
 
 def _fail_login(c: Control) -> tuple[int, str, float]:

@@ -12,7 +12,8 @@ import select
 from pathlib import Path
 
 import pytest
-from hhelpers import DEADLINE, open_data
+from ftpsupport import DEADLINE
+from hhelpers import open_data
 
 SEED = 20240601
 COMMANDS = 300

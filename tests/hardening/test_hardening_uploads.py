@@ -11,16 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hhelpers import (
-    TEMP_PREFIX,
-    Control,
-    UdpEvents,
-    read_all,
-    reset_close,
-    sha256,
-    temp_files,
-    wait_until,
-)
+from ftpsupport import sha256, wait_until
+from hhelpers import TEMP_PREFIX, Control, UdpEvents, read_all, reset_close, temp_files
 
 CHUNK = 64 * 1024
 
