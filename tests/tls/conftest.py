@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tlshelpers import FtpdProcess, finish, start_ftpd
+from tlshelpers import TlsFtpd, finish, start_tls
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def ftpd(tmp_path: Path, certs: Certs):
     """Factory: ``ftpd(*extra_args, tls=True, implicit=False, root=..., host=...)``;
     ``tls=True`` adds ``--tls-cert cert.pem --tls-key key.pem``."""
-    servers: list[FtpdProcess] = []
+    servers: list[TlsFtpd] = []
 
-    def start(*args: str, tls: bool = True, **kwargs: Any) -> FtpdProcess:
+    def start(*args: str, tls: bool = True, **kwargs: Any) -> TlsFtpd:
         if tls:
             args = ("--tls-cert", str(certs.cert), "--tls-key", str(certs.key), *args)
-        server = start_ftpd(tmp_path, *args, **kwargs)
+        server = start_tls(tmp_path, *args, **kwargs)
         servers.append(server)
         return server
 
@@ -74,8 +74,8 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, certs: Certs):
     root = workdir / "root"
     root.mkdir()
     (root / "data.bin").write_bytes(os.urandom(300_000))
-    server = start_ftpd(workdir, "--tls-cert", str(certs.cert), "--tls-key", str(certs.key),
-                        root=root, implicit=True)
+    server = start_tls(workdir, "--tls-cert", str(certs.cert), "--tls-key", str(certs.key),
+                       root=root, implicit=True)
     yield server
     finish([server])
 

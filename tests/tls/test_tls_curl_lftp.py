@@ -9,7 +9,8 @@ import shutil
 import socket
 
 import pytest
-from tlshelpers import curl, lftp, sha256
+from ftpsupport import sha256
+from tlshelpers import curl, lftp
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),

@@ -10,14 +10,13 @@ import os
 import ssl
 
 import pytest
+from ftpsupport import has_ipv6_loopback, sha256
 from tlshelpers import (
     ImplicitFTP,
     client_context,
     expect_refused,
-    has_ipv6_loopback,
     quit_quietly,
     retr,
-    sha256,
     stor,
     tls_login,
 )

@@ -15,21 +15,24 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tlshelpers import (
+from ftpsupport import (
     DEADLINE,
+    free_port,
+    ftpd_argv,
+    listening_ports,
+    sha256,
+    stop_pid,
+    wait_until,
+)
+from tlshelpers import (
     USER,
     ImplicitFTP,
     ReuseFTP_TLS,
     client_context,
-    free_port,
-    ftpd_argv,
-    listening_ports,
     quit_quietly,
     retr,
-    sha256,
     stor,
     tls_login,
-    wait_until,
 )
 
 ACTIVATE = shutil.which("systemd-socket-activate")
@@ -40,17 +43,6 @@ needs_activate = pytest.mark.skipif(ACTIVATE is None,
 def _server_args(root: Path, certs, log: Path) -> list[str]:
     return ["-r", str(root), "-u", USER, "-P", "pw", "--failed-login-delay", "0", "-v",
             "--tls-cert", str(certs.cert), "--tls-key", str(certs.key), "--log", str(log)]
-
-
-def _stop(proc: subprocess.Popen) -> int | None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(DEADLINE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(DEADLINE)
-    return proc.returncode
 
 
 def _exercise(ftp: ftplib.FTP, root: Path) -> None:
@@ -106,7 +98,7 @@ def activate(tmp_path: Path):
 
     yield start
     for a in started:
-        _stop(a.proc)
+        stop_pid(a.proc)
 
 
 @needs_activate
@@ -137,7 +129,7 @@ def test_systemd_ftps_named_socket_is_implicit(activate, certs, root, tmp_path):
         quit_quietly(explicit)
     text = log.read_text()
     assert "(systemd)" in text and "Traceback" not in text
-    assert _stop(act.proc) == 0, act.stderr() + text
+    assert stop_pid(act.proc) == 0, act.stderr() + text
 
 
 @needs_activate
@@ -216,7 +208,7 @@ def test_inetd_nowait_implicit(certs, root, tmp_path):
         assert proc.wait(DEADLINE) == 0
     finally:
         client.close()
-        _stop(proc)
+        stop_pid(proc)
     assert "Traceback" not in log.read_text()
 
 
@@ -234,7 +226,7 @@ def test_inetd_nowait_explicit_auth_tls(certs, root, tmp_path):
         assert proc.wait(DEADLINE) == 0
     finally:
         client.close()
-        _stop(proc)
+        stop_pid(proc)
 
 
 def test_inetd_nowait_implicit_refuses_a_plain_client(certs, root, tmp_path):
@@ -254,7 +246,7 @@ def test_inetd_nowait_implicit_refuses_a_plain_client(certs, root, tmp_path):
         assert proc.wait(DEADLINE) == 0
     finally:
         client.close()
-        _stop(proc)
+        stop_pid(proc)
 
 
 def test_inetd_wait_implicit(certs, root, tmp_path):
@@ -276,7 +268,7 @@ def test_inetd_wait_implicit(certs, root, tmp_path):
             finally:
                 quit_quietly(ftp)
     finally:
-        assert _stop(proc) == 0, log.read_text()
+        assert stop_pid(proc) == 0, log.read_text()
     assert "Traceback" not in log.read_text()
 
 
@@ -297,4 +289,4 @@ def test_inetd_implicit_with_a_missing_certificate(root, tmp_path):
         assert proc.wait(DEADLINE) == 2
     finally:
         client.close()
-        _stop(proc)
+        stop_pid(proc)

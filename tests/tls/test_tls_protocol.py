@@ -14,16 +14,8 @@ import time
 import warnings
 
 import pytest
-from tlshelpers import (
-    Raw,
-    ReuseFTP_TLS,
-    client_context,
-    quit_quietly,
-    retr,
-    sha256,
-    tls_login,
-    wait_until,
-)
+from ftpsupport import sha256, wait_until
+from tlshelpers import Raw, ReuseFTP_TLS, client_context, quit_quietly, retr, tls_login
 
 TLS_FEATURES = {"AUTH TLS", "PBSZ", "PROT"}
 

@@ -17,7 +17,7 @@ from tlshelpers import (
     finish,
     quit_quietly,
     retr,
-    start_ftpd,
+    start_tls,
     tls_login,
 )
 
@@ -28,8 +28,8 @@ def required(tmp_path_factory, certs):
     root = workdir / "root"
     root.mkdir()
     (root / "f.txt").write_bytes(b"abc\n")
-    server = start_ftpd(workdir, "--tls-cert", str(certs.cert), "--tls-key", str(certs.key),
-                        "--tls", "required", root=root)
+    server = start_tls(workdir, "--tls-cert", str(certs.cert), "--tls-key", str(certs.key),
+                       "--tls", "required", root=root)
     yield server
     finish([server])
 

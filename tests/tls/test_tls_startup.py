@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tlshelpers import DEADLINE, Raw, free_port, ftpd_argv, quit_quietly, tls_login
+from ftpsupport import DEADLINE, free_port, ftpd_argv
+from tlshelpers import Raw, quit_quietly, tls_login
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

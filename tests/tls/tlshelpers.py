@@ -1,85 +1,25 @@
-"""Helpers for the FTPS tests: bounded waits, free ports, ftplib clients that resume
-the control connection's TLS session (or someone else's), an implicit-FTPS ftplib
-client, and runners for curl and lftp.
+"""Helpers for the FTPS tests: ftplib clients that resume the control connection's TLS
+session (or someone else's), an implicit-FTPS ftplib client, runners for curl and lftp,
+and ftpd on free ports with an implicit listener if asked. Free ports, bounded waits,
+the ftpd subprocess and the raw control client are ``ftpsupport``'s.
 
 Every wait has a deadline; nothing retries a test."""
 
 from __future__ import annotations
 
 import ftplib
-import hashlib
 import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEADLINE = 10.0  # seconds: the longest any single wait may take
+from ftpsupport import DEADLINE, FtpdProcess, RawControl, netloc, start_ftpd
+
 CLIENT_TIMEOUT = 20.0  # seconds: curl and lftp runs
 USER, PASSWORD = "user", "pw"
-BIND_ATTEMPTS = 5
-
-
-def family_of(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago on *host*."""
-    with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def netloc(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE,
-               interval: float = 0.02) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def listening_ports() -> set[int]:
-    """Ports in LISTEN state, read from /proc (looking never connects, so it never
-    activates a socket-activated service)."""
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "0A":  # TCP_LISTEN
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        except FileNotFoundError:
-            continue
-    return ports
-
-
-def has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def client_context(ca: Path, version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
@@ -91,91 +31,45 @@ def client_context(ca: Path, version: ssl.TLSVersion | None = None) -> ssl.SSLCo
 
 
 # -- ftpd in a subprocess -------------------------------------------------------------------
-@dataclass
-class FtpdProcess:
-    """A running ``ftpd`` subprocess."""
+class TlsFtpd(FtpdProcess):
+    """A running ``ftpd`` subprocess: ``port`` is the explicit (plain or AUTH TLS)
+    listener, ``implicit_port`` the implicit-FTPS one if any."""
 
-    proc: subprocess.Popen
-    host: str
-    port: int  # the explicit (plain or AUTH TLS) listener
-    implicit_port: int | None
-    root: Path
-    log_path: Path
-    check_log: bool = True
-    stopped: bool = field(default=False)
+    def __init__(self, args: list[str], *, implicit_port: int | None, root: Path,
+                 check_log: bool = True, **kwargs: Any) -> None:
+        super().__init__(args, **kwargs)
+        self.implicit_port, self.root, self.check_log = implicit_port, root, check_log
 
     def url(self, path: str = "", scheme: str = "ftp", implicit: bool = False) -> str:
         port = self.implicit_port if implicit else self.port
         assert port is not None
         return f"{scheme}://{USER}:{PASSWORD}@{netloc(self.host, port)}/{path.lstrip('/')}"
 
-    def log(self) -> str:
-        return self.log_path.read_text("utf-8", "replace")
 
-    def stop(self) -> int:
-        if not self.stopped:
-            self.stopped = True
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(DEADLINE)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait(DEADLINE)
-        return self.proc.returncode
-
-
-def _accepting(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def ftpd_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ftpd", *args]
-
-
-def start_ftpd(workdir: Path, *args: str, root: Path | None = None, host: str = "127.0.0.1",
-               implicit: bool = False, user: bool = True, check_log: bool = True) -> FtpdProcess:
+def start_tls(workdir: Path, *args: str, root: Path | None = None, host: str = "127.0.0.1",
+              implicit: bool = False, user: bool = True, check_log: bool = True) -> TlsFtpd:
     """``python -m ftpd -l HOST:PORT [--implicit-listen HOST:PORT2] -r ROOT -u user -P pw
     ARGS``, waited for until every listener accepts."""
     if root is None:
         root = workdir / "root"
         root.mkdir(exist_ok=True)
-    for attempt in range(BIND_ATTEMPTS):
-        port = free_port(host)
-        implicit_port = free_port(host) if implicit else None
-        argv = ftpd_argv("-l", netloc(host, port), "-r", str(root), "-v",
-                         "--failed-login-delay", "0", "--log", "stderr")
+
+    def spawn(ports: list[int], attempt: int) -> TlsFtpd:
+        port, implicit_port = ports[0], (ports[1] if implicit else None)
+        argv = ["-l", netloc(host, port), "-r", str(root), "-v",
+                "--failed-login-delay", "0", "--log", "stderr"]
         if implicit_port is not None:
             argv += ["--implicit-listen", netloc(host, implicit_port)]
         if user:
             argv += ["-u", USER, "-P", PASSWORD]
-        argv += list(args)
-        log_path = workdir / f"ftpd-{port}-{attempt}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        server = FtpdProcess(proc, host, port, implicit_port, root, log_path, check_log)
-        ports = [p for p in (port, implicit_port) if p is not None]
+        return TlsFtpd([*argv, *args], implicit_port=implicit_port, root=root,
+                       check_log=check_log, host=host, port=port,
+                       log_path=workdir / f"ftpd-{port}-{attempt}.log")
 
-        def ready(proc: subprocess.Popen = proc, ports: list[int] = ports) -> bool:
-            return proc.poll() is not None or all(_accepting(host, p) for p in ports)
-
-        try:
-            wait_until(ready, f"ftpd to listen on {ports}")
-        except AssertionError:
-            server.stop()
-            raise
-        if proc.poll() is None:
-            return server
-        if "cannot listen" not in server.log():  # a real failure, not a port race
-            raise AssertionError(f"ftpd exited with {proc.returncode}: {server.log()}")
-    raise AssertionError(f"ftpd could not bind free ports in {BIND_ATTEMPTS} attempts")
+    return start_ftpd(spawn, host=host, nports=2 if implicit else 1)
 
 
-def finish(servers: list[FtpdProcess]) -> None:
+def finish(servers: list[TlsFtpd]) -> None:
     problems = []
     for server in servers:
         was_running = not server.stopped and server.proc.poll() is None
@@ -326,43 +220,20 @@ def lftp(url: str, commands: list[str], ca: Path, cwd: Path,
 
 
 # -- a raw control connection ---------------------------------------------------------------
-class Raw:
-    """A bare control connection: send lines, read whole replies; ``starttls`` wraps
-    the socket in place (after the 234)."""
+class Raw(RawControl):
+    """A bare control connection (the greeting is the test's to read): send lines, read
+    whole replies, their text without the code prefixes; ``starttls`` wraps the socket
+    in place (after the 234)."""
+
+    errors = "replace"
 
     def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.sock: socket.socket = socket.create_connection((host, port), timeout=DEADLINE)
-        self._buf = b""
+        super().__init__(host, port, greet=False)
 
-    def _line(self) -> bytes:
-        while b"\r\n" not in self._buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError(f"connection closed; pending {self._buf!r}")
-            self._buf += data
-        line, self._buf = self._buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self) -> tuple[int, str]:
-        first = self._line()
-        code = int(first[:3])
-        lines = [first[4:]]
-        if first[3:4] == b"-":
-            while True:
-                line = self._line()
-                lines.append(line[4:] if line[:3] == first[:3] else line)
-                if line[:3] == first[:3] and line[3:4] == b" ":
-                    break
-        return code, b"\n".join(lines).decode("utf-8", "replace")
-
-    def cmd(self, line: str) -> tuple[int, str]:
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
+    def text(self, lines: list[str]) -> str:
+        code = lines[0][:3]
+        return "\n".join([lines[0][4:], *(ln[4:] if ln[:3] == code else ln for ln in lines[1:])])
 
     def starttls(self, ctx: ssl.SSLContext) -> None:
         assert not self._buf, f"cleartext bytes after the 234: {self._buf!r}"
         self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host)
-
-    def close(self) -> None:
-        self.sock.close()
