@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEADLINE = 10.0  # seconds: the longest any single wait in the tests may take
 BIND_ATTEMPTS = 5  # starts on a fresh port when one was taken between pick and bind
@@ -250,9 +250,12 @@ class FtpdProcess:
         return self.proc.returncode
 
 
-def start_ftpd(spawn: Callable[[list[int], int], FtpdProcess], *, host: str = "127.0.0.1",
+FtpdT = TypeVar("FtpdT", bound=FtpdProcess)
+
+
+def start_ftpd(spawn: Callable[[list[int], int], FtpdT], *, host: str = "127.0.0.1",
                nports: int = 1, probe: Probe = accepts, race: str = "cannot listen",
-               attempts: int = BIND_ATTEMPTS) -> FtpdProcess:
+               attempts: int = BIND_ATTEMPTS) -> FtpdT:
     """``spawn(ports, attempt)`` starts ftpd on *nports* ports just found free on *host*;
     this waits until *probe* succeeds on each. Should ftpd exit instead, saying *race*
     (a port was taken between the pick and its bind), it is started again on fresh ports,
