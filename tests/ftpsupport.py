@@ -285,7 +285,7 @@ class RawControl:
     (a line not ended by CRLF is a MalformedReply, else a lone LF ends it too),
     ``errors`` (how bytes that are not UTF-8 are decoded) and ``text()``."""
 
-    first_line = re.compile(r"^(\d{3})([ -])")
+    first_line = re.compile(r"^(\d{3})([ -])", re.ASCII)
     strict = False
     errors = "surrogateescape"
     MAX_READS = 100_000  # a bound on recv calls for one line, and on lines for one reply

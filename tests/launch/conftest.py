@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lhelpers import DEADLINE, ftpd_exe, kill_pids, pids_with, stop_process
+from ftpsupport import DEADLINE, stop_pid
+from lhelpers import ftpd_exe, kill_pids, pids_with
 
 FILES = {"README.txt": b"hello from ftpd\r\n", "pub/data.bin": bytes(range(256)) * 64}
 
@@ -38,7 +39,7 @@ class Processes:
 
     def cleanup(self) -> None:
         for proc in reversed(self.procs):
-            stop_process(proc)
+            stop_pid(proc)
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()

@@ -1,6 +1,7 @@
-"""Helpers for the launch tests: the installed ``ftpd`` entry point, free ports, bounded
-waits, a raw FTP control client that keeps every byte it received, processes found by
-a marker in their command line, and an sd_notify listener.
+"""Helpers for the launch tests: the installed ``ftpd`` entry point, a raw FTP control
+client that keeps every byte it received, processes found by a marker in their command
+line, and an sd_notify listener. Free ports, bounded waits, stopping by pid and the
+control client's reply parsing are ``ftpsupport``'s.
 
 Every wait has a deadline; nothing retries a test."""
 
@@ -17,7 +18,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-DEADLINE = 10.0  # seconds: the longest any single wait in these tests may take
+from ftpsupport import DEADLINE, RawControl, listens, wait_for_port, wait_until
+
 REPLY_LINE = re.compile(rb"^\d{3}[ -]")
 
 
@@ -31,66 +33,11 @@ def ftpd_exe() -> str:
     return found
 
 
-def family_of(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago on *host*."""
-    with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE,
-               interval: float = 0.02) -> None:
-    """Poll *predicate* until true; AssertionError naming *what* at the deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _listening_ports() -> set[int]:
-    """Ports in LISTEN state (from /proc/net/tcp and tcp6): looking never connects."""
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "0A":  # TCP_LISTEN
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        except FileNotFoundError:
-            continue
-    return ports
-
-
 def wait_listening(port: int, proc: subprocess.Popen | None = None,
                    timeout: float = DEADLINE) -> None:
     """Wait until something listens on *port*, without connecting (a connection would
     activate a launcher's service)."""
-    def ready() -> bool:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{proc.args!r} exited with {proc.returncode}")
-        return port in _listening_ports()
-
-    wait_until(ready, f"a listener on port {port}", timeout)
+    wait_for_port("127.0.0.1", port, time.monotonic() + timeout, proc, probe=listens)
 
 
 def connected_pair() -> tuple[socket.socket, socket.socket]:
@@ -104,20 +51,6 @@ def connected_pair() -> tuple[socket.socket, socket.socket]:
 
 
 # -- processes -------------------------------------------------------------------------
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int | None:
-    """Signal, wait (bounded), SIGKILL if needed; returns the exit status."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-            proc.wait(DEADLINE)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(DEADLINE)
-    return proc.returncode
-
-
 def pids_with(marker: str) -> list[int]:
     """Pids of live (not zombie) processes whose command line contains *marker*."""
     found = []
@@ -186,55 +119,31 @@ def wait_pid_gone(pid: int, timeout: float = DEADLINE) -> None:
 
 
 # -- a raw control connection ------------------------------------------------------------
-class Control:
-    """A control connection that parses replies and keeps every byte received."""
+class Control(RawControl):
+    """A control connection on a socket we hold: a reply's text is without the code
+    prefixes of its first and last lines, and ``raw`` keeps every byte received."""
+
+    errors = "replace"
 
     def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(DEADLINE)
-        self.raw = b""
-        self._buf = b""
+        self.attach(sock)
 
     @classmethod
     def connect(cls, host: str, port: int) -> Control:
         return cls(socket.create_connection((host, port), timeout=DEADLINE))
 
-    def _line(self) -> bytes:
-        while b"\r\n" not in self._buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError(f"connection closed; pending {self._buf!r}")
-            self.raw += data
-            self._buf += data
-        line, self._buf = self._buf.split(b"\r\n", 1)
-        return line
+    @property
+    def raw(self) -> bytes:
+        return self.received
 
-    def reply(self) -> tuple[int, str]:
-        """One reply (multi-line ones joined with newlines): (code, text)."""
-        first = self._line()
-        assert REPLY_LINE.match(first), f"not an FTP reply: {first!r}"
-        code = int(first[:3])
-        lines = [first[4:]]
-        if first[3:4] == b"-":
-            while True:
-                line = self._line()
-                if line[:3] == first[:3] and line[3:4] == b" ":
-                    lines.append(line[4:])
-                    break
-                lines.append(line)
-        return code, b"\n".join(lines).decode("utf-8", "replace")
+    def text(self, lines: list[str]) -> str:
+        if len(lines) == 1:
+            return lines[0][4:]
+        return "\n".join([lines[0][4:], *lines[1:-1], lines[-1][4:]])
 
     def send(self, command: str) -> None:
-        self.sock.sendall(command.encode("utf-8") + b"\r\n")
-
-    def cmd(self, command: str) -> tuple[int, str]:
-        self.send(command)
-        return self.reply()
-
-    def expect(self, command: str, code: int) -> str:
-        got, text = self.cmd(command)
-        assert got == code, f"{command!r}: expected {code}, got {got} {text!r}"
-        return text
+        """Send one command line (CRLF added)."""
+        self.send_line(command)
 
     def login(self, user: str = "anonymous", password: str = "guest@example.com") -> None:
         code, text = self.cmd(f"USER {user}")
@@ -243,6 +152,7 @@ class Control:
         assert code == 230, f"login as {user}: {code} {text!r}"
 
     def epsv(self) -> socket.socket:
+        """EPSV, and the data connection to the port it names."""
         text = self.expect("EPSV", 229)
         port = int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))
         host = self.sock.getpeername()[0]
@@ -251,17 +161,10 @@ class Control:
     def read_to_eof(self, timeout: float = DEADLINE) -> bytes:
         """Everything until the server closes (bounded)."""
         self.sock.settimeout(timeout)
-        rest = self._buf
-        self._buf = b""
-        while True:
-            data = self.sock.recv(65536)
-            if not data:
-                return rest
-            self.raw += data
+        rest, self._buf = self._buf, b""
+        while data := self._recv():
             rest += data
-
-    def close(self) -> None:
-        self.sock.close()
+        return rest
 
 
 def assert_all_replies(raw: bytes) -> None:
@@ -333,10 +236,3 @@ def status_sessions(message: str) -> int | None:
     """The session count in an sd_notify ``STATUS=`` message, else None."""
     match = re.fullmatch(r"STATUS=\D*(\d+)\b.*", message)
     return int(match.group(1)) if match else None
-
-
-def read_log(path: Path) -> str:
-    try:
-        return path.read_text("utf-8", "replace")
-    except FileNotFoundError:
-        return ""

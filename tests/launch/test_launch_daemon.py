@@ -14,17 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from lhelpers import (
-    DEADLINE,
-    Control,
-    free_port,
-    pids_with,
-    proc_status,
-    read_log,
-    wait_listening,
-    wait_pid_gone,
-    wait_until,
-)
+from ftpsupport import DEADLINE, free_port, read_text, wait_until
+from lhelpers import Control, pids_with, proc_status, wait_listening, wait_pid_gone
 
 
 def session(port: int) -> None:
@@ -76,7 +67,7 @@ def test_daemon_detaches_writes_the_pidfile_and_removes_it(procs, tmp_path, serv
     os.kill(pid, signal.SIGTERM)
     wait_pid_gone(pid)
     assert not pidfile.exists(), "the pidfile outlived the daemon"
-    assert "Traceback" not in read_log(daemon.log)
+    assert "Traceback" not in read_text(daemon.log)
 
 
 def test_daemon_refuses_a_pidfile_held_by_a_running_daemon(procs, tmp_path, served, ftpd):

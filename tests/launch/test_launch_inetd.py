@@ -8,7 +8,8 @@ import subprocess
 import time
 
 import pytest
-from lhelpers import DEADLINE, Control, assert_all_replies, connected_pair, wait_exit
+from ftpsupport import DEADLINE
+from lhelpers import Control, assert_all_replies, connected_pair, wait_exit
 
 
 def test_nowait_serves_one_session_and_exits_0(ftpd, served, inetd_spawn):

@@ -13,17 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from lhelpers import (
-    DEADLINE,
-    Control,
-    assert_all_replies,
-    free_port,
-    ftpd_exe,
-    read_log,
-    wait_exit,
-    wait_listening,
-    wait_until,
-)
+from ftpsupport import DEADLINE, free_port, read_text, wait_until
+from lhelpers import Control, assert_all_replies, ftpd_exe, wait_exit, wait_listening
 
 BIG = 32 * 1024 * 1024
 
@@ -60,10 +51,10 @@ class Standalone:
         os.kill(self.proc.pid, sig)
 
     def logged(self, text: str) -> bool:
-        return text in read_log(self.log)
+        return text in read_text(self.log)
 
     def wait_logged(self, text: str, count: int = 1) -> None:
-        wait_until(lambda: read_log(self.log).count(text) >= count,
+        wait_until(lambda: read_text(self.log).count(text) >= count,
                    f"{text!r} in the ftpd log")
 
 
@@ -122,7 +113,7 @@ def test_sigterm_during_a_download_finishes_it_then_421(procs, tmp_path, big_roo
     assert busy.read_to_eof() == b""
     assert_all_replies(busy.raw)
     assert wait_exit(server.proc) == 0
-    assert "Traceback" not in read_log(server.log)
+    assert "Traceback" not in read_text(server.log)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
@@ -217,16 +208,16 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(procs, tmp_path, served):
     config = tmp_path / "ftpd.toml"
     config.write_text("max-bad-commands = 2\n")
     server = Standalone(procs, tmp_path, served, "-c", str(config))
-    before = read_log(server.log)
+    before = read_text(server.log)
     config.write_text("max-bad-commands = 'lots'\n")
     server.signal(signal.SIGHUP)
-    wait_until(lambda: str(config) in read_log(server.log)[len(before):],
+    wait_until(lambda: str(config) in read_text(server.log)[len(before):],
                "a log line naming the broken config")
     time.sleep(0.2)  # anything else the reload would log comes with it
-    added = read_log(server.log)[len(before):].splitlines()
+    added = read_text(server.log)[len(before):].splitlines()
     assert len([line for line in added if str(config) in line]) == 1, added
     assert not any("configuration reloaded" in line for line in added), added
-    assert "Traceback" not in read_log(server.log)
+    assert "Traceback" not in read_text(server.log)
     assert server.proc.poll() is None
     # the old configuration still applies: the second bad command closes the session
     ctl = server.control()
@@ -241,13 +232,13 @@ def test_sighup_with_a_broken_users_file_keeps_the_old_users(procs, tmp_path, se
     users = tmp_path / "users.toml"
     write_users(users, "secret", served)
     server = Standalone(procs, tmp_path, served, "--users", str(users), "-n")
-    before = read_log(server.log)
+    before = read_text(server.log)
     users.write_text("[alice]\npassword = 'plain text is refused'\n")
     server.signal(signal.SIGHUP)
-    wait_until(lambda: str(users) in read_log(server.log)[len(before):],
+    wait_until(lambda: str(users) in read_text(server.log)[len(before):],
                "a log line naming the broken users file")
     time.sleep(0.2)
-    added = read_log(server.log)[len(before):].splitlines()
+    added = read_text(server.log)[len(before):].splitlines()
     assert len([line for line in added if str(users) in line]) == 1, added
     assert not any("configuration reloaded" in line for line in added), added
     server.control(user="alice", password="secret").close()

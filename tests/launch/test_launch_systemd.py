@@ -16,19 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
+from ftpsupport import DEADLINE, free_port, has_ipv6_loopback, read_text, wait_until
 from lhelpers import (
-    DEADLINE,
     Control,
     NotifySocket,
     assert_all_replies,
-    free_port,
-    has_ipv6_loopback,
     pids_with,
-    read_log,
     status_sessions,
     wait_exit,
     wait_for_one,
-    wait_until,
 )
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
@@ -89,7 +85,7 @@ class Activation:
         return self.stderr().count("Listening on") == len(self.listen)
 
     def stderr(self) -> str:
-        return read_log(self.stderr_path)
+        return read_text(self.stderr_path)
 
     def child_exits(self) -> list[str]:
         return re.findall(r"Child \d+ died with code (\d+)", self.stderr())
@@ -188,7 +184,7 @@ def test_contrib_accept_no_units_two_sockets_and_notify(procs, tmp_path, served,
     os.kill(act.proc.pid, signal.SIGTERM)
     assert wait_exit(act.proc) == 0
     notify.wait_for(lambda m: m == "STOPPING=1", "STOPPING=1")
-    assert "Traceback" not in read_log(log)
+    assert "Traceback" not in read_text(log)
 
 
 def test_listen_fdnames_are_logged(procs, tmp_path, served, ftpd):
@@ -198,10 +194,10 @@ def test_listen_fdnames_are_logged(procs, tmp_path, served, ftpd):
     act = Activation(procs, tmp_path, listen, [ftpd, "-r", str(served), "--log", str(log)],
                      ["--fdname=front:back"])
     finish(control(listen[0]))
-    wait_until(lambda: "listening on" in read_log(log), "ftpd to log its sockets")
+    wait_until(lambda: "listening on" in read_text(log), "ftpd to log its sockets")
     os.kill(act.proc.pid, signal.SIGTERM)
     assert wait_exit(act.proc) == 0
-    text = read_log(log)
+    text = read_text(log)
     assert re.search(r"\bfront\b", text) and re.search(r"\bback\b", text), text
 
 
@@ -341,8 +337,8 @@ def test_not_activated_when_listen_pid_is_another_process(procs, tmp_path, serve
     log = tmp_path / "ftpd.log"
     proc = procs.start([ftpd, "-l", f"127.0.0.1:{port}", "-r", str(served), "--log", str(log)],
                        env=env, stderr=subprocess.PIPE)
-    wait_until(lambda: "listening on" in read_log(log) or proc.poll() is not None,
+    wait_until(lambda: "listening on" in read_text(log) or proc.poll() is not None,
                "ftpd to start")
     assert proc.poll() is None, proc.stderr.read()
-    assert "(standalone)" in read_log(log)
+    assert "(standalone)" in read_text(log)
     finish(control(f"127.0.0.1:{port}"))

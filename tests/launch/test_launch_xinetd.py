@@ -14,17 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+from ftpsupport import DEADLINE, free_port, read_text, wait_until
 from lhelpers import (
-    DEADLINE,
     Control,
     assert_all_replies,
-    free_port,
     pids_with,
-    read_log,
     wait_for_one,
     wait_listening,
     wait_pid_gone,
-    wait_until,
 )
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
@@ -83,7 +80,7 @@ class Xinetd:
 
     def exits(self) -> list[str]:
         """The exit statuses xinetd logged for its servers."""
-        return re.findall(r"EXIT: \S+ status=(\d+)", read_log(self.service_log))
+        return re.findall(r"EXIT: \S+ status=(\d+)", read_text(self.service_log))
 
 
 def start_xinetd(procs, tmp_path: Path, served: Path, ftpd: str, service_id: str,
@@ -148,7 +145,7 @@ def test_xinetd_nowait_one_fresh_process_per_session(procs, tmp_path, served, ft
         finish(ctl)
         wait_pid_gone(pid)
     wait_until(lambda: len(xinetd.exits()) == 10, "xinetd to log 10 server exits")
-    assert xinetd.exits() == ["0"] * 10, read_log(xinetd.service_log)
+    assert xinetd.exits() == ["0"] * 10, read_text(xinetd.service_log)
 
 
 def test_xinetd_nowait_sessions_at_once(procs, tmp_path, served, ftpd):
@@ -201,7 +198,7 @@ def test_xinetd_wait_sigterm_leaves_queued_clients_to_the_next_server(procs, tmp
     data = busy.epsv()  # never read: the transfer cannot finish on its own
     busy.expect("RETR big.bin", 150)
     os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: "stop signal" in read_log(log), "ftpd to start draining")
+    wait_until(lambda: "stop signal" in read_text(log), "ftpd to start draining")
     queued = Control.connect("127.0.0.1", port)
     queued.sock.settimeout(0.5)
     with pytest.raises(TimeoutError):
