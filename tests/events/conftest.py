@@ -10,27 +10,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from ftpsupport import DEADLINE, wait_until
 
 from ftpd.core.events import SessionInfo, TransferEvent
 
 REPO = Path(__file__).resolve().parents[2]
-DEADLINE = 10.0
-
-
-def wait_until(predicate, timeout: float = DEADLINE, what: str = "condition"):
-    """Poll *predicate* until it returns something truthy; fail after *timeout* seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def wait_for_file(path: Path, timeout: float = DEADLINE, lines: int = 1) -> str:
@@ -41,7 +28,7 @@ def wait_for_file(path: Path, timeout: float = DEADLINE, lines: int = 1) -> str:
             return None
         return text if text.count("\n") >= lines else None
 
-    return wait_until(ready, timeout, f"{lines} line(s) in {path}")
+    return wait_until(ready, f"{lines} line(s) in {path}", timeout)
 
 
 ALICE = SessionInfo("aSW2YAAqAAEA", "192.0.2.10", "alice")

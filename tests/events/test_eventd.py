@@ -12,13 +12,14 @@ import sys
 import textwrap
 
 import pytest
+from ftpsupport import wait_until
 
 from ftpd.core import events as core
 from ftpd.events.ncftpd import decode, encode
 from ftpd.events.receiver import describe, event_env
 from ftpd.events.sinks import MqueueSink
 
-from .conftest import ALICE, ANON, REPO, upload, wait_for_file, wait_until
+from .conftest import ALICE, ANON, REPO, upload, wait_for_file
 
 T = 1764079260.0
 

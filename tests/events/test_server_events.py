@@ -28,10 +28,20 @@ import time
 from pathlib import Path
 
 import pytest
+from ftpsupport import (
+    DEADLINE,
+    FtpdProcess,
+    free_port,
+    greets,
+    read_text,
+    start_ftpd,
+    stop_pid,
+    wait_until,
+)
 
 from ftpd.events.ncftpd import decode
 
-from .conftest import DEADLINE, wait_for_file, wait_until
+from .conftest import wait_for_file
 
 HOST = "127.0.0.1"
 USER, PASSWORD = "alice", "pw"
@@ -180,82 +190,17 @@ def queue_take(mq, count: int, timeout: float = DEADLINE) -> list[tuple[bytes, i
 
 # -- the server ------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+class Ftpd(FtpdProcess):
+    """``python -m ftpd`` standalone on 127.0.0.1, logging to *ftpd_log*; its stderr goes
+    to ``log_path``. *started* is the time before it was started."""
 
-
-def stop_pid(proc: subprocess.Popen) -> int:
-    """SIGTERM by pid, a bounded wait, SIGKILL if needed; the exit status."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(DEADLINE)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(DEADLINE)
-    return proc.returncode
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def greeting_probe(port: int) -> bool:
-    """Connect, read the greeting, QUIT: a session that never logs in sends no message."""
-    try:
-        with socket.create_connection((HOST, port), timeout=DEADLINE) as s:
-            if not s.recv(4096).startswith(b"220"):
-                return False
-            s.sendall(b"QUIT\r\n")
-            while s.recv(4096):
-                pass
-        return True
-    except OSError:
-        return False
-
-
-class Ftpd:
-    """``python -m ftpd`` standalone on 127.0.0.1 with a free port, logging to a file.
-    Each process is handed to *spawned* at once, so that teardown stops it whatever
-    happens while waiting for it."""
-
-    def __init__(self, tmp_path: Path, args: list[str], root: Path,
-                 spawned: list[subprocess.Popen]) -> None:
-        self.root = root
-        self.started = time.time()
-        stamp = time.monotonic_ns()
-        self.log_path = tmp_path / f"ftpd-{stamp}.log"
-        self.err_path = tmp_path / f"ftpd-{stamp}.err"
-        for _attempt in range(5):
-            self.port = free_port()
-            argv = [sys.executable, "-m", "ftpd", "-l", f"{HOST}:{self.port}",
-                    "-r", str(root), "--log", str(self.log_path), *args]
-            with open(self.err_path, "wb") as err:
-                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=err)
-            spawned.append(self.proc)
-            if wait_until(self._ready, what=f"ftpd on port {self.port}") == "up":
-                return
-            if "in use" not in self.errors():
-                pytest.fail(f"ftpd exited {self.proc.returncode}: {self.errors()}")
-        pytest.fail(f"no free port for ftpd: {self.errors()}")
-
-    def _ready(self) -> str | None:
-        if self.proc.poll() is not None:
-            return "exited"
-        return "up" if greeting_probe(self.port) else None
+    def __init__(self, args: list[str], *, root: Path, ftpd_log: Path, started: float,
+                 **kwargs) -> None:
+        super().__init__(args, **kwargs)
+        self.root, self.ftpd_log, self.started = root, ftpd_log, started
 
     def errors(self) -> str:
-        return read_text(self.err_path) + read_text(self.log_path)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+        return read_text(self.log_path) + self.log()
 
     def ftp(self, user: str | None = USER, password: str = PASSWORD) -> ftplib.FTP:
         client = ftplib.FTP(timeout=DEADLINE)
@@ -265,28 +210,39 @@ class Ftpd:
         return client
 
     def log(self) -> str:
-        return read_text(self.log_path)
-
-    def stop(self) -> int:
-        return stop_pid(self.proc)
+        return read_text(self.ftpd_log)
 
 
 @pytest.fixture
 def ftpd(tmp_path):
-    """Start servers: ``ftpd(*args, root=None)``; all are stopped by pid afterwards."""
-    spawned: list[subprocess.Popen] = []
+    """Start servers: ``ftpd(*args, root=None)``; all are stopped by pid afterwards. Each
+    process is kept at once, so that teardown stops it whatever happens while waiting
+    for it; a probe session reads the greeting and QUITs (no login: no message)."""
+    spawned: list[Ftpd] = []
 
     def start(*args: str, root: Path | None = None) -> Ftpd:
         if root is None:
             root = tmp_path / "root"
             root.mkdir(exist_ok=True)
-        return Ftpd(tmp_path, list(args), root, spawned)
+        started = time.time()
+        stamp = time.monotonic_ns()
+        ftpd_log = tmp_path / f"ftpd-{stamp}.log"
+
+        def spawn(ports: list[int], _attempt: int) -> Ftpd:
+            server = Ftpd(["-l", f"{HOST}:{ports[0]}", "-r", str(root), "--log", str(ftpd_log),
+                           *args], root=root, ftpd_log=ftpd_log, started=started, host=HOST,
+                          port=ports[0], log_path=tmp_path / f"ftpd-{stamp}.err",
+                          stdout=subprocess.DEVNULL)
+            spawned.append(server)
+            return server
+
+        return start_ftpd(spawn, host=HOST, probe=greets, race="in use")
 
     try:
         yield start
     finally:
-        for proc in spawned:
-            stop_pid(proc)
+        for server in spawned:
+            server.stop()
 
 
 def named(sink: str, *more: str) -> list[str]:
