@@ -6,22 +6,14 @@ import ftplib
 import io
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from ftpsupport import FtpdProcess, free_port, ftpd_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "upload_guard.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -30,24 +22,16 @@ def server(tmp_path):
     served.mkdir()
     config = tmp_path / "ftpd.toml"
     config.write_text('modules = ["upload_guard"]\nwrite = true\n')
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(EXAMPLE.parent), str(ROOT)]))
-    proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(config), "-r", str(served),
-                             "-l", f"127.0.0.1:{port}", "--log", str(tmp_path / "log")],
-                            env=env)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "ftpd exited"
-            time.sleep(0.05)
+    port = free_port()
+    ftpd = FtpdProcess(["-c", str(config), "-r", str(served), "-l", f"127.0.0.1:{port}",
+                        "--log", str(tmp_path / "log")], port=port,
+                       log_path=tmp_path / "ftpd.out",
+                       env={"PYTHONPATH": os.pathsep.join([str(EXAMPLE.parent), str(ROOT)])})
     try:
+        assert ftpd.wait_ready(), f"ftpd exited: {ftpd.log()}"
         yield port, served
     finally:
-        proc.terminate()
-        proc.wait(10)
+        ftpd.stop()
 
 
 def test_docs_show_the_shipped_example():
@@ -75,8 +59,8 @@ def test_example_module_hooks_site_command_and_events(server):
 def test_unknown_module_is_a_config_error(tmp_path):
     config = tmp_path / "ftpd.toml"
     config.write_text('modules = ["no_such_module_here"]\n')
-    proc = subprocess.run([sys.executable, "-m", "ftpd", "-c", str(config), "-r", str(tmp_path),
-                           "-l", "127.0.0.1:0"], capture_output=True, text=True, timeout=20)
+    proc = subprocess.run(ftpd_argv("-c", str(config), "-r", str(tmp_path), "-l", "127.0.0.1:0"),
+                          capture_output=True, text=True, timeout=20)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no_such_module_here" in lines[0]
