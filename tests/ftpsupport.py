@@ -46,15 +46,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
+def can_bind(host: str) -> bool:
+    """A TCP socket can be bound on *host* here (say 127.0.0.2, another loopback)."""
     try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
+        with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
         return True
     except OSError:
         return False
+
+
+def has_ipv6_loopback() -> bool:
+    return socket.has_ipv6 and can_bind("::1")
 
 
 def listening_ports() -> set[int]:
@@ -89,26 +92,12 @@ def listens(_host: str, port: int) -> bool:
     return port in listening_ports()
 
 
-def quits(host: str, port: int) -> bool:
-    """A session that sends QUIT at once and reads until the server closes, so that it
-    is gone from the server's books (connection caps) when this returns."""
+def _session(host: str, port: int, greeting: bool) -> bool:
+    """Connect; if *greeting*, read a 220 first; send QUIT and read until the server
+    closes, so that the session is gone from the server's books when this returns."""
     try:
         with socket.create_connection((host, port), timeout=DEADLINE) as s:
-            s.sendall(b"QUIT\r\n")
-            for _ in range(100_000):
-                if not s.recv(4096):
-                    break
-            return True
-    except OSError:
-        return False
-
-
-def greets(host: str, port: int) -> bool:
-    """A session that reads a 220 greeting, sends QUIT and reads until the server closes
-    (a session that never logs in leaves no trace in the event sinks)."""
-    try:
-        with socket.create_connection((host, port), timeout=DEADLINE) as s:
-            if not s.recv(4096).startswith(b"220"):
+            if greeting and not s.recv(4096).startswith(b"220"):
                 return False
             s.sendall(b"QUIT\r\n")
             for _ in range(100_000):
@@ -117,6 +106,18 @@ def greets(host: str, port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def quits(host: str, port: int) -> bool:
+    """A session that sends QUIT at once and reads until the server closes (so that it
+    no longer counts against connection caps)."""
+    return _session(host, port, greeting=False)
+
+
+def greets(host: str, port: int) -> bool:
+    """A session that reads a 220 greeting, then QUITs likewise (a session that never
+    logs in leaves no trace in the event sinks)."""
+    return _session(host, port, greeting=True)
 
 
 # -- bounded waits ----------------------------------------------------------------------

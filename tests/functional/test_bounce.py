@@ -7,21 +7,12 @@ import ftplib
 import socket
 
 import pytest
-from ftpsupport import DEADLINE, RawControl, wait_until
+from ftpsupport import DEADLINE, RawControl, can_bind, wait_until
 
 OTHER = "127.0.0.2"
 
 
-def _other_loopback_usable() -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind((OTHER, 0))
-        return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _other_loopback_usable(),
+pytestmark = pytest.mark.skipif(not can_bind(OTHER),
                                 reason="127.0.0.2 is not usable on this machine")
 
 

@@ -6,22 +6,13 @@ from __future__ import annotations
 import socket
 
 import pytest
-from ftpsupport import DEADLINE
+from ftpsupport import DEADLINE, can_bind
 from hhelpers import HOST, open_data, read_all
 
 OTHER = "127.0.0.2"
 
 
-def _other_usable() -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind((OTHER, 0))
-        return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _other_usable(), reason="127.0.0.2 is not usable here")
+pytestmark = pytest.mark.skipif(not can_bind(OTHER), reason="127.0.0.2 is not usable here")
 
 
 def _port_arg(host: str, port: int) -> str:
