@@ -12,7 +12,7 @@ from ftpd.core import actions as A
 from ftpd.core.ids import normalize_host
 from ftpd.core.replies import Reply
 from ftpd.core.session import Session
-from ftpd.io.data import DataChannel
+from ftpd.io.data import DataChannel, tls_would_block
 from ftpd.log import get_logger
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class ControlConnection:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            if self._tls_wants(exc):
+            if tls_would_block(exc):
                 return
             data = b""
         if not data:
@@ -100,11 +100,6 @@ class ControlConnection:
         if self.tls is not None and not self.closed and self.sock.pending():
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 
-    def _tls_wants(self, exc: OSError) -> bool:
-        import sys
-
-        ssl = sys.modules.get("ssl")
-        return ssl is not None and isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError))
 
     # -- carrying out the session's orders ------------------------------------------------
     def process(self, outputs: list[Any]) -> None:
@@ -194,7 +189,7 @@ class ControlConnection:
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
-            if not self._tls_wants(exc):
+            if not tls_would_block(exc):
                 self.close()
                 return
         if self._out:

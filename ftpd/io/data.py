@@ -146,15 +146,10 @@ class DataChannel:
         t = self.transfer
         assert t is not None
         if self.wrap is not None and t.meta.get("tls"):
-            self.wrap_and_pump()
+            # TLS: the wrapper shakes hands, then calls _pump_start (or _finish)
+            self.wrap(self)
             return
         self._pump_start()
-
-    def wrap_and_pump(self) -> None:
-        """TLS data channels: hand the socket to the wrapper, which calls back
-        ``_pump_start`` once the handshake is done (or ``_finish`` on failure)."""
-        assert self.wrap is not None
-        self.wrap(self)
 
     def _pump_start(self) -> None:
         t = self.transfer
@@ -169,14 +164,14 @@ class DataChannel:
                     fd = fileno()
                     self._offset = os.lseek(fd, 0, os.SEEK_CUR)
                     self._use_sendfile = True
-                except (OSError, ValueError, io_unsupported()):
+                except (OSError, ValueError):  # io.UnsupportedOperation is both
                     pass
             self.loop.add_writer(self.sock, self._on_writable)
         else:
             self.loop.add_reader(self.sock, self._on_readable)
 
     def _is_tls(self) -> bool:
-        return not isinstance(self.sock, socket.socket) or hasattr(self.sock, "cipher")
+        return hasattr(self.sock, "cipher")  # an ssl.SSLSocket
 
     # -- pumping -------------------------------------------------------------------
     def _on_writable(self) -> None:
@@ -330,10 +325,9 @@ def _port_order(ports: range) -> list[int]:
     return order
 
 
-def io_unsupported() -> type[Exception]:
-    import io
-
-    return io.UnsupportedOperation
+def tls_would_block(exc: BaseException) -> bool:
+    """Whether *exc* is TLS's way of saying "try again when ready"."""
+    return isinstance(exc, _want_io())
 
 
 def _want_io() -> tuple[type[BaseException], ...]:
