@@ -31,13 +31,18 @@ class Account(NamedTuple):
 
 @runtime_checkable
 class Authorizer(Protocol):
+    """``authenticate`` runs in a worker thread, off the loop, unless the authorizer
+    sets ``cheap = True`` (no hashing, no I/O): then it is answered on the loop."""
+
     def authenticate(self, username: str, password: str) -> Account | None:
-        """The account for these credentials, or None. May block; never on the loop."""
+        """The account for these credentials, or None. May block unless ``cheap``."""
         ...
 
 
 class AnonymousAuthorizer:
     """``anonymous``/``ftp`` with any password, rooted at *home*."""
+
+    cheap = True
 
     def __init__(self, home: str, writable: bool = False) -> None:
         self.home = home
@@ -51,6 +56,8 @@ class AnonymousAuthorizer:
 
 class SingleUserAuthorizer:
     """The one full-rights user of ``-u``/``-P``."""
+
+    cheap = True
 
     def __init__(self, username: str, password: str, home: str, perm: str = ALL_PERMS) -> None:
         self.username, self._password, self.home, self.perm = username, password, home, perm
@@ -70,6 +77,7 @@ class ChainAuthorizer:
 
     def __init__(self, *authorizers: Authorizer) -> None:
         self.authorizers = [a for a in authorizers if a is not None]
+        self.cheap = all(getattr(a, "cheap", False) for a in self.authorizers)
 
     def authenticate(self, username: str, password: str) -> Account | None:
         for authorizer in self.authorizers:

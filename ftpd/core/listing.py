@@ -84,10 +84,27 @@ def _owner(kind: str, ident: int) -> str:
     return _names[key]
 
 
+_modes: dict[int, str] = {}
+_owners: dict[tuple[int, int], str] = {}
+_times: dict[tuple[int, bool], str] = {}
+
+
 def ls_line(fs: FileSystem, vpath: str, name: str, st: Any, now: float) -> str:
-    mode = stat.filemode(st.st_mode)
-    line = (f"{mode} {st.st_nlink:3d} {_owner('u', st.st_uid):<8} {_owner('g', st.st_gid):<8} "
-            f"{st.st_size:>10d} {_ls_time(st.st_mtime, now)} {name}")
+    mode = _modes.get(st.st_mode)
+    if mode is None:
+        mode = _modes[st.st_mode] = stat.filemode(st.st_mode)
+    ids = (st.st_uid, st.st_gid)
+    owner = _owners.get(ids)
+    if owner is None:
+        owner = _owners[ids] = f"{_owner('u', ids[0]):<8} {_owner('g', ids[1]):<8}"
+    mtime = int(st.st_mtime)
+    tkey = (mtime // 60, abs(now - mtime) < _SIX_MONTHS)
+    when = _times.get(tkey)
+    if when is None:
+        if len(_times) > 4096:
+            _times.clear()
+        when = _times[tkey] = _ls_time(mtime, now)
+    line = f"{mode} {st.st_nlink:3d} {owner} {st.st_size:>10d} {when} {name}"
     if stat.S_ISLNK(st.st_mode):
         try:
             line += " -> " + fs.readlink(vpath)
@@ -153,6 +170,10 @@ def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str =
     now = time.time() if now is None else now
 
     def lines() -> Iterator[str]:
+        if fmt == "list" and hasattr(fs, "lstat_entries"):
+            for name, st in fs.lstat_entries(vdir, names):
+                yield ls_line(fs, _join(vdir, name), name, st, now)
+            return
         for name in names:
             vpath = _join(vdir, name)
             if fmt == "nlst":

@@ -29,10 +29,16 @@ log = get_logger("ftpd.session")
 MAX_QUEUED_LINES = 64
 
 
+_FS_CACHE: dict[str, FileSystem] = {}
+
+
 def _local_fs(account: Account) -> FileSystem:
     from ftpd.fs.local import LocalFS
 
-    return LocalFS(account.home)
+    fs = _FS_CACHE.get(account.home)
+    if fs is None:
+        fs = _FS_CACHE[account.home] = LocalFS(account.home)
+    return fs
 
 
 class SessionConfig:
@@ -88,6 +94,13 @@ def _default_table() -> CommandTable:
 class Session:
     """One FTP control connection, without its socket."""
 
+    __slots__ = ("_current", "_deferred", "_framer", "_out", "_queue", "_resume", "_waiting",
+                 "account", "bad_commands", "closed", "config", "cwd", "data_mode", "epsv_all",
+                 "fs", "lines_received", "local_host", "local_port", "login_failures",
+                 "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot", "rest", "rnfr",
+                 "scope", "session_id", "started", "starting_tls", "stats", "table",
+                 "tls_active", "transfer", "type", "username", "utf8", "__weakref__")
+
     def __init__(self, config: SessionConfig, peer: tuple[str, int], local: tuple[str, int],
                  session_id: str = "") -> None:
         self.config = config
@@ -101,6 +114,7 @@ class Session:
         self._out: list[Any] = []
         self._queue: deque[bytes | LineTooLong] = deque()
         self._deferred: Command | None = None
+        self._current: Command | None = None
         self._waiting = False
         self._resume: Callable[[], None] | None = None
         self.closed = False
@@ -146,8 +160,6 @@ class Session:
         """Raise an event; it reaches the bus after the current reply is sent."""
         cmd = self._current or self._deferred
         (cmd.after if cmd is not None else self._out).append(A.Emit(name, data))
-
-    _current: Command | None = None
 
     def info(self) -> SessionInfo:
         acc = self.account

@@ -4,6 +4,10 @@ Every method takes *virtual* paths already normalised by ``core.paths.resolve``
 ("/" is the user's root). Failures are ``OSError`` with an errno; the core maps
 errnos to replies. A filesystem must refuse (EACCES) any path whose real location
 lies outside its root.
+
+Optional: ``lstat_entries(vdir, names)`` yielding ``(name, lstat)`` for entries of one
+directory, when the filesystem can do that faster than one ``lstat`` per path (LIST of
+a large directory uses it).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+from collections.abc import Iterator
 from typing import BinaryIO
 
 
@@ -52,6 +53,19 @@ class LocalFS:
 
     def listdir(self, vpath: str) -> list[str]:
         return os.listdir(self.real(vpath))
+
+    def lstat_entries(self, vdir: str, names: list[str]) -> Iterator[tuple[str, os.stat_result]]:
+        """(name, lstat) for entries of one directory: the directory is resolved and
+        checked once, each entry is stat'ed relative to it (no per-entry realpath)."""
+        fd = os.open(self.real(vdir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in names:
+                try:
+                    yield name, os.lstat(name, dir_fd=fd)
+                except OSError:
+                    continue
+        finally:
+            os.close(fd)
 
     def readlink(self, vpath: str) -> str:
         """The link's text; an absolute target inside the root is shown as the virtual

@@ -18,7 +18,8 @@ from ftpd.log import get_logger
 
 log = get_logger("ftpd.data")
 
-SENDFILE_CHUNK = 8 << 20
+SENDFILE_CHUNK = 32 << 10
+SEND_ROUNDS = 256
 READ_CHUNK = 256 << 10
 MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connections
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
@@ -179,7 +180,7 @@ class DataChannel:
         if t is None:
             return
         try:
-            for _ in range(MAX_ROUNDS):
+            for _ in range(SEND_ROUNDS if self._use_sendfile else MAX_ROUNDS):
                 if self._use_sendfile:
                     sent = os.sendfile(self.sock.fileno(), t.source.fileno(), self._offset,
                                        SENDFILE_CHUNK)
@@ -224,6 +225,9 @@ class DataChannel:
         if t is None:
             return
         sink: Any = t.sink
+        if t.transform is None and not self._is_tls() and _spliceable(sink):
+            self._splice_in(t, sink)
+            return
         view = memoryview(self.buffer)
         try:
             for _ in range(MAX_ROUNDS):
@@ -250,6 +254,46 @@ class DataChannel:
                 self._finish(exc)
         finally:
             view.release()
+
+    _pipe: tuple[int, int] | None = None
+
+    def _splice_in(self, t: Transfer, sink: Any) -> None:
+        """socket -> pipe -> file with splice(2): the payload never enters Python."""
+        import fcntl
+
+        if self._pipe is None:
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+            except OSError:
+                pass
+            self._pipe = (r, w)
+        r, w = self._pipe
+        sfd, ffd = self.sock.fileno(), sink.fileno()
+        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+        try:
+            for _ in range(MAX_ROUNDS):
+                n = os.splice(sfd, w, 1 << 20, flags=flags)
+                if n == 0:
+                    self._close_pipe()
+                    self._finish(None)
+                    return
+                left = n
+                while left:
+                    left -= os.splice(r, ffd, left, flags=os.SPLICE_F_MOVE)
+                t.bytes_done += n
+                self._touch()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._close_pipe()
+            self._finish("reset" if exc.errno in _RESET else exc)
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
 
     # -- timeouts and endings --------------------------------------------------------
     def _touch(self) -> None:
@@ -287,6 +331,7 @@ class DataChannel:
             self._timer.cancel()
             self._timer = None
         self._close_listener()
+        self._close_pipe()
         if self.sock is not None:
             self.loop.forget(self.sock)
             if self._is_tls():
@@ -305,6 +350,16 @@ class DataChannel:
     @property
     def busy(self) -> bool:
         return self.transfer is not None
+
+
+def _spliceable(sink: Any) -> bool:
+    """splice(2) needs a real fd opened without O_APPEND (APPE files have it)."""
+    import fcntl
+
+    try:
+        return not fcntl.fcntl(sink.fileno(), fcntl.F_GETFL) & os.O_APPEND
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _write_all(sink: Any, data: Any) -> None:

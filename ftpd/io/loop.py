@@ -46,30 +46,36 @@ class EventLoop:
         self._wake_w.setblocking(False)
         self._signals: dict[int, Callback] = {}
         self._running = False
+        self._watch: dict[int, tuple[int, list[Callback | None]]] = {}
         self.add_reader(self._wake_r, self._on_wake)
 
     # -- readiness ----------------------------------------------------------------
+    @staticmethod
+    def _fd(fileobj: Any) -> int:
+        return fileobj if isinstance(fileobj, int) else fileobj.fileno()
+
     def _update(self, fileobj: Any, reader: Callback | None, writer: Callback | None) -> None:
         mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
-        try:
-            key = self.selector.get_key(fileobj)
-        except (KeyError, ValueError):
-            key = None
-        if key is None:
+        fd = self._fd(fileobj)
+        entry = self._watch.get(fd)
+        if entry is None:
             if mask:
-                self.selector.register(fileobj, mask, [reader, writer])
+                cbs = [reader, writer]
+                self.selector.register(fileobj, mask, cbs)
+                self._watch[fd] = (mask, cbs)
         elif mask:
-            key.data[0], key.data[1] = reader, writer
-            if key.events != mask:
-                self.selector.modify(fileobj, mask, key.data)
+            old_mask, cbs = entry
+            cbs[0], cbs[1] = reader, writer
+            if old_mask != mask:
+                self.selector.modify(fileobj, mask, cbs)
+                self._watch[fd] = (mask, cbs)
         else:
+            del self._watch[fd]
             self.selector.unregister(fileobj)
 
     def _callbacks(self, fileobj: Any) -> list[Callback | None]:
-        try:
-            return list(self.selector.get_key(fileobj).data)
-        except (KeyError, ValueError):
-            return [None, None]
+        entry = self._watch.get(self._fd(fileobj))
+        return list(entry[1]) if entry else [None, None]
 
     def add_reader(self, fileobj: Any, callback: Callback) -> None:
         self._update(fileobj, callback, self._callbacks(fileobj)[1])
@@ -81,14 +87,21 @@ class EventLoop:
         self._update(fileobj, self._callbacks(fileobj)[0], callback)
 
     def remove_writer(self, fileobj: Any) -> None:
-        self._update(fileobj, self._callbacks(fileobj)[0], None)
+        entry = self._watch.get(self._fd(fileobj))
+        if entry is not None and entry[1][1] is not None:
+            self._update(fileobj, entry[1][0], None)
 
     def forget(self, fileobj: Any) -> None:
         """Stop watching *fileobj* entirely (call before closing it)."""
         try:
-            self.selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
+            fd = self._fd(fileobj)
+        except (OSError, ValueError):
+            return
+        if self._watch.pop(fd, None) is not None:
+            try:
+                self.selector.unregister(fileobj)
+            except (KeyError, ValueError):
+                pass
 
     # -- time -----------------------------------------------------------------------
     @staticmethod
@@ -147,7 +160,8 @@ class EventLoop:
                 self._safely(reader)
             if mask & selectors.EVENT_WRITE and writer is not None:
                 # the reader may have dropped or replaced the writer
-                current = self._callbacks(key.fileobj)[1]
+                entry = self._watch.get(key.fd)
+                current = key.data[1] if entry is not None and entry[1] is key.data else None
                 if current is not None:
                     self._safely(current)
         now = self.time()

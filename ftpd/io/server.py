@@ -143,6 +143,14 @@ class Server:
 
     def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
         """Run the authorizer off the loop (password hashing is slow by design)."""
+        if getattr(self.authorizer, "cheap", False):  # no hashing: answer on the loop
+            try:
+                account = self.authorizer.authenticate(username, password)
+            except Exception:
+                log.exception("authorizer failed for %r", username)
+                account = None
+            self.loop.call_soon(done, account)
+            return
         self.start_workers()
 
         def check() -> None:
