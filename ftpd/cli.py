@@ -5,6 +5,8 @@ naming the option or key), 1 for a fatal runtime error (one line, no traceback).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from typing import Any
 
@@ -102,7 +104,7 @@ def parse_args(argv: list[str]) -> dict[str, Any] | int:
         return 1
 
 
-STOP_AND_RELOAD = frozenset({1, 2, 15})  # SIGHUP, SIGINT, SIGTERM
+STOP_AND_RELOAD = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGTERM})
 FLAG_LETTERS = frozenset(s.short for s in SETTINGS if s.flag and s.short)
 
 
@@ -155,13 +157,6 @@ class Inherited:
             self.mode = "systemd"
             self.context = systemd.systemd_context()
 
-    @property
-    def client_waiting(self) -> bool:
-        """A client is (or may be) connected that should hear a 421 on errors."""
-        if self.mode in ("inetd", "inetd-wait"):
-            return True
-        return self.context is not None and bool(self.context.connections)
-
     def report(self, message: str, code: int) -> int:
         """One line to where the operator looks; 421 to a waiting client."""
         if self.mode is None:
@@ -187,15 +182,11 @@ class Inherited:
 
 
 def run(argv: list[str]) -> int:
-    import os
-
     from ftpd.launch.inetd import LaunchError
 
     cwd = os.getcwd()
     # Until the loop's handlers are installed, signals wait (a SIGHUP right after the
     # port opens must not kill us); Server.serve() unblocks them.
-    import signal
-
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_AND_RELOAD)
     try:
         inherited = Inherited(argv)
