@@ -100,7 +100,6 @@ class ControlConnection:
         if self.tls is not None and not self.closed and self.sock.pending():
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 
-
     # -- carrying out the session's orders ------------------------------------------------
     def process(self, outputs: list[Any]) -> None:
         try:
