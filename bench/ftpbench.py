@@ -14,7 +14,10 @@ so that above 1.0 is in ftpd's favour:
 Workloads, in this order: ``logins`` (300 concurrent connect+USER+PASS+QUIT from a
 selectors-based raw-socket client; again 25 at a time), ``list`` (LIST of a
 10,000-entry directory), ``retr`` and ``stor`` (a 512 MiB file with curl and with an
-ftplib client), ``memory`` (1,000 idle logged-in sessions; VmRSS, PSS and USS of the
+ftplib client), ``tls-retr`` and ``tls-stor`` (the same over explicit FTPS: AUTH TLS,
+PROT P, data connections resuming the control connection's TLS session; against a
+second instance of each server started with a certificate made at run time by
+``trustme``), ``memory`` (1,000 idle logged-in sessions; VmRSS, PSS and USS of the
 server's process tree before and after, per session, on a fresh server each round).
 ``--quick`` shrinks them to a smoke run of about ten seconds. Timings never belong in
 the test suite; this is a tool to run by hand (``make bench``). See bench/README.md.
@@ -34,6 +37,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -44,7 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOST = "127.0.0.1"
-WORKLOADS = ("logins", "list", "retr", "stor", "memory")
+WORKLOADS = ("logins", "list", "retr", "stor", "tls-retr", "tls-stor", "memory")
+TRANSFERS = ("retr", "stor", "tls-retr", "tls-stor")
 SERVERS = ("ftpd", "pyftpdlib", "vsftpd")
 VSFTPD = "/usr/sbin/vsftpd"
 BIG = "pub/big.bin"
@@ -68,7 +73,14 @@ auth.add_anonymous(root, perm="elradfmwMT")
 auth.add_user("bench", "bench", root, perm="elradfmwMT")
 
 
-class Handler(FTPHandler):
+if len(sys.argv) > 5:  # TLS: explicit FTPS (AUTH TLS, PBSZ, PROT), needs pyOpenSSL
+    from pyftpdlib.handlers import TLS_FTPHandler as Base
+    Base.certfile, Base.keyfile = sys.argv[4], sys.argv[5]
+else:
+    Base = FTPHandler
+
+
+class Handler(Base):
     authorizer = auth
 
 
@@ -77,6 +89,33 @@ server.max_cons = 2000
 server.max_cons_per_ip = 0
 server.serve_forever(handle_exit=True)
 """
+
+
+@dataclass
+class TLSFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1, made by trustme."""
+    ca: str
+    cert: str
+    key: str
+
+
+def make_tls_files(base: str) -> TLSFiles | str:
+    """The files, or why they cannot be made."""
+    try:
+        import trustme
+    except ImportError:
+        return f"trustme is not importable by {sys.executable} (pip install trustme)"
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    files = TLSFiles(*(os.path.join(base, n) for n in ("ca.pem", "cert.pem", "key.pem")))
+    ca.cert_pem.write_to_path(files.ca)
+    with open(files.cert, "wb") as f:
+        for blob in leaf.cert_chain_pems:
+            f.write(blob.bytes())
+    leaf.private_key_pem.write_to_path(files.key)
+    os.chmod(files.key, 0o600)  # the servers run as this user (vsftpd reads it as root,
+    # before its chroot)
+    return files
 
 
 # -- small helpers ---------------------------------------------------------------------
@@ -153,6 +192,7 @@ def mbps(nbytes: int, seconds: float) -> float:
 @dataclass
 class Server:
     name: str
+    tls: TLSFiles | None = None  # a TLS-enabled instance
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     logfile: str = ""
@@ -171,14 +211,19 @@ class Server:
             return ""
 
 
-def server_command(name: str, port: int, root: str, base: str) -> list[str]:
+def server_command(name: str, port: int, root: str, base: str,
+                   tls: TLSFiles | None = None) -> list[str]:
     if name == "ftpd":
-        return [sys.executable, "-m", "ftpd", "-l", f"{HOST}:{port}", "-r", root, "-w",
-                "-u", "bench", "-P", "bench", "--max-connections", "2000", "-q"]
+        cmd = [sys.executable, "-m", "ftpd", "-l", f"{HOST}:{port}", "-r", root, "-w",
+               "-u", "bench", "-P", "bench", "--max-connections", "2000", "-q"]
+        if tls:  # explicit FTPS (AUTH TLS offered), data sessions must be resumed
+            cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
+        return cmd
     if name == "pyftpdlib":
-        return [sys.executable, "-c", PYFTPDLIB_RUNNER, HOST, str(port), root]
+        cmd = [sys.executable, "-c", PYFTPDLIB_RUNNER, HOST, str(port), root]
+        return cmd + [tls.cert, tls.key] if tls else cmd
     if name == "vsftpd":
-        conf = os.path.join(base, "vsftpd.conf")
+        conf = os.path.join(base, "vsftpd-tls.conf" if tls else "vsftpd.conf")
         lines = [
             "listen=YES", "listen_ipv6=NO", f"listen_address={HOST}", f"listen_port={port}",
             "background=NO", "anonymous_enable=YES", "local_enable=NO", f"anon_root={root}",
@@ -190,22 +235,34 @@ def server_command(name: str, port: int, root: str, base: str) -> list[str]:
         ]
         if os.geteuid() != 0:  # no chroot or user switch without root
             lines.append("run_as_launching_user=YES")
+        if tls:  # explicit FTPS for anonymous users too; data sessions must be resumed
+            lines += [
+                "ssl_enable=YES", f"rsa_cert_file={tls.cert}",
+                f"rsa_private_key_file={tls.key}", "allow_anon_ssl=YES",
+                "force_anon_logins_ssl=NO", "force_anon_data_ssl=NO",
+                "require_ssl_reuse=YES", "ssl_tlsv1=YES", "ssl_sslv2=NO", "ssl_sslv3=NO",
+                "ssl_ciphers=HIGH",
+            ]
         with open(conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         return [VSFTPD, conf]
     raise ValueError(name)
 
 
-def availability(name: str) -> str:
+def availability(name: str, tls: bool = False) -> str:
     """Empty when *name* can be run here, else the reason it cannot."""
     if name == "vsftpd" and not os.access(VSFTPD, os.X_OK):
         return f"{VSFTPD} not installed"
     if name in ("ftpd", "pyftpdlib"):
-        mod = "ftpd" if name == "ftpd" else "pyftpdlib"
-        r = subprocess.run([sys.executable, "-c", f"import {mod}"], capture_output=True,
-                           timeout=30)
-        if r.returncode:
-            return f"{mod} is not importable by {sys.executable}"
+        mods = ["ftpd"] if name == "ftpd" else ["pyftpdlib"]
+        if name == "pyftpdlib" and tls:
+            mods.append("OpenSSL")  # pyftpdlib's TLS_FTPHandler is built on pyOpenSSL
+        for mod in mods:
+            r = subprocess.run([sys.executable, "-c", f"import {mod}"],
+                               capture_output=True, timeout=30)
+            if r.returncode:
+                hint = " (pyOpenSSL: pip install pyopenssl)" if mod == "OpenSSL" else ""
+                return f"{mod} is not importable by {sys.executable}{hint}"
     return ""
 
 
@@ -231,15 +288,15 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) 
     return f"not ready after {timeout:.0f} s ({last})"
 
 
-def start_server(name: str, root: str, base: str) -> Server:
-    srv = Server(name)
-    reason = availability(name)
+def start_server(name: str, root: str, base: str, tls: TLSFiles | None = None) -> Server:
+    srv = Server(name, tls)
+    reason = availability(name, tls is not None)
     if reason:
         srv.skipped = reason
         return srv
     srv.port = free_port()
-    srv.logfile = os.path.join(base, f"{name}.log")
-    cmd = server_command(name, srv.port, root, base)
+    srv.logfile = os.path.join(base, f"{name}{'-tls' if tls else ''}.log")
+    cmd = server_command(name, srv.port, root, base, tls)
     with open(srv.logfile, "wb") as log:
         srv.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
@@ -430,25 +487,65 @@ def ftp_login(port: int, timeout: float = 60.0) -> ftplib.FTP:
 
 
 def curl_transfer(srv: Server, direction: str, local: str, remote: str,
-                  timeout: float) -> tuple[int, float]:
-    """(bytes moved, seconds of the transfer phase) by curl's own clock."""
+                  timeout: float) -> tuple[int, float, str]:
+    """(bytes moved, seconds of the transfer phase) by curl's own clock, and ""."""
     url = f"ftp://{HOST}:{srv.port}/{remote}"
     fmt = "%{size_download} %{size_upload} %{time_pretransfer} %{time_total}"
     cmd = ["curl", "-sS", "--max-time", str(int(timeout)), "-w", fmt]
+    if srv.tls:  # explicit FTPS: AUTH TLS, then PBSZ 0 and PROT P; curl resumes the
+        # control connection's session on the data connections by itself
+        cmd += ["--ssl-reqd", "--cacert", srv.tls.ca]
     cmd += ["-o", os.devnull, url] if direction == "retr" else ["-T", local, url]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
     if r.returncode:
         raise RuntimeError(f"curl exit {r.returncode}: {r.stderr.strip()[:200]}")
     down, up, pre, total = r.stdout.split()
     nbytes = int(float(down if direction == "retr" else up))
-    return nbytes, float(total) - float(pre)
+    return nbytes, float(total) - float(pre), ""
+
+
+class ReuseFTP_TLS(ftplib.FTP_TLS):
+    """FTP_TLS whose protected data connections resume the control connection's TLS
+    session (as tests/tls does; vsftpd's require_ssl_reuse and ftpd insist on it).
+    ``last`` describes the last data connection: protocol, cipher, session resumed."""
+
+    last = ""
+
+    def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            try:
+                conn = self.context.wrap_socket(conn, server_hostname=self.host,
+                                                session=self.sock.session)  # type: ignore[attr-defined]
+            except BaseException:
+                conn.close()
+                raise
+            cipher = conn.cipher()
+            self.last = (f"{conn.version()} {cipher[0] if cipher else '?'}, data session "
+                         f"{'resumed' if conn.session_reused else 'NOT resumed'}")
+        return conn, size
+
+
+def ftps_login(srv: Server, timeout: float) -> ReuseFTP_TLS:
+    assert srv.tls is not None
+    ctx = ssl.create_default_context(cafile=srv.tls.ca)
+    ftp = ReuseFTP_TLS(context=ctx, timeout=timeout)
+    ftp.connect(HOST, srv.port)
+    ftp.login("anonymous", "bench@example.com")  # AUTH TLS first (FTP_TLS.login)
+    ftp.prot_p()  # PBSZ 0, PROT P
+    ftp.voidcmd("TYPE I")
+    return ftp
 
 
 def ftplib_transfer(srv: Server, direction: str, local: str, remote: str,
-                    timeout: float) -> tuple[int, float]:
-    """ftplib for the dialogue; the data socket is pumped with recv_into a reused
-    1 MiB buffer (RETR) or socket.sendfile (STOR), so the client stays cheap."""
-    ftp = ftp_login(srv.port, timeout)
+                    timeout: float) -> tuple[int, float, str]:
+    """(bytes moved, seconds, a note on the TLS data connection or "").
+    ftplib for the dialogue; the data socket is pumped with recv_into a reused
+    1 MiB buffer (RETR) or socket.sendfile (STOR), so the client stays cheap. Over TLS,
+    STOR writes 1 MiB pieces read into one buffer (socket.sendfile would fall back to
+    8 KiB sends), and both directions end with the TLS close_notify (unwrap), as
+    ftplib's own retrbinary/storbinary do: without it the upload is incomplete."""
+    ftp = ftps_login(srv, timeout) if srv.tls else ftp_login(srv.port, timeout)
     try:
         buf = bytearray(CHUNK)
         view = memoryview(buf)
@@ -458,11 +555,22 @@ def ftplib_transfer(srv: Server, direction: str, local: str, remote: str,
             with ftp.transfercmd(f"RETR /{remote}") as conn:
                 while n := conn.recv_into(view):
                     nbytes += n
+                if isinstance(conn, ssl.SSLSocket):
+                    with contextlib.suppress(OSError):  # the server may be gone already
+                        conn.unwrap()
+        elif srv.tls:
+            with ftp.transfercmd(f"STOR /{remote}") as conn, open(local, "rb") as f:
+                while n := f.readinto(buf):
+                    conn.sendall(view[:n])
+                    nbytes += n
+                assert isinstance(conn, ssl.SSLSocket)
+                conn.unwrap()
         else:
             with ftp.transfercmd(f"STOR /{remote}") as conn, open(local, "rb") as f:
                 nbytes = conn.sendfile(f)
         ftp.voidresp()
-        return nbytes, time.perf_counter() - t0
+        secs = time.perf_counter() - t0
+        return nbytes, secs, ftp.last if isinstance(ftp, ReuseFTP_TLS) else ""
     finally:
         with contextlib.suppress(OSError, ftplib.Error):
             ftp.quit()
@@ -504,11 +612,12 @@ def do_transfer(srv: Server, client: str, direction: str, root: str,
     timeout = max(60.0, size / 20e6)  # never slower than 20 MB/s
     local = os.path.join(root, BIG)
     remote = BIG if direction == "retr" else f"pub/up-{srv.name}.bin"
+    what = f"{'tls-' if srv.tls else ''}{direction}"
     fn = curl_transfer if client == "curl" else ftplib_transfer
     warm_up(local, size if direction == "stor" else 0)
     cpu0 = cpu_seconds(srv.pid)
     try:
-        nbytes, secs = fn(srv, direction, local, remote, timeout)
+        nbytes, secs, note = fn(srv, direction, local, remote, timeout)
         cpu = cpu_seconds(srv.pid) - cpu0
         if direction == "stor":
             on_disk = os.path.getsize(os.path.join(root, remote))
@@ -521,12 +630,13 @@ def do_transfer(srv: Server, client: str, direction: str, root: str,
     if nbytes != size:
         raise RuntimeError(f"moved {nbytes} bytes, expected {size}")
     rate = mbps(nbytes, secs)
-    line = f"    {srv.name:<10} {direction} {client:<6} {rate:9.1f} MB/s  {secs:6.3f} s"
+    line = f"    {srv.name:<10} {what:<8} {client:<6} {rate:9.1f} MB/s  {secs:6.3f} s"
+    note = f"  ({note})" if note else ""
     if srv.name == "vsftpd":
-        print(line, flush=True)
+        print(line + note, flush=True)
         return rate, None
     cpu_per_gb = cpu / (nbytes / 1e9)
-    print(f"{line}  server CPU {cpu:5.2f} s = {cpu_per_gb:.2f} s/GB", flush=True)
+    print(f"{line}  server CPU {cpu:5.2f} s = {cpu_per_gb:.2f} s/GB{note}", flush=True)
     return rate, cpu_per_gb
 
 
@@ -599,7 +709,7 @@ def make_fixtures(root: str, cfg: Config, workloads: list[str]) -> None:
     os.makedirs(os.path.join(root, "pub"))
     os.chmod(root, 0o755)  # vsftpd chroots anonymous here: must not be writable by it
     os.chmod(os.path.join(root, "pub"), 0o777)  # anonymous uploads land in pub/
-    if {"retr", "stor"} & set(workloads):
+    if set(TRANSFERS) & set(workloads):
         block = os.urandom(CHUNK)
         with open(os.path.join(root, BIG), "wb") as f:
             for _ in range(cfg.size_mib):
@@ -626,6 +736,16 @@ METRICS = [
     ("retr_ftplib_cpu", "RETR ftplib, server CPU", "s/GB", False, "retr"),
     ("stor_curl_cpu", "STOR curl, server CPU", "s/GB", False, "stor"),
     ("stor_ftplib_cpu", "STOR ftplib, server CPU", "s/GB", False, "stor"),
+    ("tls_retr_curl", "TLS RETR curl", "MB/s", True, "tls-retr"),
+    ("tls_retr_ftplib", "TLS RETR ftplib", "MB/s", True, "tls-retr"),
+    ("tls_stor_curl", "TLS STOR curl", "MB/s", True, "tls-stor"),
+    ("tls_stor_ftplib", "TLS STOR ftplib", "MB/s", True, "tls-stor"),
+    ("tls_retr_curl_cpu", "TLS RETR curl, server CPU", "s/GB", False, "tls-retr"),
+    ("tls_retr_ftplib_cpu", "TLS RETR ftplib, server CPU", "s/GB", False,
+     "tls-retr"),
+    ("tls_stor_curl_cpu", "TLS STOR curl, server CPU", "s/GB", False, "tls-stor"),
+    ("tls_stor_ftplib_cpu", "TLS STOR ftplib, server CPU", "s/GB", False,
+     "tls-stor"),
     ("login_wall", "{logins} logins at once", "s", False, "logins"),
     ("login_rate", "{logins} logins at once", "logins/s", True, "logins"),
     ("login25_rate", "{logins} logins, 25 at once", "logins/s", True, "logins"),
@@ -735,16 +855,18 @@ def shared_phases(r: Run, servers: list[Server], workloads: list[str], root: str
                     secs = r.attempt(srv, "list_s", do_list, srv, cfg)
                     if secs:
                         r.add(srv, "list_s", secs)
-        elif w in ("retr", "stor"):
+        elif w in TRANSFERS:
+            direction = w.rsplit("-", 1)[-1]
             for client in ("curl", "ftplib"):
-                key = f"{w}_{client}"
+                key = f"{w.replace('-', '_')}_{client}"
                 if client == "curl" and not shutil.which("curl"):
                     for srv in servers:
                         r.errors[srv.name][key] = "curl not installed"
                     continue
                 for _ in range(cfg.reps):
                     for srv in servers:
-                        got = r.attempt(srv, key, do_transfer, srv, client, w, root, cfg)
+                        got = r.attempt(srv, key, do_transfer, srv, client, direction,
+                                        root, cfg)
                         if got:
                             r.add(srv, key, got[0])
                             if got[1] is not None:
@@ -789,28 +911,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     r = Run(cfg, Quiet(max_wait=settle),
             {n: {} for n in names}, {n: {} for n in names})
     skipped: dict[str, str] = {}
+    tls_skipped: dict[str, str] = {}
     base = tempfile.mkdtemp(prefix="ftpbench-")
     root = os.path.join(base, "root")
     servers: list[Server] = []
     t_start = time.monotonic()
+    plain = [w for w in workloads if w != "memory" and not w.startswith("tls-")]
+    tls_work = [w for w in workloads if w.startswith("tls-")]
+
+    def start_all(tls: TLSFiles | None, why: dict[str, str]) -> None:
+        for name in names:
+            if name in skipped:  # not runnable at all here
+                why[name] = skipped[name]
+                continue
+            srv = start_server(name, root, base, tls)
+            label = f"{name}{' (TLS)' if tls else ''}"
+            if srv.skipped:
+                print(f"  {label}: SKIPPED: {srv.skipped}", flush=True)
+                why[name] = srv.skipped
+            else:
+                print(f"  {label}: pid {srv.pid} on {HOST}:{srv.port}", flush=True)
+                servers.append(srv)
+
     try:
         os.makedirs(root)
         print(f"fixtures in {base}: {cfg}", flush=True)
         make_fixtures(root, cfg, workloads)
-        for name in names:
-            srv = start_server(name, root, base) if workloads != ["memory"] else None
-            if srv is None:
-                continue
-            if srv.skipped:
-                print(f"  {name}: SKIPPED: {srv.skipped}", flush=True)
-                skipped[name] = srv.skipped
+        if plain:
+            start_all(None, skipped)
+            shared_phases(r, servers, plain, root)
+            for srv in servers:
+                stop_server(srv)
+            servers.clear()
+        if tls_work:
+            # a second instance of each server, with a certificate: the plain workloads
+            # above run on servers without one, as before
+            files = make_tls_files(base)
+            if isinstance(files, str):
+                print(f"  TLS workloads SKIPPED: {files}", flush=True)
+                for name in names:
+                    tls_skipped[name] = files
             else:
-                print(f"  {name}: pid {srv.pid} on {HOST}:{srv.port}", flush=True)
-                servers.append(srv)
-        shared_phases(r, servers, workloads, root)
-        for srv in servers:
-            stop_server(srv)
-        servers.clear()
+                start_all(files, tls_skipped)
+                shared_phases(r, servers, tls_work, root)
+            for srv in servers:
+                stop_server(srv)
+            servers.clear()
         if "memory" in workloads:
             memory_phase(r, names, root, base, skipped)
     finally:
@@ -840,7 +986,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quiet": {"runs": r.quiet.runs, "noisy": r.quiet.noisy,
                   "waited_s": round(r.quiet.waited, 1)},
         "results": summary, "errors": r.errors, "skipped": skipped,
-        "workloads": workloads,
+        "tls_skipped": tls_skipped, "workloads": workloads,
     }
 
 
@@ -853,7 +999,12 @@ def _error_key(sample_key: str) -> str:
 
 def report(out: dict[str, Any]) -> None:
     cfg = out["config"]
-    names = [n for n in out["results"] if n not in out["skipped"]]
+    work = out["workloads"]
+    has_plain = any(not w.startswith("tls-") for w in work)
+    has_tls = any(w.startswith("tls-") for w in work)
+    names = [n for n in out["results"]  # left out: skipped for everything asked for
+             if (has_plain and n not in out["skipped"])
+             or (has_tls and n not in out["tls_skipped"])]
     others = [n for n in names if n != "ftpd"]
     print()
     print(f"ftpbench {out['date']}  nproc={out['machine']['nproc']}  "
@@ -865,17 +1016,19 @@ def report(out: dict[str, Any]) -> None:
           f"{cfg['mem_rounds']} fresh server(s) each)")
     for which in ("median", "best"):
         print(f"\n  {which} of the runs" + (" (ratios from these)" if which == "median" else ""))
-        head = f"  {'metric':<28}{'unit':<10}" + "".join(f"{n:>12}" for n in names)
+        head = f"  {'metric':<30}{'unit':<10}" + "".join(f"{n:>12}" for n in names)
         head += "".join(f"{'vs ' + n:>15}" for n in others)
         print(head)
         print("  " + "-" * (len(head) - 2))
         for key, label, unit, _, workload in METRICS:
             if workload not in out["workloads"]:
                 continue
-            row = f"  {label.format(**cfg):<28}{unit:<10}"
+            row = f"  {label.format(**cfg):<30}{unit:<10}"
             vals = {n: out["results"][n].get(key, {}).get(which) for n in names}
             for n in names:
                 cell = "FAILED" if _error_key(key) in out["errors"][n] else "n/a"
+                if n in out["tls_skipped" if key.startswith("tls_") else "skipped"]:
+                    cell = "skipped"
                 row += f"{cell if vals[n] is None else _fmt(vals[n]):>12}"
             for n in others:
                 q = ratio(key, vals.get("ftpd"), vals[n])
@@ -887,6 +1040,9 @@ def report(out: dict[str, Any]) -> None:
           f"{q['noisy']} run(s) started while it was still busy")
     for n, reason in out["skipped"].items():
         print(f"  {n} skipped: {reason}")
+    for n, reason in out["tls_skipped"].items():
+        if n not in out["skipped"]:
+            print(f"  {n} with TLS skipped: {reason}")
     for n, errs in out["errors"].items():
         for key, msg in errs.items():
             print(f"  {n} {key} failed: {msg}")
