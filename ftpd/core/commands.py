@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ftpd.core.session import Session
 
 NO_ARG, ARG, OPT_ARG = "none", "required", "optional"
+_NO_HOOKS: list = []  # shared, never mutated
 
 Handler = Callable[["Session", "Command"], None]
 Hook = Callable[["Session", "Command"], None]
@@ -88,8 +89,13 @@ class CommandTable:
         table.setdefault(verb.upper(), []).append(hook)
 
     def hooks(self, when: str, verb: str) -> list[Hook]:
-        table = {"pre": self.pre, "post": self.post, "post_err": self.post_err}[when]
-        return table.get("*", []) + table.get(verb, [])
+        table = self.pre if when == "pre" else self.post if when == "post" else self.post_err
+        if not table:  # the common case: nothing to build
+            return _NO_HOOKS
+        everywhere, own = table.get("*"), table.get(verb)
+        if everywhere and own:
+            return everywhere + own
+        return everywhere or own or _NO_HOOKS
 
     def copy(self) -> CommandTable:
         new = CommandTable()

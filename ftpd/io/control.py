@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ftpd.core import actions as A
@@ -24,6 +25,7 @@ MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
 
 
 class ControlConnection:
+    _ORDERS: dict[type, Callable[[ControlConnection, Any], None]]  # filled below the class
     def __init__(self, server: Server, sock: socket.socket, session_id: str,
                  implicit_tls: bool = False) -> None:
         self.server = server
@@ -115,34 +117,42 @@ class ControlConnection:
 
     def _process(self, outputs: list[Any]) -> None:
         for item in outputs:
-            if isinstance(item, A.Emit):  # facts are reported even if the client is gone
+            kind = type(item)
+            if kind is A.Emit:  # facts are reported even if the client is gone
                 self.flush()
                 self.server.bus.generate(item.name, item.data)
-            elif self.closed:
-                continue
-            elif isinstance(item, Reply):
-                self.write(item.encode())
-            elif isinstance(item, A.StartTransfer):
-                self.flush()
-                self.data.start(item.transfer, self._transfer_done)
-            elif isinstance(item, A.ListenPassive):
-                self._listen(item)
-            elif isinstance(item, A.CloseData):
-                self.data.close()
-            elif isinstance(item, A.Authenticate):
-                self.server.authenticate(item.username, item.password, self._auth_done)
-            elif isinstance(item, A.Wait):
-                self.loop.call_later(item.seconds, self._resume)
-            elif isinstance(item, A.StartTLS):
-                self.flush()
-                self.server.tls.start_control(self, then=self._tls_ready)
-            elif isinstance(item, A.Close):
-                self._closing = True
-                self.flush()
-                if not self._out:
-                    self.close()
-            else:
-                log.error("unknown action %r", item)
+            elif not self.closed:
+                do = self._ORDERS.get(kind)
+                if do is None:
+                    log.error("unknown action %r", item)
+                else:
+                    do(self, item)
+
+    def _reply(self, item: Reply) -> None:
+        self.write(item.encode())
+
+    def _start_transfer(self, item: A.StartTransfer) -> None:
+        self.flush()
+        self.data.start(item.transfer, self._transfer_done)
+
+    def _close_data(self, item: A.CloseData) -> None:
+        self.data.close()
+
+    def _authenticate(self, item: A.Authenticate) -> None:
+        self.server.authenticate(item.username, item.password, self._auth_done)
+
+    def _wait(self, item: A.Wait) -> None:
+        self.loop.call_later(item.seconds, self._resume)
+
+    def _start_tls(self, item: A.StartTLS) -> None:
+        self.flush()
+        self.server.tls.start_control(self, then=self._tls_ready)
+
+    def _close_order(self, item: A.Close) -> None:
+        self._closing = True
+        self.flush()
+        if not self._out:
+            self.close()
 
     def _listen(self, item: A.ListenPassive) -> None:
         try:
@@ -219,3 +229,15 @@ class ControlConnection:
     @property
     def transferring(self) -> bool:
         return self.data.busy
+
+
+ControlConnection._ORDERS = {  # one dict look-up per order, not a chain of isinstance
+    Reply: ControlConnection._reply,
+    A.StartTransfer: ControlConnection._start_transfer,
+    A.ListenPassive: ControlConnection._listen,
+    A.CloseData: ControlConnection._close_data,
+    A.Authenticate: ControlConnection._authenticate,
+    A.Wait: ControlConnection._wait,
+    A.StartTLS: ControlConnection._start_tls,
+    A.Close: ControlConnection._close_order,
+}
