@@ -57,15 +57,15 @@ class ControlConnection:
     # -- life cycle --------------------------------------------------------------------
     def start(self, refuse: str | None = None) -> None:
         if refuse is not None:
-            self.process(self.session.refuse(refuse))
+            self.call(self.session.refuse, refuse)
             return
         self.loop.add_reader(self.sock, self._on_readable)
         if self.server.options.timeout > 0:
             self._idle_timer = self.loop.call_later(self.server.options.timeout, self._check_idle)
         if self.session.config.implicit_tls:
-            self.server.tls.start_control(self, then=lambda: self.process(self.session.start()))
+            self.server.tls.start_control(self, then=lambda: self.call(self.session.start))
         else:
-            self.process(self.session.start())
+            self.call(self.session.start)
 
     def _check_idle(self) -> None:
         if self.closed:
@@ -73,7 +73,7 @@ class ControlConnection:
         timeout = self.server.options.timeout
         idle = self.loop.time() - self._last_activity
         if idle >= timeout and not self.data.busy:
-            self.process(self.session.timeout())
+            self.call(self.session.timeout)
             if not self.closed:  # a transfer is running: look again later
                 self._idle_timer = self.loop.call_later(timeout, self._check_idle)
         else:
@@ -91,11 +91,11 @@ class ControlConnection:
                 return
             data = b""
         if not data:
-            self.process(self.session.connection_lost())
+            self.call(self.session.connection_lost)
             self.close()
             return
         lines_before = self.session.lines_received
-        self.process(self.session.receive(data))
+        self.call(self.session.receive, data)
         if self.session.lines_received != lines_before:
             # only whole commands count: a byte a second must not keep a session alive
             self._last_activity = self.loop.time()
@@ -107,13 +107,25 @@ class ControlConnection:
         try:
             self._process(outputs)
         except Exception:
-            # A bug in carrying out an order must not leave the client hanging.
-            log.exception("%s: internal error; closing the session", self.peer[0])
-            if not self.closed:
-                self._out.clear()
-                self.write(b"421 Internal server error; closing the connection.\r\n")
-                self._closing = True
-                self.flush()
+            self._internal_error()
+
+    def call(self, entry: Callable[..., list[Any]], *args: Any) -> None:
+        """Run a session entry point and carry out what it returns; a bug in either
+        closes this session with 421 instead of leaving the client hanging."""
+        try:
+            outputs = entry(*args)
+        except Exception:
+            self._internal_error()
+            return
+        self.process(outputs)
+
+    def _internal_error(self) -> None:
+        log.exception("%s: internal error; closing the session", self.peer[0])
+        if not self.closed:
+            self._out.clear()
+            self.write(b"421 Internal server error; closing the connection.\r\n")
+            self._closing = True
+            self.flush()
 
     def _process(self, outputs: list[Any]) -> None:
         for item in outputs:
@@ -159,25 +171,25 @@ class ControlConnection:
             port = self.data.listen(item.ports, item.allowed_peer)
         except OSError as exc:
             reason = "no free passive port" if exc.errno == errno.EADDRINUSE else exc.strerror
-            self.process(self.session.passive_failed(reason or "error"))
+            self.call(self.session.passive_failed, reason or "error")
             return
-        self.process(self.session.passive_listening(self.local[0], port))
+        self.call(self.session.passive_listening, self.local[0], port)
 
     def _transfer_done(self, error: Any) -> None:
         if not self.closed:
-            self.process(self.session.transfer_finished(error))
+            self.call(self.session.transfer_finished, error)
             self.server.transfer_ended(self)
 
     def _auth_done(self, account: Any) -> None:
         if not self.closed:
-            self.process(self.session.auth_result(account))
+            self.call(self.session.auth_result, account)
 
     def _resume(self) -> None:
         if not self.closed:
-            self.process(self.session.resume())
+            self.call(self.session.resume)
 
     def _tls_ready(self) -> None:
-        self.process(self.session.tls_established())
+        self.call(self.session.tls_established)
 
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:

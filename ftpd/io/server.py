@@ -267,7 +267,7 @@ class Server:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         for conn in list(self.connections):
-            conn.process(conn.session.shutdown())
+            conn.call(conn.session.shutdown)
         if not self.connections:
             self.loop.stop()
         elif self.options.shutdown_timeout >= 0:

@@ -33,17 +33,21 @@ def parse_run_as(text: str) -> tuple[int, int, str]:
 def preload(server: Any) -> None:
     """Import now what serving imports lazily: after the drop the standard library may
     not be readable (a Python under /root, say). Also starts the auth worker pool."""
-    import calendar  # noqa: F401
-    import concurrent.futures  # noqa: F401
-    import grp  # noqa: F401
-    import hmac  # noqa: F401
-    import ipaddress  # noqa: F401
-    import pwd  # noqa: F401
-    import random  # noqa: F401
-    import secrets  # noqa: F401
-    import tomllib  # noqa: F401
+    import calendar  # noqa: F401  (MFMT)
+    import concurrent.futures  # noqa: F401  (auth workers)
+    import copy  # noqa: F401  (SessionConfig.replace)
+    import fcntl  # noqa: F401  (splice uploads)
+    import grp  # noqa: F401  (listing owners)
+    import hmac  # noqa: F401  (-u/-P)
+    import ipaddress  # noqa: F401  (EPRT)
+    import pwd  # noqa: F401  (listing owners)
+    import random  # noqa: F401  (passive ports)
+    import secrets  # noqa: F401  (STOU, atomic uploads)
+    import tomllib  # noqa: F401  (SIGHUP reload)
 
     import ftpd.core.handlers  # noqa: F401
+    import ftpd.fs.local  # noqa: F401  (each login's filesystem)
+    import ftpd.launch.standalone  # noqa: F401  (addresses, re-parsed on reload)
 
     server.start_workers()
 

@@ -206,3 +206,28 @@ def test_cli_help_and_version():
     assert proc.returncode == 0 and "--root" in proc.stdout and proc.stderr == ""
     proc = ftpd_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("ftpd ")
+
+
+def test_a_failing_session_entry_point_closes_that_session_with_421(monkeypatch):
+    """A bug (or an import that fails after privileges were dropped) inside a session
+    entry point must not leave the client hanging: 421 and close; others go on."""
+    import ftplib as _ftplib
+
+    from ftpd.core.session import Session
+    from ftpd.embed import FTPServer
+    from ftpd.fs.memory import MemoryFS
+
+    def broken(self, account):
+        raise ImportError("cannot import after dropping root")
+
+    monkeypatch.setattr(Session, "auth_result", broken)
+    with FTPServer(MemoryFS()) as server:
+        ftp = _ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port, timeout=10)
+        ftp.sendcmd("USER anonymous")
+        with pytest.raises(_ftplib.error_temp, match="^421"):
+            ftp.sendcmd("PASS x")
+        other = _ftplib.FTP()
+        other.connect("127.0.0.1", server.port, timeout=10)
+        assert other.sendcmd("NOOP").startswith("200")
+        other.close()
