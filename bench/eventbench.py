@@ -55,6 +55,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftpbench import pop_reply  # bench/ is on sys.path: run as a script
+
 HOST = "127.0.0.1"
 USER = PASSWORD = "bench"
 SINKS = ("none", "udp", "mqueue", "udp-nrd")
@@ -398,25 +400,6 @@ def stor(server: Ftpd, ctx: dict[str, Any]) -> float:
     return ctx["size"] / seconds / 1e6
 
 
-def _pop_code(buf: bytearray) -> int | None:
-    """The code of the first complete reply in *buf* (removed), or None."""
-    pos, code = 0, None
-    while True:
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            return None
-        line = bytes(buf[pos:nl])
-        pos = nl + 1
-        if code is None:
-            code = line[:3]
-            if line[3:4] != b"-":
-                break
-        elif line[:3] == code and line[3:4] == b" ":
-            break
-    del buf[:pos]
-    return int(code) if code.isdigit() else -1
-
-
 def logins(server: Ftpd, ctx: dict[str, Any]) -> float:
     """*waves* times *clients* sessions at once (connect, USER, PASS, QUIT), one wave after
     the other; sessions per second over all of them."""
@@ -463,7 +446,7 @@ def _wave(server: Ftpd, count: int) -> None:
                         failed += 1
                     continue
                 st[1] += data
-                while (code := _pop_code(st[1])) is not None:
+                while (code := pop_reply(st[1])) is not None:
                     if st[0] == b"quit" and code == 221:
                         continue  # the server closes next
                     step = script.get((st[0], code))

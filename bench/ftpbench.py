@@ -342,7 +342,7 @@ class _Sess:
         self.sock, self.state, self.buf = sock, "banner", bytearray()
 
 
-def _pop_reply(buf: bytearray) -> int | None:
+def pop_reply(buf: bytearray) -> int | None:
     """The code of the first complete (possibly multi-line) reply in *buf*, removed."""
     pos, code = 0, None
     for _ in range(10_000):
@@ -426,7 +426,7 @@ def run_sessions(port: int, count: int, window: int, hold: bool,
                 continue
             st.buf += data
             try:
-                while (code := _pop_reply(st.buf)) is not None:
+                while (code := pop_reply(st.buf)) is not None:
                     if st.state == "banner" and code == 220:
                         send(st, b"USER anonymous\r\n", "user")
                     elif st.state == "banner" and code == 120:
