@@ -43,8 +43,7 @@ class ControlConnection:
         self.local = (normalize_host(local[0]), local[1])
         self.session = Session(server.session_config(implicit_tls), self.peer, self.local,
                                session_id)
-        self.data = DataChannel(self.loop, local[0], sock.family, server.options.data_timeout,
-                                server.recv_buffer)
+        self._data: DataChannel | None = None  # made on first use: most sessions never do
         self._out = bytearray()
         self._closing = False
         self.closed = False
@@ -53,6 +52,17 @@ class ControlConnection:
         self.tls: Any = None  # set by ftpd.io.tls when the channel is protected
         self.tls_context: Any = None  # this session's own SSLContext
         self.tls_handshaking = False
+
+    @property
+    def data(self) -> DataChannel:
+        """The data side, created when the session first needs one."""
+        if self._data is None:
+            server, sock = self.server, self.sock
+            self._data = DataChannel(self.loop, sock.getsockname()[0], sock.family,
+                                     server.options.data_timeout, server.recv_buffer)
+            if self.tls is not None and server.tls is not None:
+                self._data.wrap = lambda channel: server.tls.start_data(channel, self)
+        return self._data
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, refuse: str | None = None) -> None:
@@ -72,7 +82,7 @@ class ControlConnection:
             return
         timeout = self.server.options.timeout
         idle = self.loop.time() - self._last_activity
-        if idle >= timeout and not self.data.busy:
+        if idle >= timeout and not self.transferring:
             self.call(self.session.timeout)
             if not self.closed:  # a transfer is running: look again later
                 self._idle_timer = self.loop.call_later(timeout, self._check_idle)
@@ -148,7 +158,8 @@ class ControlConnection:
         self.data.start(item.transfer, self._transfer_done)
 
     def _close_data(self, item: A.CloseData) -> None:
-        self.data.close()
+        if self._data is not None:
+            self._data.close()
 
     def _authenticate(self, item: A.Authenticate) -> None:
         self.server.authenticate(item.username, item.password, self._auth_done)
@@ -227,7 +238,8 @@ class ControlConnection:
         self.closed = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        self.data.close()
+        if self._data is not None:
+            self._data.close()
         self.loop.forget(self.sock)
         try:
             self.sock.close()
@@ -240,7 +252,7 @@ class ControlConnection:
 
     @property
     def transferring(self) -> bool:
-        return self.data.busy
+        return self._data is not None and self._data.busy
 
 
 ControlConnection._ORDERS = {  # one dict look-up per order, not a chain of isinstance

@@ -99,7 +99,8 @@ class TLSManager:
                 # none: clients that only send on them close with tickets unread, and
                 # the kernel's RST would cut the end of the upload.
                 conn.tls_context.num_tickets = 0
-                conn.data.wrap = lambda channel: self.start_data(channel, conn)
+                if conn._data is not None:  # otherwise set when the channel is made
+                    conn._data.wrap = lambda channel: self.start_data(channel, conn)
                 loop.add_reader(conn.sock, conn._on_readable)
                 then()
                 conn.flush()
