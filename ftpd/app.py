@@ -17,9 +17,6 @@ from ftpd.core.session import SessionConfig
 from ftpd.core.throttle import LoginThrottle
 from ftpd.io.server import Server, ServerOptions
 from ftpd.launch.context import LaunchContext
-from ftpd.log import get_logger
-
-log = get_logger("ftpd")
 
 
 class StartupError(Exception):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ftpd.core.paths import join
 from ftpd.fs.base import FileSystem
 
 TEMP_PREFIX = ".ftpd-upload-"  # atomic-upload temporaries: never listed
@@ -142,7 +143,8 @@ def mlst_facts(name: str, st: Any, perms: str, wanted: list[str], kind: str | No
     return "".join(f + ";" for f in facts) + " " + name
 
 
-def _entries(fs: FileSystem, vdir: str, pattern: str | None) -> list[str]:
+def entries(fs: FileSystem, vdir: str, pattern: str | None = None) -> list[str]:
+    """The visible names in *vdir*, sorted, matching *pattern* if given."""
     names = sorted(n for n in fs.listdir(vdir) if visible(n))
     if pattern is not None:
         names = [n for n in names if match(pattern, n)]
@@ -160,10 +162,6 @@ def _chunks(lines: Iterator[str]) -> Iterator[bytes]:
         yield ("\r\n".join(buf) + "\r\n").encode("utf-8", "surrogateescape")
 
 
-def _join(vdir: str, name: str) -> str:
-    return vdir.rstrip("/") + "/" + name
-
-
 def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str = "",
              facts: list[str] | None = None, now: float | None = None) -> Iterator[bytes]:
     """Lines for each name in *vdir*, in slices; entries that vanish are skipped."""
@@ -172,10 +170,10 @@ def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str =
     def lines() -> Iterator[str]:
         if fmt == "list" and hasattr(fs, "lstat_entries"):
             for name, st in fs.lstat_entries(vdir, names):
-                yield ls_line(fs, _join(vdir, name), name, st, now)
+                yield ls_line(fs, join(vdir, name), name, st, now)
             return
         for name in names:
-            vpath = _join(vdir, name)
+            vpath = join(vdir, name)
             if fmt == "nlst":
                 yield name
                 continue
@@ -192,6 +190,3 @@ def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str =
 
     return _chunks(lines())
 
-
-def entries(fs: FileSystem, vdir: str, pattern: str | None = None) -> list[str]:
-    return _entries(fs, vdir, pattern)

@@ -99,7 +99,7 @@ class Session:
                  "fs", "lines_received", "local_host", "local_port", "login_failures",
                  "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot", "rest", "rnfr",
                  "scope", "session_id", "started", "starting_tls", "stats", "table",
-                 "tls_active", "transfer", "type", "username", "utf8", "__weakref__")
+                 "tls_active", "transfer", "type", "username", "__weakref__")
 
     def __init__(self, config: SessionConfig, peer: tuple[str, int], local: tuple[str, int],
                  session_id: str = "") -> None:
@@ -142,7 +142,6 @@ class Session:
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
-        self.utf8 = True
 
     # -- outputs -------------------------------------------------------------
     def _take(self) -> list[Any]:

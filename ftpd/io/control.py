@@ -189,7 +189,6 @@ class ControlConnection:
     def _transfer_done(self, error: Any) -> None:
         if not self.closed:
             self.call(self.session.transfer_finished, error)
-            self.server.transfer_ended(self)
 
     def _auth_done(self, account: Any) -> None:
         if not self.closed:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ftpd.auth.base import Authorizer
 from ftpd.core.events import ServerEvent
-from ftpd.core.ids import normalize_host, session_id
+from ftpd.core.ids import session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.control import ControlConnection
@@ -129,9 +129,6 @@ class Server:
                 self.loop.call_soon(self.loop.stop)
             else:
                 self._arm_idle_timer()
-
-    def transfer_ended(self, conn: ControlConnection) -> None:
-        """Hook for status reporting; nothing to do yet."""
 
     def start_workers(self) -> None:
         """The auth worker pool (created on first use, or before privileges drop)."""
@@ -299,6 +296,3 @@ class Server:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.loop.close()
 
-
-def client_host(addr: tuple[Any, ...]) -> str:
-    return normalize_host(addr[0])

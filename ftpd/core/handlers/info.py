@@ -51,7 +51,6 @@ def opts(s: Session, cmd: Command) -> None:
     name = name.upper()
     if name == "UTF8":
         if value.strip().upper() in ("ON", ""):
-            s.utf8 = True
             cmd.add(200, "UTF8 mode enabled.")
         elif value.strip().upper() == "OFF":
             cmd.add(200, "UTF8 mode disabled (paths are still passed byte for byte).")
