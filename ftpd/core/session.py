@@ -99,7 +99,7 @@ class Session:
                  "fs", "lines_received", "local_host", "local_port", "login_failures",
                  "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot", "rest", "rnfr",
                  "scope", "session_id", "started", "starting_tls", "stats", "table",
-                 "tls_active", "transfer", "type", "username", "__weakref__")
+                 "tls_active", "transfer", "type", "username", "pending_quit", "__weakref__")
 
     def __init__(self, config: SessionConfig, peer: tuple[str, int], local: tuple[str, int],
                  session_id: str = "") -> None:
@@ -141,6 +141,7 @@ class Session:
         self.data_mode: tuple[Any, ...] | None = None
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
+        self.pending_quit: Command | None = None  # QUIT sent during a transfer
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
 
     # -- outputs -------------------------------------------------------------
@@ -425,7 +426,7 @@ class Session:
         answer a QUIT that waited for it, or leave if the server is stopping."""
         if self.transfer is not None or self.closed:
             return
-        quit_cmd = self.scope.pop("ftpd.pending_quit", None)
+        quit_cmd, self.pending_quit = self.pending_quit, None
         if quit_cmd is not None:
             quit_cmd.add(221, "Goodbye.")
             quit_cmd.after.extend(self.closing_actions("QUIT"))

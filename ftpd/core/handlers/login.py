@@ -108,7 +108,7 @@ def rein(s: Session, cmd: Command) -> None:
 def quit_(s: Session, cmd: Command) -> None:
     if s.transfer is not None:
         # Let the transfer finish; QUIT's reply follows the transfer's.
-        s.scope["ftpd.pending_quit"] = cmd
+        s.pending_quit = cmd
         cmd.deferred = True
         return
     cmd.add(221, "Goodbye.")
