@@ -286,7 +286,7 @@ class Session:
         if not self._busy():
             self._execute(line)
             return
-        if self.transfer is not None and self._urgent(line):
+        if self.transfer is not None and self._acts_now(line):
             self._execute(line)
             return
         if len(self._queue) >= MAX_QUEUED_LINES:
@@ -295,10 +295,18 @@ class Session:
             return
         self._queue.append(line)
 
-    def _urgent(self, line: bytes | LineTooLong) -> bool:
+    def _acts_now(self, line: bytes | LineTooLong) -> bool:
+        """During a transfer, may *line* overtake what is queued? A ``during_transfer``
+        command acts at once only while nothing is queued, so replies keep the order of
+        the commands; ``ABOR`` alone always acts at once (it ends the transfer the
+        queued lines wait for)."""
         if isinstance(line, LineTooLong):
             return False
-        verb = line.lstrip().split(b" ", 1)[0].upper()
+        verb = line.lstrip(b" ").split(b" ", 1)[0].upper()
+        if verb == b"ABOR":
+            return True
+        if self._queue:
+            return False
         spec = self.table.commands.get(verb.decode("ascii", "replace"))
         return spec is not None and spec.during_transfer
 

@@ -191,6 +191,27 @@ def test_quit_during_download_waits_for_the_transfer(server, big_file):
         assert c.wait_closed()
 
 
+def test_pipelined_commands_during_a_download_keep_their_order(server, big_file):
+    """SIZE and NOOP in one packet while RETR data waits on a slow reader: NOOP waits
+    behind SIZE (it is not answered first), so replies come 226, 213, 200."""
+    with RawControl(server.host, server.port) as c:
+        c.login()
+        assert c.cmd("TYPE I")[0] == 200
+        host, port = c.pasv()
+        data = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        data.settimeout(DEADLINE)
+        data.connect((host, port))
+        assert c.cmd("RETR big.bin")[0] == 150
+        assert data.recv(4096)  # data flows; the rest waits for this slow reader
+        c.send(b"SIZE big.bin\r\nNOOP\r\n")
+        received = len(read_all(data))
+        data.close()
+        assert received > 0
+        assert [c.reply()[0] for _ in range(3)] == [226, 213, 200]
+        assert c.cmd("QUIT")[0] == 221
+
+
 def test_stat_without_transfer(server):
     (server.root / "a.txt").write_bytes(b"a")
     ftp = server.ftp()
