@@ -58,6 +58,39 @@ def test_retr_stor_appe_rest(d, fs):
     assert d.retr("t.txt") == b"x\r\ny\r\n"
 
 
+MAX_OFFSET = 2**63 - 1  # the largest file offset (off_t)
+
+
+@pytest.mark.parametrize("arg", [str(MAX_OFFSET + 1), str(2**64), "9" * 40, "-1",
+                                 "\u0661\u0662"])
+def test_rest_beyond_a_file_offset_is_refused_and_creates_nothing(d, fs, arg):
+    assert codes(d.send("REST 5")) == [350]
+    assert codes(d.send(f"REST {arg}")) == [501]
+    assert d.session.rest == 0  # a refused REST also drops the marker set before it
+    for verb in ("STOR", "APPE"):
+        assert codes(d.stor(f"{verb}.bin", b"data", verb)) == [227, 150, 226]
+        assert _read(fs, f"/{verb}.bin") == b"data"
+
+
+def test_rest_beyond_the_file_is_refused_for_every_transfer(d, fs):
+    assert codes(d.send(f"REST {MAX_OFFSET}")) == [350]
+    d.send("PASV")
+    assert codes(d.send("STOR absent.bin")) == [550]  # nothing to restart: no file made
+    assert "absent.bin" not in fs.listdir("/")
+    for verb in ("RETR", "STOR", "APPE"):
+        d.send(f"REST {MAX_OFFSET}")
+        d.send("PASV")
+        assert codes(d.send(f"{verb} hello.txt")) == [554], verb
+        assert _read(fs, "/hello.txt") == b"hello world\n"
+
+
+def test_rest_appe_acts_as_rest_stor(d, fs):
+    """RFC 3659 5.4: APPE after REST must act identically to STOR."""
+    d.send("REST 6")
+    assert codes(d.stor("hello.txt", b"WORLD", "APPE")) == [227, 150, 226]
+    assert _read(fs, "/hello.txt") == b"hello WORLD\n"
+
+
 def test_tree_commands(d, fs):
     assert codes(d.send("MKD dir")) == [257]
     assert codes(d.send("CWD dir")) == [250]
