@@ -4,6 +4,7 @@ the core must not depend on which filesystem it is given."""
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 from core_driver import Driver, codes, text
@@ -89,6 +90,21 @@ def test_rest_appe_acts_as_rest_stor(d, fs):
     d.send("REST 6")
     assert codes(d.stor("hello.txt", b"WORLD", "APPE")) == [227, 150, 226]
     assert _read(fs, "/hello.txt") == b"hello WORLD\n"
+
+
+@pytest.mark.parametrize("mode", ["4755", "2755", "1755", "6755", "7755", "04755"])
+def test_site_chmod_never_sets_setuid_setgid_or_sticky(d, fs, mode):
+    """As vsftpd does: the mode is masked to 0777."""
+    assert codes(d.send(f"SITE CHMOD {mode} hello.txt")) == [200]
+    assert stat.S_IMODE(fs.stat("/hello.txt").st_mode) == 0o755
+    assert [e.data.mode for e in d.events if e.name == "fs.chmod"] == [0o755]
+
+
+@pytest.mark.parametrize("mode", ["0o755", "+755", "7_55", "-0", "\u0667\u0665\u0665", "17777"])
+def test_site_chmod_takes_octal_digits_only(d, fs, mode):
+    before = fs.stat("/hello.txt").st_mode
+    assert codes(d.send(f"SITE CHMOD {mode} hello.txt")) == [501]
+    assert fs.stat("/hello.txt").st_mode == before
 
 
 def test_tree_commands(d, fs):
