@@ -104,6 +104,20 @@ def test_delay_forgotten_after_quiet_period_and_after_success(clock, memfs):
     assert d2.waits == [1]
 
 
+def test_only_the_same_name_logging_in_forgets_the_delay(clock, memfs):
+    """Failures for alice, then an anonymous login from the same address: the delay
+    goes on growing; alice's own success forgets it."""
+    cfg = shared_config(memfs, clock, max_login_attempts=10)
+    d = Driver(config=cfg)
+    d.dialogue(["USER alice", "PASS bad", "USER alice", "PASS bad"])
+    Driver(config=cfg).login("anonymous", "guest@example.com")
+    d.dialogue(["USER alice", "PASS bad"])
+    assert d.waits == [1, 2, 4]
+    Driver(config=cfg).login("alice", "pw")
+    d.dialogue(["USER alice", "PASS bad"])
+    assert d.waits == [1, 2, 4, 1]
+
+
 def test_max_login_attempts_closes_session(ftp):
     r = ftp.dialogue(["USER alice", "PASS a", "USER alice", "PASS b", "USER alice", "PASS c"])
     assert codes(r) == [331, 530, 331, 530, 331, 530]
