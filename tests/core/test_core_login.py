@@ -44,8 +44,12 @@ def test_pass_without_user(ftp):
 
 
 def test_user_after_login_refused(alice):
-    assert codes(alice.send("USER bob")) == [503]
+    """RFC 959 5.4 lists no 503 for USER: 530; PASS may answer 503."""
+    assert codes(alice.send("USER bob")) == [530]
+    assert "REIN" in text(alice.replies[-1])
     assert codes(alice.send("PASS x")) == [503]
+    assert alice.session.account.username == "alice"
+    assert alice.session.bad_commands == 1  # the 530 is no bad command; the 503 is
 
 
 def test_wrong_password_waits_then_530(ftp):

@@ -28,7 +28,7 @@ def tls_required_for(s: Session, name: str) -> bool:
 @command("USER", arg=ARG, login=False, help="USER <sp> user-name")
 def user(s: Session, cmd: Command) -> None:
     if s.account is not None:
-        cmd.add_err(503, "Already logged in; use REIN to change user.")
+        cmd.add_err(530, "Already logged in; use REIN to change user.")
         return
     name = cmd.arg
     if tls_required_for(s, name):
