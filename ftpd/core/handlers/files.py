@@ -134,7 +134,8 @@ def site(s: Session, cmd: Command) -> None:
     cmd.info["site"] = spec.name
     cmd.arg = rest
     if s.check(spec, cmd):
-        for hook in s.table.hooks("pre", "SITE " + spec.name):
+        # "*" and "SITE" hooks ran already (Session.run); now the subcommand's own
+        for hook in s.table.hooks("pre", "SITE " + spec.name, everywhere=False):
             hook(s, cmd)
             if cmd.failed:
                 return
