@@ -83,6 +83,31 @@ def test_rest_stor_resumes_without_truncation(server, payload):
     ftp.quit()
 
 
+def test_rest_beyond_a_file_offset_creates_nothing(server):
+    """REST 2^63 and up is refused at REST; an offset a file could hold but this one
+    does not is refused at STOR/APPE/RETR, before any file is opened or created."""
+    (server.root / "small.bin").write_bytes(b"0123456789")
+    ftp = server.ftp()
+    ftp.voidcmd("TYPE I")
+    for arg in (str(2**63), str(2**64), "-1"):
+        with pytest.raises(ftplib.error_perm, match="^501"):
+            ftp.sendcmd(f"REST {arg}")
+    ftp.storbinary("STOR fresh.bin", io.BytesIO(b"data"))  # a refused REST left no marker
+    assert (server.root / "fresh.bin").read_bytes() == b"data"
+    for verb, name, code in (("STOR", "absent.bin", "550"), ("APPE", "absent.bin", "550"),
+                             ("STOR", "small.bin", "554"), ("APPE", "small.bin", "554"),
+                             ("RETR", "small.bin", "554")):
+        assert ftp.sendcmd(f"REST {2**63 - 1}").startswith("350")
+        with pytest.raises(ftplib.error_perm, match=f"^{code}"):
+            ftp.transfercmd(f"{verb} {name}")
+    assert not (server.root / "absent.bin").exists()
+    assert (server.root / "small.bin").read_bytes() == b"0123456789"
+    # REST then APPE acts as REST then STOR (RFC 3659 5.4)
+    ftp.storbinary("APPE small.bin", io.BytesIO(b"AB"), rest=4)
+    assert (server.root / "small.bin").read_bytes() == b"0123AB6789"
+    ftp.quit()
+
+
 def test_appe(server, payload):
     ftp = server.ftp()
     ftp.storbinary("APPE new.bin", io.BytesIO(payload[:1000]))  # creates
