@@ -84,15 +84,30 @@ def _entry_points_declared() -> bool:
     return False
 
 
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, however the exception was worded."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _run_setup(obj: Any, name: str, what: str, ctx: ModuleContext) -> None:
+    setup = _setup_of(obj, name)
+    try:
+        setup(ctx)
+    except Exception as exc:
+        raise ModuleError(f"{what} {name!r}: setup() failed: {_one_line(exc)}") from None
+
+
 def load_modules(names: list[str], ctx: ModuleContext, entry_points: bool = True) -> list[str]:
-    """Load configured modules, then entry-point modules; returns what was loaded."""
+    """Load configured modules, then entry-point modules; returns what was loaded. Any
+    failure, in the import or in ``setup()``, is one ModuleError line."""
     loaded: list[str] = []
     for name in names:
         try:
             module = importlib.import_module(name)
         except Exception as exc:
-            raise ModuleError(f"modules: cannot import {name!r}: {exc}") from None
-        _setup_of(module, name)(ctx)
+            raise ModuleError(f"modules: cannot import {name!r}: {_one_line(exc)}") from None
+        _run_setup(module, name, "modules:", ctx)
         loaded.append(name)
     if entry_points and _entry_points_declared():
         from importlib.metadata import entry_points as find
@@ -103,8 +118,9 @@ def load_modules(names: list[str], ctx: ModuleContext, entry_points: bool = True
             try:
                 obj = ep.load()
             except Exception as exc:
-                raise ModuleError(f"entry point {ep.name!r}: cannot load: {exc}") from None
-            _setup_of(obj, ep.name)(ctx)
+                raise ModuleError(f"entry point {ep.name!r}: cannot load: "
+                                  f"{_one_line(exc)}") from None
+            _run_setup(obj, ep.name, "entry point", ctx)
             loaded.append(ep.name)
     for name in loaded:
         log.info("module loaded: %s", name)

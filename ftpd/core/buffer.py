@@ -1,7 +1,8 @@
 """Control-connection line framing: bytes in, command lines out.
 
 Strips Telnet commands (clients send IAC IP / IAC DM before an urgent ABOR),
-caps a line at MAX_LINE bytes and never holds more than that in memory.
+caps a line at MAX_LINE bytes (its CR LF not counted) and never holds more than
+that (and the CR) in memory.
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ class LineFramer:
                 self._overflow = 0
             else:
                 line = bytes(self._buf)
-                out.append(line[:-1] if line.endswith(b"\r") else line)
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                # the buffer holds one byte more than a line, for its CR
+                out.append(LineTooLong(len(self._buf)) if len(line) > self.max_line else line)
             self._buf.clear()
 
     def _append(self, chunk: bytes) -> None:
         if not chunk:
             return
-        room = self.max_line - len(self._buf)
+        room = self.max_line + 1 - len(self._buf)  # + 1: the CR of the CR LF
         if self._overflow or len(chunk) > room:
             self._overflow += len(self._buf) + len(chunk)
             self._buf.clear()

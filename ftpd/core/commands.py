@@ -16,10 +16,18 @@ if TYPE_CHECKING:
     from ftpd.core.session import Session
 
 NO_ARG, ARG, OPT_ARG = "none", "required", "optional"
+MAX_VERB = 16
 _NO_HOOKS: list = []  # shared, never mutated
 
 Handler = Callable[["Session", "Command"], None]
 Hook = Callable[["Session", "Command"], None]
+
+
+def is_verb(name: str) -> bool:
+    """A name dispatch can reach: ASCII letters and digits, starting with a letter
+    (``XMD5``, ``XSHA256``), at most MAX_VERB long. ASCII is checked first:
+    ``str.upper()`` maps some non-ASCII letters to ASCII ("\u017f" -> "S")."""
+    return name.isascii() and name[:1].isalpha() and name.isalnum() and len(name) <= MAX_VERB
 
 
 class Command(Record):
@@ -72,7 +80,11 @@ class CommandTable:
     def command(self, name: str, *, arg: str = NO_ARG, login: bool = True,
                 perm: str | None = None, help: str = "", feat: str | None = None,
                 during_transfer: bool = False, site: bool = False) -> Callable[[Handler], Handler]:
-        """Decorator registering a handler for *name* (a SITE subcommand if *site*)."""
+        """Decorator registering a handler for *name* (a SITE subcommand if *site*);
+        ValueError if *name* is not a verb dispatch could reach (``is_verb``)."""
+        if not is_verb(name):
+            raise ValueError(f"command name {name[:32]!r}: use ASCII letters and digits, "
+                             f"starting with a letter, at most {MAX_VERB}")
 
         def register(handler: Handler) -> Handler:
             spec = CommandSpec(name.upper(), handler, arg, login, perm, help, feat,
@@ -84,18 +96,24 @@ class CommandTable:
 
     def add_hook(self, when: str, verb: str, hook: Hook) -> None:
         """Run *hook* before ("pre"), after success ("post") or after failure
-        ("post_err") of *verb* (``"*"`` for every verb)."""
+        ("post_err") of *verb* (``"*"`` for every verb, ``"SITE NAME"`` for a SITE
+        subcommand: those run after the ``"SITE"`` hooks)."""
         table = {"pre": self.pre, "post": self.post, "post_err": self.post_err}[when]
-        table.setdefault(verb.upper(), []).append(hook)
+        table.setdefault(" ".join(verb.split()).upper(), []).append(hook)
 
-    def hooks(self, when: str, verb: str) -> list[Hook]:
+    def hooks(self, when: str, verb: str, everywhere: bool = True) -> list[Hook]:
+        """The hooks to run for *verb*: the ``"*"`` ones first (unless not
+        *everywhere*: a SITE subcommand's own, after the SITE command's), then its own."""
         table = self.pre if when == "pre" else self.post if when == "post" else self.post_err
         if not table:  # the common case: nothing to build
             return _NO_HOOKS
-        everywhere, own = table.get("*"), table.get(verb)
-        if everywhere and own:
-            return everywhere + own
-        return everywhere or own or _NO_HOOKS
+        own = table.get(verb)
+        if not everywhere:
+            return own or _NO_HOOKS
+        star = table.get("*")
+        if star and own:
+            return star + own
+        return star or own or _NO_HOOKS
 
     def copy(self) -> CommandTable:
         new = CommandTable()

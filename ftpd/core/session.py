@@ -15,7 +15,15 @@ from typing import Any
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
 from ftpd.core import actions as A
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
-from ftpd.core.commands import ARG, DEFAULT_TABLE, NO_ARG, Command, CommandSpec, CommandTable
+from ftpd.core.commands import (
+    ARG,
+    DEFAULT_TABLE,
+    NO_ARG,
+    Command,
+    CommandSpec,
+    CommandTable,
+    is_verb,
+)
 from ftpd.core.errors import FTPError, reply_for_oserror
 from ftpd.core.events import LogoutEvent, SessionInfo
 from ftpd.core.paths import resolve
@@ -286,7 +294,7 @@ class Session:
         if not self._busy():
             self._execute(line)
             return
-        if self.transfer is not None and self._urgent(line):
+        if self.transfer is not None and self._acts_now(line):
             self._execute(line)
             return
         if len(self._queue) >= MAX_QUEUED_LINES:
@@ -295,10 +303,18 @@ class Session:
             return
         self._queue.append(line)
 
-    def _urgent(self, line: bytes | LineTooLong) -> bool:
+    def _acts_now(self, line: bytes | LineTooLong) -> bool:
+        """During a transfer, may *line* overtake what is queued? A ``during_transfer``
+        command acts at once only while nothing is queued, so replies keep the order of
+        the commands; ``ABOR`` alone always acts at once (it ends the transfer the
+        queued lines wait for)."""
         if isinstance(line, LineTooLong):
             return False
-        verb = line.lstrip().split(b" ", 1)[0].upper()
+        verb = line.lstrip(b" ").split(b" ", 1)[0].upper()
+        if verb == b"ABOR":
+            return True
+        if self._queue:
+            return False
         spec = self.table.commands.get(verb.decode("ascii", "replace"))
         return spec is not None and spec.during_transfer
 
@@ -321,8 +337,7 @@ class Session:
         if not verb:
             self._bad(500, "Empty command.")
             return
-        # ASCII first: str.upper() maps some non-ASCII letters to ASCII ("\u017f" -> "S")
-        if not verb.isascii() or not verb.isalpha() or len(verb) > 16:
+        if not is_verb(verb):
             self._bad(500, "Syntax error, command unrecognized.")
             return
         verb = verb.upper()
@@ -398,9 +413,14 @@ class Session:
             self._deferred = None
         cmd.deferred = False
         outer, self._current = self._current, cmd
+        when = "post_err" if cmd.failed else "post"
         try:
-            for hook in self.table.hooks("post_err" if cmd.failed else "post", cmd.verb):
+            for hook in self.table.hooks(when, cmd.verb):
                 self._call(hook, cmd)
+            sub = cmd.info.get("site")  # a SITE subcommand's own hooks follow SITE's
+            if sub is not None:
+                for hook in self.table.hooks(when, "SITE " + sub, everywhere=False):
+                    self._call(hook, cmd)
         finally:
             self._current = outer
         chain = cmd.err if cmd.failed else cmd.ok

@@ -31,6 +31,16 @@ def test_line_at_the_limit_is_accepted(alice):
     assert alice.send(line)[0].code in (250, 550)
 
 
+def test_a_2048_byte_line_is_accepted_and_2049_is_not(alice):
+    alice.send("MKD " + "d" * 200)
+    arg = "/".join(["d" * 200] * 10) + "/" + "e" * 50
+    line = f"CWD {arg}"[:2048]
+    assert len(line) == 2048
+    assert codes(alice.send(line)) == [550]  # no such directory, but the line was read
+    assert codes(alice.send(line + "e")) == [500]
+    assert "too long" in text(alice.replies[-1])
+
+
 def test_nul_byte(alice):
     assert codes(alice.raw(b"CWD pub\x00x\r\n")) == [501]
     assert codes(alice.raw(b"NOOP\x00\r\n")) == [501]

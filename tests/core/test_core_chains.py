@@ -202,6 +202,70 @@ def test_site_subcommand_hooks(table, memfs):
     assert codes(d.send("SITE CHMOD 640 hello.txt")) == [200]
 
 
+def test_verbs_with_digits_are_registered_and_dispatched(table, memfs):
+    """Letters and digits, starting with a letter (XMD5, XSHA256, as other servers)."""
+    for verb in ("XMD5", "XSHA256", "xcrc32"):
+        table.command(verb, arg=ARG, login=False)(
+            lambda s, cmd: cmd.add(251, f"{cmd.verb} of {cmd.arg}"))
+    d = Driver(fs=memfs, table=table)
+    assert d.send("XMD5 hello.txt")[0].lines == ("XMD5 of hello.txt",)
+    assert d.send("xsha256 hello.txt")[0].lines == ("XSHA256 of hello.txt",)
+    assert codes(d.send("XCRC32 f")) == [251]
+    for bad in ("5XMD", "X-MD5", "XMD5\u0661", "X" * 17):
+        assert codes(d.send(f"{bad} hello.txt")) == [500], bad
+
+
+@pytest.mark.parametrize("name", ["5XMD", "X-MD5", "", "X MD5", "XMD\u0665", "X" * 17])
+def test_a_verb_that_cannot_be_dispatched_cannot_be_registered(table, name):
+    with pytest.raises(ValueError, match="letters and digits"):
+        table.command(name)(lambda s, cmd: None)
+
+
+def test_star_pre_hook_runs_once_for_a_site_command(table, memfs):
+    seen = []
+    table.add_hook("pre", "*", lambda s, cmd: seen.append(("*", cmd.verb, cmd.arg)))
+    table.add_hook("pre", "SITE", lambda s, cmd: seen.append(("SITE", cmd.verb, cmd.arg)))
+    table.add_hook("pre", "SITE CHMOD",
+                   lambda s, cmd: seen.append(("SITE CHMOD", cmd.verb, cmd.arg)))
+    d = Driver(fs=memfs, table=table)
+    d.login()
+    seen.clear()
+    assert codes(d.send("SITE CHMOD 640 hello.txt")) == [200]
+    assert seen == [("*", "SITE", "CHMOD 640 hello.txt"), ("SITE", "SITE", "CHMOD 640 hello.txt"),
+                    ("SITE CHMOD", "SITE", "640 hello.txt")]
+
+
+def test_post_hooks_for_a_site_subcommand_run(table, memfs):
+    seen = []
+    for when in ("post", "post_err"):
+        for verb in ("*", "SITE", "SITE CHMOD", "SITE HELP"):
+            table.add_hook(when, verb, lambda s, cmd, w=when, v=verb: seen.append((w, v)))
+    table.add_hook("post", "SITE CHMOD", lambda s, cmd: cmd.add(DUP, "mode noted"))
+    d = Driver(fs=memfs, table=table)
+    d.login()
+    seen.clear()
+    r = d.send("SITE CHMOD 640 hello.txt")
+    assert r[0].lines == ("SITE CHMOD command successful.", "mode noted")
+    assert seen == [("post", "*"), ("post", "SITE"), ("post", "SITE CHMOD")]
+    seen.clear()
+    assert codes(d.send("SITE CHMOD 640 nothere")) == [550]
+    assert seen == [("post_err", "*"), ("post_err", "SITE"), ("post_err", "SITE CHMOD")]
+    seen.clear()
+    assert codes(d.send("SITE NOSUCH")) == [500]  # no subcommand: the SITE hooks only
+    assert seen == [("post_err", "*"), ("post_err", "SITE")]
+
+
+def test_site_subcommand_pre_hook_failure_is_an_error_reply(table, memfs):
+    def broken(s, cmd):
+        raise KeyError("oops")
+
+    table.add_hook("pre", "SITE CHMOD", broken)
+    d = Driver(fs=memfs, table=table)
+    d.login()
+    assert codes(d.send("SITE CHMOD 640 hello.txt")) == [451]
+    assert codes(d.send("NOOP")) == [200]
+
+
 def test_module_overrides_a_builtin(table):
     table.command("SYST", login=False)(lambda s, cmd: cmd.add(215, "UNIX Type: L8 (custom)"))
     assert Driver(table=table).send("SYST")[0].lines == ("UNIX Type: L8 (custom)",)

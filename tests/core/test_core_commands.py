@@ -232,6 +232,24 @@ def test_help(ftp):
     assert codes(ftp.send("HELP FROB")) == [501]
 
 
+def test_help_site_subcommand_is_site_help_subcommand(make):
+    from ftpd.core.session import _default_table
+
+    table = _default_table().copy()
+    table.command("UPTIME", login=False, help="SITE UPTIME (how long)", site=True)(
+        lambda s, cmd: cmd.add(200, "up"))
+    ftp = make(table=table)
+    for name in ("CHMOD", "symlink", "HELP", "UPTIME"):
+        r = ftp.send(f"HELP SITE {name}")
+        assert codes(r) == [214], name
+        assert r[0].lines == ftp.send(f"SITE HELP {name}")[0].lines
+    assert ftp.send("HELP SITE UPTIME")[0].lines == ("Syntax: SITE UPTIME (how long)",)
+    assert codes(ftp.send("HELP SITE  CHMOD")) == [214]
+    r = ftp.send("HELP SITE NOPE")
+    assert codes(r) == [501] and "SITE command NOPE" in text(r[0])
+    assert "SITE <sp> subcommand" in text(ftp.send("HELP SITE")[0])
+
+
 def test_feat(ftp):
     r = ftp.send("FEAT")
     assert codes(r) == [211]

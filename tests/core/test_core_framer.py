@@ -114,6 +114,23 @@ def test_limit_boundary():
     assert f.feed(b"ok\n") == [b"ok"]
 
 
+@pytest.mark.parametrize("feeder", FEEDERS)
+def test_a_line_of_exactly_max_line_bytes_plus_crlf_is_accepted(feeder):
+    """The limit counts the command, not its CR LF (nor an LF alone)."""
+    line = b"C" * MAX_LINE
+    assert feeder(line + b"\r\n" + line + b"\n") == [line, line]
+    out = feeder(line + b"C\r\n" + line + b"C\n" + b"NOOP\r\n")
+    assert [type(x) for x in out] == [LineTooLong, LineTooLong, bytes]
+    assert [x.length for x in out[:2]] == [MAX_LINE + 2, MAX_LINE + 1]
+
+
+def test_a_bare_cr_counts_inside_the_line():
+    f = LineFramer(max_line=8)
+    assert f.feed(b"1234567\r\r\n") == [b"1234567\r"]
+    assert isinstance(f.feed(b"12345678\r\r\n")[0], LineTooLong)
+    assert f.feed(b"12345678\r\n") == [b"12345678"]
+
+
 def test_split_crlf():
     f = LineFramer()
     assert f.feed(b"NOOP\r") == []

@@ -44,8 +44,12 @@ def test_pass_without_user(ftp):
 
 
 def test_user_after_login_refused(alice):
-    assert codes(alice.send("USER bob")) == [503]
+    """RFC 959 5.4 lists no 503 for USER: 530; PASS may answer 503."""
+    assert codes(alice.send("USER bob")) == [530]
+    assert "REIN" in text(alice.replies[-1])
     assert codes(alice.send("PASS x")) == [503]
+    assert alice.session.account.username == "alice"
+    assert alice.session.bad_commands == 1  # the 530 is no bad command; the 503 is
 
 
 def test_wrong_password_waits_then_530(ftp):
@@ -102,6 +106,20 @@ def test_delay_forgotten_after_quiet_period_and_after_success(clock, memfs):
     d2 = Driver(config=cfg)
     d2.dialogue(["USER alice", "PASS bad"])
     assert d2.waits == [1]
+
+
+def test_only_the_same_name_logging_in_forgets_the_delay(clock, memfs):
+    """Failures for alice, then an anonymous login from the same address: the delay
+    goes on growing; alice's own success forgets it."""
+    cfg = shared_config(memfs, clock, max_login_attempts=10)
+    d = Driver(config=cfg)
+    d.dialogue(["USER alice", "PASS bad", "USER alice", "PASS bad"])
+    Driver(config=cfg).login("anonymous", "guest@example.com")
+    d.dialogue(["USER alice", "PASS bad"])
+    assert d.waits == [1, 2, 4]
+    Driver(config=cfg).login("alice", "pw")
+    d.dialogue(["USER alice", "PASS bad"])
+    assert d.waits == [1, 2, 4, 1]
 
 
 def test_max_login_attempts_closes_session(ftp):

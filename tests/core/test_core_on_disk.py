@@ -4,6 +4,7 @@ the core must not depend on which filesystem it is given."""
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 from core_driver import Driver, codes, text
@@ -56,6 +57,54 @@ def test_retr_stor_appe_rest(d, fs):
     d.stor("t.txt", b"x\r\ny\r\n")
     assert _read(fs, "/t.txt") == b"x\ny\n"
     assert d.retr("t.txt") == b"x\r\ny\r\n"
+
+
+MAX_OFFSET = 2**63 - 1  # the largest file offset (off_t)
+
+
+@pytest.mark.parametrize("arg", [str(MAX_OFFSET + 1), str(2**64), "9" * 40, "-1",
+                                 "\u0661\u0662"])
+def test_rest_beyond_a_file_offset_is_refused_and_creates_nothing(d, fs, arg):
+    assert codes(d.send("REST 5")) == [350]
+    assert codes(d.send(f"REST {arg}")) == [501]
+    assert d.session.rest == 0  # a refused REST also drops the marker set before it
+    for verb in ("STOR", "APPE"):
+        assert codes(d.stor(f"{verb}.bin", b"data", verb)) == [227, 150, 226]
+        assert _read(fs, f"/{verb}.bin") == b"data"
+
+
+def test_rest_beyond_the_file_is_refused_for_every_transfer(d, fs):
+    assert codes(d.send(f"REST {MAX_OFFSET}")) == [350]
+    d.send("PASV")
+    assert codes(d.send("STOR absent.bin")) == [550]  # nothing to restart: no file made
+    assert "absent.bin" not in fs.listdir("/")
+    for verb in ("RETR", "STOR", "APPE"):
+        d.send(f"REST {MAX_OFFSET}")
+        d.send("PASV")
+        assert codes(d.send(f"{verb} hello.txt")) == [554], verb
+        assert _read(fs, "/hello.txt") == b"hello world\n"
+
+
+def test_rest_appe_acts_as_rest_stor(d, fs):
+    """RFC 3659 5.4: APPE after REST must act identically to STOR."""
+    d.send("REST 6")
+    assert codes(d.stor("hello.txt", b"WORLD", "APPE")) == [227, 150, 226]
+    assert _read(fs, "/hello.txt") == b"hello WORLD\n"
+
+
+@pytest.mark.parametrize("mode", ["4755", "2755", "1755", "6755", "7755", "04755"])
+def test_site_chmod_never_sets_setuid_setgid_or_sticky(d, fs, mode):
+    """As vsftpd does: the mode is masked to 0777."""
+    assert codes(d.send(f"SITE CHMOD {mode} hello.txt")) == [200]
+    assert stat.S_IMODE(fs.stat("/hello.txt").st_mode) == 0o755
+    assert [e.data.mode for e in d.events if e.name == "fs.chmod"] == [0o755]
+
+
+@pytest.mark.parametrize("mode", ["0o755", "+755", "7_55", "-0", "\u0667\u0665\u0665", "17777"])
+def test_site_chmod_takes_octal_digits_only(d, fs, mode):
+    before = fs.stat("/hello.txt").st_mode
+    assert codes(d.send(f"SITE CHMOD {mode} hello.txt")) == [501]
+    assert fs.stat("/hello.txt").st_mode == before
 
 
 def test_tree_commands(d, fs):

@@ -413,10 +413,39 @@ def test_quit_during_transfer(alice):
 def test_other_commands_wait_for_the_transfer(alice):
     alice.hold = True
     alice.dialogue(["PASV", "RETR bin.dat"])
+    assert codes(alice.send("NOOP")) == [200]  # nothing queued: acted on at once
     assert alice.send("PWD") == []
-    assert codes(alice.send("NOOP")) == [200]  # acted on at once
+    assert alice.send("NOOP") == []  # queued behind PWD
     alice.finish()
-    assert codes(alice.replies[-2:]) == [226, 257]
+    assert codes(alice.replies[-3:]) == [226, 257, 200]
+
+
+def test_pipelined_lines_keep_their_order_during_a_transfer(alice):
+    """Once a line waits for the transfer, NOOP (acted on at once when alone) waits
+    behind it: SIZE and NOOP sent together are answered 213 then 200."""
+    alice.hold = True
+    alice.dialogue(["PASV", "RETR bin.dat"])
+    assert alice.raw(b"SIZE hello.txt\r\nNOOP\r\n") == []
+    assert codes(alice.send("NOOP")) == []  # still behind SIZE
+    alice.finish()
+    assert codes(alice.replies[-4:]) == [226, 213, 200, 200]
+
+
+def test_abor_overtakes_queued_lines(alice):
+    alice.hold = True
+    alice.dialogue(["PASV", "RETR bin.dat"])
+    r = alice.raw(b"SIZE hello.txt\r\nNOOP\r\nABOR\r\n")
+    assert codes(r) == [426, 226, 213, 200]
+    assert alice.session.transfer is None
+
+
+def test_quit_waits_behind_queued_lines(alice):
+    alice.hold = True
+    alice.dialogue(["PASV", "RETR bin.dat"])
+    assert alice.raw(b"PWD\r\nQUIT\r\n") == []
+    alice.finish()
+    assert codes(alice.replies[-3:]) == [226, 257, 221]
+    assert alice.closed is not None
 
 
 def test_pipelined_pasv_and_transfer(alice):

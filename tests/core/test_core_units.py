@@ -134,8 +134,38 @@ def test_throttle_doubles_caps_and_forgets():
     assert [t.failed("h", 0) for _ in range(6)] == [1, 2, 4, 8, 8, 8]
     assert t.failed("other", 0) == 1
     assert t.failed("h", 0 + 601) == 1  # more than 10 minutes since the last failure
-    t.succeeded("h")
+    t.succeeded("h", "")
     assert t.failed("h", 700) == 1
+
+
+def test_throttle_success_forgets_only_that_names_failures():
+    t = LoginThrottle()
+    assert [t.failed("h", 0, "alice"), t.failed("h", 0, "bob")] == [1, 2]
+    t.succeeded("h", "anonymous")  # nothing failed for anonymous: nothing forgotten
+    t.succeeded("other", "alice")  # another address: nothing forgotten here
+    assert t.failed("h", 0, "alice") == 4
+    t.succeeded("h", "alice")  # alice's two failures go, bob's one stays
+    assert t.failed("h", 0, "carol") == 2
+    t.succeeded("h", "bob")
+    t.succeeded("h", "carol")
+    assert "h" not in t._failures
+    assert t.failed("h", 0, "alice") == 1
+
+
+def test_throttle_names_per_address_are_bounded_and_still_count():
+    t = LoginThrottle(base_delay=1, cap=10**6)
+    for i in range(100):
+        t.failed("h", 0, f"user{i}" + "x" * 2000)
+    names, _ = t._failures["h"]
+    assert len(names) <= 17
+    assert sum(names.values()) == 100
+    t.succeeded("h", "user0" + "x" * 2000)  # long forgotten one by one: still counts
+    assert sum(t._failures["h"][0].values()) == 100
+
+
+def test_throttle_survives_many_failures():
+    t = LoginThrottle(cap=8)
+    assert [t.failed("h", 0) for _ in range(2000)][-1] == 8
 
 
 def test_throttle_memory_is_bounded():

@@ -83,6 +83,31 @@ def test_rest_stor_resumes_without_truncation(server, payload):
     ftp.quit()
 
 
+def test_rest_beyond_a_file_offset_creates_nothing(server):
+    """REST 2^63 and up is refused at REST; an offset a file could hold but this one
+    does not is refused at STOR/APPE/RETR, before any file is opened or created."""
+    (server.root / "small.bin").write_bytes(b"0123456789")
+    ftp = server.ftp()
+    ftp.voidcmd("TYPE I")
+    for arg in (str(2**63), str(2**64), "-1"):
+        with pytest.raises(ftplib.error_perm, match="^501"):
+            ftp.sendcmd(f"REST {arg}")
+    ftp.storbinary("STOR fresh.bin", io.BytesIO(b"data"))  # a refused REST left no marker
+    assert (server.root / "fresh.bin").read_bytes() == b"data"
+    for verb, name, code in (("STOR", "absent.bin", "550"), ("APPE", "absent.bin", "550"),
+                             ("STOR", "small.bin", "554"), ("APPE", "small.bin", "554"),
+                             ("RETR", "small.bin", "554")):
+        assert ftp.sendcmd(f"REST {2**63 - 1}").startswith("350")
+        with pytest.raises(ftplib.error_perm, match=f"^{code}"):
+            ftp.transfercmd(f"{verb} {name}")
+    assert not (server.root / "absent.bin").exists()
+    assert (server.root / "small.bin").read_bytes() == b"0123456789"
+    # REST then APPE acts as REST then STOR (RFC 3659 5.4)
+    ftp.storbinary("APPE small.bin", io.BytesIO(b"AB"), rest=4)
+    assert (server.root / "small.bin").read_bytes() == b"0123AB6789"
+    ftp.quit()
+
+
 def test_appe(server, payload):
     ftp = server.ftp()
     ftp.storbinary("APPE new.bin", io.BytesIO(payload[:1000]))  # creates
@@ -189,6 +214,27 @@ def test_quit_during_download_waits_for_the_transfer(server, big_file):
         assert c.reply()[0] == 226
         assert c.reply()[0] == 221
         assert c.wait_closed()
+
+
+def test_pipelined_commands_during_a_download_keep_their_order(server, big_file):
+    """SIZE and NOOP in one packet while RETR data waits on a slow reader: NOOP waits
+    behind SIZE (it is not answered first), so replies come 226, 213, 200."""
+    with RawControl(server.host, server.port) as c:
+        c.login()
+        assert c.cmd("TYPE I")[0] == 200
+        host, port = c.pasv()
+        data = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        data.settimeout(DEADLINE)
+        data.connect((host, port))
+        assert c.cmd("RETR big.bin")[0] == 150
+        assert data.recv(4096)  # data flows; the rest waits for this slow reader
+        c.send(b"SIZE big.bin\r\nNOOP\r\n")
+        received = len(read_all(data))
+        data.close()
+        assert received > 0
+        assert [c.reply()[0] for _ in range(3)] == [226, 213, 200]
+        assert c.cmd("QUIT")[0] == 221
 
 
 def test_stat_without_transfer(server):

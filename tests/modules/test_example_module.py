@@ -64,3 +64,32 @@ def test_unknown_module_is_a_config_error(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no_such_module_here" in lines[0]
+
+
+def _run_with_module(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
+    """The real ``ftpd`` with a config loading ``badmod`` (*source*) from a temporary
+    directory on PYTHONPATH."""
+    moddir = tmp_path / "mods"
+    moddir.mkdir()
+    (moddir / "badmod.py").write_text(source)
+    config = tmp_path / "ftpd.toml"
+    config.write_text('modules = ["badmod"]\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(moddir), str(ROOT)])}
+    return subprocess.run(ftpd_argv("-c", str(config), "-r", str(tmp_path), "-l", "127.0.0.1:0"),
+                          capture_output=True, text=True, timeout=20, env=env)
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("def setup(ftpd):\n    raise RuntimeError('no licence key\\nsee the docs')\n",
+     "RuntimeError: no licence key see the docs"),
+    ("def setup(ftpd):\n    {}['missing']\n", "KeyError: 'missing'"),
+    ("def setup(ftpd):\n    ftpd.command('X-MD5')(lambda s, cmd: None)\n", "X-MD5"),
+    ("raise ImportError('broken at import')\n", "broken at import"),
+])
+def test_module_whose_setup_raises_is_one_line_and_exit_2(tmp_path, source, says):
+    proc = _run_with_module(tmp_path, source)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "badmod" in lines[0] and says in lines[0]
+    assert "Traceback" not in proc.stderr

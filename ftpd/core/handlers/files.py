@@ -134,23 +134,25 @@ def site(s: Session, cmd: Command) -> None:
     cmd.info["site"] = spec.name
     cmd.arg = rest
     if s.check(spec, cmd):
-        for hook in s.table.hooks("pre", "SITE " + spec.name):
+        # "*" and "SITE" hooks ran already (Session.run); now the subcommand's own
+        for hook in s.table.hooks("pre", "SITE " + spec.name, everywhere=False):
             hook(s, cmd)
             if cmd.failed:
                 return
         spec.handler(s, cmd)
 
 
+_OCTAL_DIGITS = frozenset("01234567")
+
+
 @command("CHMOD", arg=ARG, perm="M", help="SITE CHMOD <sp> mode <sp> pathname", site=True)
 def site_chmod(s: Session, cmd: Command) -> None:
     mode_text, _, path = cmd.arg.strip().partition(" ")
-    try:
-        mode = int(mode_text, 8)
-    except ValueError:
-        mode = -1
-    if not path or not 0 <= mode <= 0o7777:
+    octal = bool(mode_text) and set(mode_text) <= _OCTAL_DIGITS
+    if not path or not octal or int(mode_text, 8) > 0o7777:
         cmd.add_err(501, "Syntax error: SITE CHMOD <octal mode> <path>.")
         return
+    mode = int(mode_text, 8) & 0o777  # never setuid, setgid or sticky (as vsftpd)
     vpath = s.resolve(path)
     _fs(s).chmod(vpath, mode)
     cmd.add(200, "SITE CHMOD command successful.")

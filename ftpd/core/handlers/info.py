@@ -65,9 +65,11 @@ def opts(s: Session, cmd: Command) -> None:
         cmd.add_err(501, f"OPTS {name[:16]} not understood.")
 
 
-def help_for(cmd: Command, specs: dict[str, CommandSpec], what: str) -> bool:
-    """``HELP NAME``: the syntax line from the table; True if an argument was given."""
-    name = cmd.arg.strip().upper()
+def help_for(cmd: Command, specs: dict[str, CommandSpec], what: str,
+             name: str | None = None) -> bool:
+    """``HELP NAME``: the syntax line from the table for *name* (by default the
+    argument); True if there was a name."""
+    name = (cmd.arg if name is None else name).strip().upper()
     if not name:
         return False
     spec = specs.get(name)
@@ -80,6 +82,10 @@ def help_for(cmd: Command, specs: dict[str, CommandSpec], what: str) -> bool:
 
 @command("HELP", arg=OPT_ARG, login=False, help="HELP [<sp> command]")
 def help_(s: Session, cmd: Command) -> None:
+    first, _, sub = cmd.arg.strip().partition(" ")
+    if first.upper() == "SITE" and sub.strip():  # HELP SITE NAME is SITE HELP NAME
+        help_for(cmd, s.table.site, "SITE command", sub)
+        return
     if help_for(cmd, s.table.commands, "command"):
         return
     names = sorted(s.table.commands)

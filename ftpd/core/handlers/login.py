@@ -28,7 +28,7 @@ def tls_required_for(s: Session, name: str) -> bool:
 @command("USER", arg=ARG, login=False, help="USER <sp> user-name")
 def user(s: Session, cmd: Command) -> None:
     if s.account is not None:
-        cmd.add_err(503, "Already logged in; use REIN to change user.")
+        cmd.add_err(530, "Already logged in; use REIN to change user.")
         return
     name = cmd.arg
     if tls_required_for(s, name):
@@ -64,7 +64,7 @@ def finish_login(s: Session, cmd: Command, account: Account | None) -> None:
             failure = f"Home directory not available ({exc.strerror})."
         else:
             s.account, s.fs, s.cwd = account, fs, "/"
-            s.config.throttle.succeeded(s.peer_host)
+            s.config.throttle.succeeded(s.peer_host, s.username or "")
             s.login_failures = 0
             cmd.add(230, "Login successful.")
             cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), now)))
@@ -76,7 +76,7 @@ def finish_login(s: Session, cmd: Command, account: Account | None) -> None:
     name, s.username = s.username or "", None
     cmd.after.append(A.Emit("session.login-failed",
                             LoginFailedEvent(s.info(), now, name, s.login_failures)))
-    delay = s.config.throttle.failed(s.peer_host, now)
+    delay = s.config.throttle.failed(s.peer_host, now, name)
 
     def answer() -> None:
         cmd.add_err(530, failure)

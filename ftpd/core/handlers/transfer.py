@@ -57,14 +57,16 @@ def allo(s: Session, cmd: Command) -> None:
     cmd.add(202, "No storage allocation necessary.")
 
 
+MAX_OFFSET = 2**63 - 1  # the largest offset a file (off_t) can hold
+
+
 @command("REST", arg=ARG, help="REST <sp> offset", feat="REST STREAM")
 def rest(s: Session, cmd: Command) -> None:
-    try:
-        offset = int(cmd.arg)
-    except ValueError:
-        offset = -1
-    if offset < 0 or not cmd.arg.isdigit():
-        cmd.add_err(501, "Invalid REST offset: give a non-negative integer.")
+    s.rest = 0  # a refused REST leaves no marker behind either
+    arg = cmd.arg
+    offset = int(arg) if arg.isascii() and arg.isdigit() else -1
+    if not 0 <= offset <= MAX_OFFSET:
+        cmd.add_err(501, f"Invalid REST offset: give an integer from 0 to {MAX_OFFSET}.")
     elif offset and s.type == "A":
         cmd.add_err(501, "REST with a non-zero offset is not allowed in ASCII mode; use TYPE I.")
     else:
@@ -209,6 +211,17 @@ def retr(s: Session, cmd: Command) -> None:
                               f"({st.st_size} bytes).")
 
 
+def _check_restart(s: Session, vpath: str, offset: int) -> None:
+    """REST+STOR resumes a file that exists, from at most its end, like REST+RETR: a
+    refusal creates and changes nothing (the stat raises ENOENT for a missing file)."""
+    assert s.fs is not None
+    st = s.fs.stat(vpath)
+    if not stat.S_ISREG(st.st_mode):
+        raise FTPError(550, f"{basename(vpath)}: not a regular file.")
+    if offset > st.st_size:
+        raise FTPError(554, f"Invalid REST offset {offset}: the file has {st.st_size} bytes.")
+
+
 def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
              unique: bool = False) -> None:
     assert s.fs is not None
@@ -216,6 +229,9 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
     _check_data_protection(s)
     if s.data_mode is None:
         raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
+    if offset:
+        _check_restart(s, vpath, offset)
+        append = False  # RFC 3659 5.4: after REST, APPE acts identically to STOR
     target = vpath
     if s.config.atomic_uploads and not append and not offset:
         import secrets
