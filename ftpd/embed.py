@@ -58,7 +58,10 @@ class FTPServer:
         authorizers: list[Any] = [_UsersAuthorizer(users or {}, ALL_PERMS)]
         if anonymous:
             authorizers.append(AnonymousAuthorizer("/", writable=anonymous_write))
-        config = SessionConfig(fs_factory=lambda account: fs, **session_options)
+        from ftpd.app import injected
+
+        session_options = {**injected(), "fs_factory": lambda account: fs, **session_options}
+        config = SessionConfig(**session_options)
         self.server = Server(launch, config, ChainAuthorizer(*authorizers),
                              ServerOptions(idle_timeout=idle_timeout, shutdown_timeout=5.0))
         self._thread: threading.Thread | None = None

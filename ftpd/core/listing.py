@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ftpd.core.paths import join
@@ -65,39 +65,31 @@ def _ls_time(mtime: float, now: float) -> str:
     return f"{month} {t.tm_mday:2d}  {t.tm_year}"
 
 
-_names: dict[tuple[str, int], str] = {}
+def numeric_owners(uid: int, gid: int) -> tuple[str, str]:
+    """Owner and group as numbers: the default when no name function is injected
+    (``SessionConfig.owner_names``; ``ftpd.fs.owners`` asks the system's databases)."""
+    return str(uid), str(gid)
 
 
-def _owner(kind: str, ident: int) -> str:
-    key = (kind, ident)
-    if key not in _names:
-        try:
-            if kind == "u":
-                import pwd
-
-                _names[key] = pwd.getpwuid(ident).pw_name
-            else:
-                import grp
-
-                _names[key] = grp.getgrgid(ident).gr_name
-        except (KeyError, ImportError):
-            _names[key] = str(ident)
-    return _names[key]
-
+Owners = Callable[[int, int], tuple[str, str]]
 
 _modes: dict[int, str] = {}
-_owners: dict[tuple[int, int], str] = {}
+_owners: dict[tuple[Owners, int, int], str] = {}
 _times: dict[tuple[int, bool], str] = {}
 
 
-def ls_line(fs: FileSystem, vpath: str, name: str, st: Any, now: float) -> str:
+def ls_line(fs: FileSystem, vpath: str, name: str, st: Any, now: float,
+            owners: Owners = numeric_owners) -> str:
     mode = _modes.get(st.st_mode)
     if mode is None:
         mode = _modes[st.st_mode] = stat.filemode(st.st_mode)
-    ids = (st.st_uid, st.st_gid)
-    owner = _owners.get(ids)
+    key = (owners, st.st_uid, st.st_gid)
+    owner = _owners.get(key)
     if owner is None:
-        owner = _owners[ids] = f"{_owner('u', ids[0]):<8} {_owner('g', ids[1]):<8}"
+        if len(_owners) > 4096:
+            _owners.clear()
+        user, group = owners(st.st_uid, st.st_gid)
+        owner = _owners[key] = f"{user:<8} {group:<8}"
     mtime = int(st.st_mtime)
     tkey = (mtime // 60, abs(now - mtime) < _SIX_MONTHS)
     when = _times.get(tkey)
@@ -163,14 +155,15 @@ def _chunks(lines: Iterator[str]) -> Iterator[bytes]:
 
 
 def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str = "",
-             facts: list[str] | None = None, now: float | None = None) -> Iterator[bytes]:
+             facts: list[str] | None = None, now: float | None = None, *,
+             owners: Owners = numeric_owners) -> Iterator[bytes]:
     """Lines for each name in *vdir*, in slices; entries that vanish are skipped."""
     now = time.time() if now is None else now
 
     def lines() -> Iterator[str]:
         if fmt == "list" and hasattr(fs, "lstat_entries"):
             for name, st in fs.lstat_entries(vdir, names):
-                yield ls_line(fs, join(vdir, name), name, st, now)
+                yield ls_line(fs, join(vdir, name), name, st, now, owners)
             return
         for name in names:
             vpath = join(vdir, name)
@@ -184,7 +177,7 @@ def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str =
             except OSError:
                 continue
             if fmt == "list":
-                yield ls_line(fs, vpath, name, st, now)
+                yield ls_line(fs, vpath, name, st, now, owners)
             else:
                 yield mlst_facts(name, st, perms, facts or [])
 

@@ -31,17 +31,18 @@ class ServerOptions(Record):
     """Limits and timers of the transport (the core's policy is SessionConfig)."""
 
     __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
-                 "idle_timeout", "shutdown_timeout", "auth_workers")
+                 "idle_timeout", "shutdown_timeout", "auth_workers", "fs_workers")
 
     def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
                  max_connections: int = 512, max_connections_per_ip: int = 0,
                  idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
-                 auth_workers: int = 2) -> None:
+                 auth_workers: int = 2, fs_workers: int = 8) -> None:
         self.timeout, self.data_timeout = timeout, data_timeout
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
         self.idle_timeout, self.shutdown_timeout = idle_timeout, shutdown_timeout
         self.auth_workers = auth_workers
+        self.fs_workers = fs_workers
 
 
 class Server:
@@ -70,6 +71,7 @@ class Server:
         self._pid = os.getpid()
         self._idle_timer: TimerHandle | None = None
         self._executor: Any = None
+        self._fs_pool: Any = None
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
@@ -137,6 +139,35 @@ class Server:
 
             self._executor = ThreadPoolExecutor(self.options.auth_workers,
                                                 thread_name_prefix="ftpd-auth")
+
+    def run_in_pool(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                    done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run a session's ``Call`` (a filesystem call) in the filesystem worker pool;
+        ``done(result, exc)`` runs on the loop. A pool of its own, not the auth pool:
+        a slow or hung storage must not hold up logins, nor slow password hashing
+        the file operations of sessions already in. Bounded: a storage that hangs
+        ties up at most ``fs_workers`` threads; further calls wait in its queue."""
+        if self._fs_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._fs_pool = ThreadPoolExecutor(self.options.fs_workers,
+                                               thread_name_prefix="ftpd-fs")
+        post = self.loop.call_soon_threadsafe
+
+        def work() -> None:
+            try:
+                result = fn(*args)
+            except Exception as exc:  # reaches the command as a reply, at its yield
+                post(done, None, exc)
+            except BaseException as exc:  # SystemExit from a plugin must not stop the loop
+                post(done, None, RuntimeError(f"{type(exc).__name__} in a filesystem call"))
+            else:
+                post(done, result, None)
+
+        try:
+            self._fs_pool.submit(work)
+        except RuntimeError as exc:  # the pool is shut down: the server is stopping
+            done(None, exc)
 
     def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
         """Run the authorizer off the loop (password hashing is slow by design)."""
@@ -292,7 +323,8 @@ class Server:
         self.bus.generate("core.shutdown", ServerEvent(time.time()))
         for listener in self.event_listeners:
             listener.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._executor, self._fs_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         self.loop.close()
 

@@ -34,7 +34,9 @@ def test_pasv_masquerade(make):
 def test_passive_failed(alice):
     out = alice.session.receive(b"PASV\r\n")  # the transport fails to listen
     assert any(isinstance(x, A.ListenPassive) for x in out)
-    r = alice.session.passive_failed("no free port")
+    import errno
+
+    r = alice.session.fail(OSError(errno.EADDRINUSE, "Address already in use"))
     assert [x.code for x in r if hasattr(x, "code")] == [425]
 
 
@@ -370,7 +372,7 @@ def test_abor_during_transfer(alice):
     assert ev.status == "ABOR"
     assert "transfer.abort" in alice.event_names()
     # the transport reports the transfer it was told to close: nothing more happens
-    assert alice.session.transfer_finished("aborted") == []
+    assert alice.session.answer("aborted") == []
     assert codes(alice.send("NOOP")) == [200]
 
 
