@@ -38,19 +38,23 @@ class BlockingFS(Wrapped):
 
     def __init__(self, inner: MemoryFS) -> None:
         super().__init__(inner)
-        self.armed = False
+        self.armed: bool | set[str] = False  # True: every call; a set: calls of those
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.gave_up = False
         self.threads: set[str] = set()
+        self.opened: list[Any] = []  # every file object handed out
 
     def around(self, name: str, call: Callable[[], Any]) -> Any:
         self.threads.add(threading.current_thread().name)
-        if self.armed:
+        if self.armed is True or (self.armed and name in self.armed):  # True, or a set
             self.entered.set()
             if not self.gate.wait(DEADLINE):
                 self.gave_up = True
-        return call()
+        result = call()
+        if name.startswith("open_"):
+            self.opened.append(result)
+        return result
 
     def release(self) -> None:
         self.armed = False

@@ -7,7 +7,7 @@ the blocked call would give up after DEADLINE: ``gave_up``)."""
 
 from __future__ import annotations
 
-from ftpsupport import DEADLINE, RawControl
+from ftpsupport import DEADLINE, RawControl, wait_until
 from storage_helpers import BlockingFS
 
 from ftpd.embed import FTPServer
@@ -61,3 +61,21 @@ def test_a_download_through_the_pool_is_byte_for_byte():
     assert got.getvalue() == payload
     assert fs.inner.open_read("/copy").read() == payload
     assert all(name.startswith("ftpd-fs") for name in fs.threads), fs.threads
+
+
+def test_a_file_opened_for_a_client_that_left_meanwhile_is_closed():
+    fs = BlockingFS(MemoryFS({"/hello.txt": b"hello\n"}))
+    with FTPServer(fs, users={"alice": "pw"}) as server:
+        with _login(server.port, "alice", "pw") as a:
+            a.expect("TYPE I", 200)
+            a.cmd("PASV")
+            fs.armed = {"open_read"}
+            a.send_line("RETR hello.txt")
+            assert fs.entered.wait(DEADLINE)
+        # the client has gone while the open (after RETR's stat) is under way
+        with _login(server.port, "alice", "pw") as b:
+            b.expect("NOOP", 200)
+            fs.release()
+            assert wait_until(lambda: len(fs.opened) == 1 and fs.opened[0].closed)
+            b.expect("NOOP", 200)
+    assert not fs.gave_up
