@@ -25,9 +25,29 @@ MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connect
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
 
-Done = Callable[[Any], None]  # called with None, "connect", "timeout", "reset" or an OSError
+Done = Callable[[Any], None]  # None, "connect", "timeout", "reset", "failed" or an OSError
 
 _RESET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT)
+
+
+def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel], None]:
+    """A pump callback that cannot spin the loop: an exception from the source, the
+    sink, the transform or a listing generator (a filesystem plugin's bug, say) ends the
+    transfer once through ``done("failed")``, logged with its traceback, and nothing
+    stays armed to call it again."""
+
+    def guarded(self: DataChannel) -> None:
+        try:
+            callback(self)
+        except Exception:
+            log.exception("data transfer failed in %s; ending it",
+                          getattr(callback, "__name__", "a pump"))
+            self._close_pipe()
+            self._finish("failed")
+
+    guarded.__name__ = getattr(callback, "__name__", "guarded")
+    guarded.__doc__ = callback.__doc__
+    return guarded
 
 
 class DataChannel:
@@ -76,6 +96,7 @@ class DataChannel:
         self.loop.add_reader(sock, self._accept)
         return sock.getsockname()[1]
 
+    @_guarded
     def _accept(self) -> None:
         # Drain the queue: connections from a foreign address (data theft) are dropped
         # here, all of them, so they cannot fill the backlog ahead of the real client.
@@ -135,6 +156,7 @@ class DataChannel:
         self.sock = sock
         self.loop.add_writer(sock, self._connect_done)
 
+    @_guarded
     def _connect_done(self) -> None:
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self.loop.remove_writer(self.sock)
@@ -143,6 +165,7 @@ class DataChannel:
             return
         self._connected()
 
+    @_guarded
     def _connected(self) -> None:
         t = self.transfer
         assert t is not None
@@ -175,6 +198,7 @@ class DataChannel:
         return hasattr(self.sock, "cipher")  # an ssl.SSLSocket
 
     # -- pumping -------------------------------------------------------------------
+    @_guarded
     def _on_writable(self) -> None:
         t = self.transfer
         if t is None:
@@ -220,6 +244,7 @@ class DataChannel:
             chunk = t.flush_transform()
         return chunk
 
+    @_guarded
     def _on_readable(self) -> None:
         t = self.transfer
         if t is None:
