@@ -79,6 +79,9 @@ class DataChannel:
         self.close()
         sock = socket.socket(self.family, socket.SOCK_STREAM)
         try:
+            # a port whose last data connection is in TIME_WAIT may listen again at once
+            # (two listeners on one port are still refused, so the range stays exclusive)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             candidates = _port_order(ports) if ports else [0]
             for port in candidates:
                 try:
