@@ -291,10 +291,12 @@ class DataChannel:
 
         if self._pipe is None:
             r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
-            except OSError:
-                pass
+            setpipe_sz = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+            if setpipe_sz is not None:
+                try:
+                    fcntl.fcntl(w, setpipe_sz, 1 << 20)
+                except OSError:
+                    pass
             self._pipe = (r, w)
         r, w = self._pipe
         sfd, ffd = self.sock.fileno(), sink.fileno()
@@ -381,7 +383,10 @@ class DataChannel:
 
 
 def _spliceable(sink: Any) -> bool:
-    """splice(2) needs a real fd opened without O_APPEND (APPE files have it)."""
+    """splice(2) needs a platform that has it (Linux; macOS has neither ``os.splice`` nor
+    ``os.pipe2``) and a real fd opened without O_APPEND (APPE files have it)."""
+    if not (hasattr(os, "splice") and hasattr(os, "pipe2")):
+        return False
     import fcntl
 
     try:
