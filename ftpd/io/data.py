@@ -13,6 +13,7 @@ from typing import Any
 
 from ftpd.core.actions import Transfer
 from ftpd.core.ids import normalize_host
+from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.log import get_logger
 
@@ -26,6 +27,8 @@ PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
 
 Done = Callable[[Any], None]  # None, "connect", "timeout", "reset", "failed" or an OSError
+
+_OUT_OF_FDS_LOG = RateLimitedLog()  # shared by every data channel: once a minute in all
 
 _RESET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT)
 
@@ -110,7 +113,9 @@ class DataChannel:
                 conn, addr = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as exc:
+                if exc.errno in OUT_OF_FDS:  # the client stays queued: retry later, not now
+                    self._pause_accepting(exc)
                 return
             if self.allowed_peer is not None and normalize_host(addr[0]) != self.allowed_peer:
                 log.warning("data connection from %s refused (expected %s): data theft?",
@@ -119,6 +124,20 @@ class DataChannel:
                 continue
             self._adopt(conn)
             return
+
+    accept_pause = ACCEPT_PAUSE
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        listener = self.listener
+        assert listener is not None
+        _OUT_OF_FDS_LOG.error(self.loop.time(), "data connection accept failed: %s; "
+                              "retrying in %gs", exc.strerror or exc, self.accept_pause)
+        self.loop.remove_reader(listener)
+        self.loop.call_later(self.accept_pause, self._resume_accepting, listener)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if self.listener is listener:  # still ours: not closed nor replaced meanwhile
+            self.loop.add_reader(listener, self._accept)
 
     def _adopt(self, conn: socket.socket) -> None:
         self._close_listener()
