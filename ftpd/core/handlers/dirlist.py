@@ -15,6 +15,10 @@ from ftpd.core.paths import basename, parent
 if TYPE_CHECKING:
     from ftpd.core.session import Session
 
+# A STAT listing travels on the control connection, whose transport cuts off a client
+# with more than 4 MiB of unread replies: a bigger directory is refused, not sent.
+STAT_MAX_BYTES = 1 << 20
+
 
 def _strip_options(arg: str) -> str:
     """``ls`` options (``-la``, ``-a -l``) are accepted and ignored."""
@@ -129,7 +133,11 @@ def stat_(s: Session, cmd: Command) -> None:
     if names is None:
         cmd.add(213, ls_line(s.fs, vpath, basename(vpath), s.fs.lstat(vpath), s.now()))
     else:
+        size = 0
         for chunk in list_dir(s.fs, vpath, names, "list", now=s.now()):
+            size += len(chunk)
+            if size > STAT_MAX_BYTES:
+                raise FTPError(550, f"{arg}: too large for a STAT reply; use LIST.")
             for line in chunk.decode("utf-8", "surrogateescape").split("\r\n"):
                 if line:
                     cmd.add(213, line)
