@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ftpd.core.actions import Transfer
+from ftpd.core.errors import FTPError
 from ftpd.core.ids import normalize_host
 from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
 from ftpd.io.loop import EventLoop, TimerHandle
@@ -26,7 +27,8 @@ MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connect
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
 
-Done = Callable[[Any], None]  # None, "connect", "timeout", "reset", "failed" or an OSError
+# called with None, "connect", "timeout", "reset", "failed", an OSError or an FTPError
+Done = Callable[[Any], None]
 
 _OUT_OF_FDS_LOG = RateLimitedLog()  # shared by every data channel: once a minute in all
 
@@ -42,6 +44,10 @@ def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel],
     def guarded(self: DataChannel) -> None:
         try:
             callback(self)
+        except FTPError as exc:  # the source refused to go on (a listing's match budget)
+            log.info("data transfer refused: %s", exc)
+            self._close_pipe()
+            self._finish(exc)
         except Exception:
             log.exception("data transfer failed in %s; ending it",
                           getattr(callback, "__name__", "a pump"))
@@ -237,10 +243,13 @@ class DataChannel:
                     t.bytes_done += sent
                 else:
                     if not self._pending:
-                        self._pending = self._next_chunk(t)
-                        if not self._pending:
+                        chunk = self._next_chunk(t)
+                        if chunk is None:
                             self._finish(None)
                             return
+                        if not chunk:  # nothing yet: serve others, then ask again
+                            return
+                        self._pending = chunk
                     sent = self.sock.send(self._pending)
                     self._pending = self._pending[sent:]
                     t.bytes_done += sent
@@ -252,18 +261,21 @@ class DataChannel:
         except OSError as exc:
             self._finish("reset" if exc.errno in _RESET or _is_tls_error(exc) else exc)
 
-    def _next_chunk(self, t: Transfer) -> bytes:
+    def _next_chunk(self, t: Transfer) -> bytes | None:
+        """The next bytes to send: None at the end; b"" when there is nothing yet (a
+        listing generator's matching slice found nothing, a transform holds back)."""
         src: Any = t.source
         if hasattr(src, "read"):
             chunk = src.read(READ_CHUNK)
+            at_end = not chunk
         else:
-            chunk = next(src, b"")
+            chunk = next(src, None)
+            at_end = chunk is None
+        if at_end:
+            tail = t.flush_transform() if t.transform is not None else b""
+            return tail or None
         if chunk and t.transform is not None:
             chunk = t.transform(chunk)
-            if not chunk:  # a transform may hold everything back for now
-                return self._next_chunk(t)
-        if not chunk and t.transform is not None:
-            chunk = t.flush_transform()
         return chunk
 
     @_guarded
