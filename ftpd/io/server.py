@@ -17,6 +17,7 @@ from ftpd.core.events import ServerEvent
 from ftpd.core.ids import session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
+from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.launch.context import Endpoint, LaunchContext
@@ -73,6 +74,7 @@ class Server:
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
+        self.accept_pause = AcceptPause(self.loop)  # out of descriptors: wait, then retry
 
     # -- sessions ---------------------------------------------------------------------
     def session_config(self, implicit_tls: bool) -> SessionConfig:
@@ -168,9 +170,21 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning("accept failed: %s", exc)
+                if exc.errno in OUT_OF_FDS:  # the connection stays queued: do not spin
+                    self.accept_pause.out_of_fds(exc, self._unwatch_listeners,
+                                                 self._watch_listeners)
+                else:  # the client gave up meanwhile (ECONNABORTED, ...)
+                    log.warning("accept failed: %s", exc)
                 return
             self._adopt(sock, endpoint.implicit_tls)
+
+    def _watch_listeners(self) -> None:
+        for ep in self._listeners:
+            self.loop.add_reader(ep.sock, lambda ep=ep: self._accept(ep))
+
+    def _unwatch_listeners(self) -> None:
+        for ep in self._listeners:
+            self.loop.remove_reader(ep.sock)
 
     def _arm_idle_timer(self) -> None:
         if self.options.idle_timeout > 0 and self._idle_timer is None:
@@ -198,7 +212,7 @@ class Server:
         for ep in self.launch.listeners:
             ep.sock.setblocking(False)
             self._listeners.append(ep)
-            self.loop.add_reader(ep.sock, lambda ep=ep: self._accept(ep))
+        self._watch_listeners()
         if threading.current_thread() is threading.main_thread():
             import signal
 

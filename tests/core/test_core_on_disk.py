@@ -123,7 +123,7 @@ def test_tree_commands(d, fs):
 
 
 def test_listing_patterns(d):
-    assert d.listing("NLST", "pub/*.txt") == "a.txt\r\n"
+    assert d.listing("NLST", "pub/*.txt") == "pub/a.txt\r\n"  # as ls pub/*.txt prints it
     out = d.listing("LIST", "-la pub")
     assert [ln.split()[-1] for ln in out.split("\r\n") if ln] == ["a.txt", "b.bin"]
 

@@ -15,6 +15,10 @@ from ftpd.core.paths import basename, parent
 if TYPE_CHECKING:
     from ftpd.core.session import Session
 
+# A STAT listing travels on the control connection, whose transport cuts off a client
+# with more than 4 MiB of unread replies: a bigger directory is refused, not sent.
+STAT_MAX_BYTES = 1 << 20
+
 
 def _strip_options(arg: str) -> str:
     """``ls`` options (``-la``, ``-a -l``) are accepted and ignored."""
@@ -40,11 +44,18 @@ def _target(s: Session, arg: str) -> tuple[str, str | None, bool]:
 
 
 def _names(s: Session, vpath: str, pattern: str | None) -> list[str]:
+    """The visible names of *vpath*; with a pattern the listing matches them lazily,
+    a slice at a time under one budget for the command (``list_dir``)."""
     assert s.fs is not None
-    names = entries(s.fs, vpath, pattern)
-    if len(names) > s.config.max_listing_entries:
+    names = entries(s.fs, vpath)
+    if pattern is None and len(names) > s.config.max_listing_entries:
         raise FTPError(550, f"Directory too large to list ({len(names)} entries).")
     return names
+
+
+def _dir_part(arg: str) -> str:
+    """``d/*.txt`` -> ``d/``: NLST names carry it, as ``ls d/*.txt`` prints them."""
+    return arg[:arg.rfind("/") + 1]
 
 
 def _listing(s: Session, cmd: Command, fmt: str) -> None:
@@ -56,8 +67,10 @@ def _listing(s: Session, cmd: Command, fmt: str) -> None:
     vpath, pattern, is_dir = _target(s, arg)
     perms = s.account.perm if s.account else ""
     if is_dir:
+        prefix = _dir_part(arg) if pattern is not None and fmt == "nlst" else ""
         source = list_dir(s.fs, vpath, _names(s, vpath, pattern), fmt, perms, s.mlst_facts,
-                          s.now())
+                          s.now(), pattern=pattern, prefix=prefix,
+                          limit=s.config.max_listing_entries)
     elif fmt == "mlsd":
         raise FTPError(501, f"{arg}: not a directory.")
     elif fmt == "nlst":
@@ -129,7 +142,12 @@ def stat_(s: Session, cmd: Command) -> None:
     if names is None:
         cmd.add(213, ls_line(s.fs, vpath, basename(vpath), s.fs.lstat(vpath), s.now()))
     else:
-        for chunk in list_dir(s.fs, vpath, names, "list", now=s.now()):
+        size = 0
+        for chunk in list_dir(s.fs, vpath, names, "list", now=s.now(), pattern=pattern,
+                              limit=s.config.max_listing_entries):
+            size += len(chunk)
+            if size > STAT_MAX_BYTES:
+                raise FTPError(550, f"{arg}: too large for a STAT reply; use LIST.")
             for line in chunk.decode("utf-8", "surrogateescape").split("\r\n"):
                 if line:
                     cmd.add(213, line)

@@ -358,6 +358,12 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
     elif error == "aborted":
         cmd.add_err(426, "Transfer aborted.")
         status = "ABOR"
+    elif isinstance(error, FTPError):  # the source refused mid-way (a listing's budget)
+        cmd.add_err(error.code, error.text)
+        status = "ERROR"
+    elif error == "failed":  # the pump caught an exception (logged there)
+        cmd.add_err(426, "Transfer failed: server-side error; transfer aborted.")
+        status = "ERROR"
     else:
         cmd.add_err(426, "Data connection closed; transfer aborted.")
         status = "INCOMPLETE"
