@@ -272,3 +272,19 @@ def errno_of(fn, *args):
     with pytest.raises(OSError) as info:
         fn(*args)
     return info.value.errno
+
+
+def test_rename_without_replacing_falls_back_to_link(fs, tree, monkeypatch):
+    """Without renameat2 (another OS, an old libc): link then unlink, which refuses an
+    existing name just as atomically."""
+    import types
+
+    from ftpd.fs import syscalls
+
+    monkeypatch.setattr(syscalls, "_load", lambda: types.SimpleNamespace())
+    with pytest.raises(FileExistsError):
+        fs.rename("/sub/deep.txt", "/file.txt", replace=False)
+    assert (tree[0] / "file.txt").read_bytes() == b"inside"
+    fs.rename("/sub/deep.txt", "/moved.txt", replace=False)
+    assert (tree[0] / "moved.txt").read_bytes() == b"deep"
+    assert not (tree[0] / "sub" / "deep.txt").exists()
