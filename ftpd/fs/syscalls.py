@@ -21,15 +21,22 @@ _openat2_ok: bool | None = None if sys.platform.startswith("linux") else False
 
 
 def _load() -> Any:
+    """libc through ctypes, or None where ctypes cannot load (then callers fall back)."""
     global _libc
     if _libc is None:
-        import ctypes
+        try:
+            import ctypes
+        except ImportError:
+            return None
 
         class OpenHow(ctypes.Structure):
             _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
                         ("resolve", ctypes.c_uint64)]
 
-        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
         libc.syscall.restype = ctypes.c_long
         libc.OpenHow, libc.ctypes = OpenHow, ctypes
         _libc = libc
@@ -54,7 +61,7 @@ def openat2_beneath(dir_fd: int, path: str, flags: int, mode: int = 0) -> int | 
     None when this system has no openat2 (the caller walks instead). Errors raise
     ``OSError``; EXDEV means the path, or an absolute symlink in it, leads out."""
     global _openat2_ok
-    if _openat2_ok is False:
+    if _openat2_ok is False or _load() is None:
         return None
     if _openat2_ok is None:
         try:

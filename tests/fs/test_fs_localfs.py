@@ -275,13 +275,12 @@ def errno_of(fn, *args):
 
 
 def test_rename_without_replacing_falls_back_to_link(fs, tree, monkeypatch):
-    """Without renameat2 (another OS, an old libc): link then unlink, which refuses an
-    existing name just as atomically."""
-    import types
-
+    """Without renameat2 (another OS, an old libc, no ctypes): link then unlink, which
+    refuses an existing name just as atomically."""
     from ftpd.fs import syscalls
 
-    monkeypatch.setattr(syscalls, "_load", lambda: types.SimpleNamespace())
+    monkeypatch.setattr(syscalls, "_openat2_ok", syscalls._openat2_ok)  # restored after
+    monkeypatch.setattr(syscalls, "_load", lambda: None)
     with pytest.raises(FileExistsError):
         fs.rename("/sub/deep.txt", "/file.txt", replace=False)
     assert (tree[0] / "file.txt").read_bytes() == b"inside"
