@@ -42,11 +42,18 @@ class Beneath:
     def __init__(self, root: str) -> None:
         self.root = root
         self._prefix = root.rstrip("/") + "/"
+        self.fd = -1
         self.fd = os.open(root, DIR_FLAGS)
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
+        # a LocalFS dropped from the cache, its sessions gone (os may be gone at exit)
+        if self.fd >= 0:
+            _close(self.fd)
             self.fd = -1
 
     def inside_text(self, target: str) -> str | None:

@@ -43,6 +43,15 @@ class LocalFS:
         """Release the fd on the root (the instance is unusable afterwards)."""
         self._at.close()
 
+    def replaced(self) -> bool:
+        """True when the root's path no longer names the directory we hold (moved away,
+        deleted, recreated): a new login should get a new LocalFS, not the old tree."""
+        try:
+            now, held = os.stat(self.root), os.stat(self._at.fd)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
     def _open(self, vpath: str, flags: int, mode: int = 0o777) -> int:
         return self._at.open(_rel(vpath), flags | os.O_CLOEXEC, mode)
 

@@ -287,3 +287,24 @@ def test_rename_without_replacing_falls_back_to_link(fs, tree, monkeypatch):
     fs.rename("/sub/deep.txt", "/moved.txt", replace=False)
     assert (tree[0] / "moved.txt").read_bytes() == b"deep"
     assert not (tree[0] / "sub" / "deep.txt").exists()
+
+
+def test_a_recreated_home_gets_a_fresh_handle(tmp_path):
+    """LocalFS holds an fd on its root: a home moved away and made anew must not keep
+    being served from the old directory (uploads would land in a deleted tree)."""
+    from ftpd.auth.base import Account
+    from ftpd.core.session import _local_fs
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "old.txt").write_bytes(b"old")
+    account = Account("alice", str(home), "elr")
+    first = _local_fs(account)
+    assert _local_fs(account) is first and not first.replaced()
+    os.rename(home, tmp_path / "home.bak")
+    home.mkdir()
+    (home / "new.txt").write_bytes(b"new")
+    assert first.replaced()
+    fresh = _local_fs(account)
+    assert fresh is not first and fresh.listdir("/") == ["new.txt"]
+    assert first.listdir("/") == ["old.txt"]  # sessions already in keep their tree
