@@ -114,8 +114,13 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
     if settings.xferlog:
         from ftpd.events.xferlog import XferLog
 
+        created = not os.path.exists(settings.xferlog)
         try:
             xferlog = XferLog(settings.xferlog)
+            if created and settings.run_as and os.geteuid() == 0:
+                from ftpd.launch.daemon import parse_run_as
+
+                os.chown(settings.xferlog, *parse_run_as(settings.run_as)[:2])
         except OSError as exc:
             for listener in listeners:
                 listener.close()
@@ -123,6 +128,16 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
         xferlog.attach(bus)
         listeners.append(xferlog)
     return listeners
+
+
+def reload_files(settings: Settings) -> list[tuple[str, str, int]]:
+    """The files a SIGHUP opens again, with how: (option, path, open flags)."""
+    files = []
+    if settings.users:
+        files.append(("--users", settings.users, os.O_RDONLY))
+    if settings.xferlog:
+        files.append(("--xferlog", settings.xferlog, os.O_WRONLY | os.O_APPEND))
+    return files
 
 
 def build_server(settings: Settings, launch: LaunchContext,

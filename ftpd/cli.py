@@ -247,8 +247,10 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
-            from ftpd.launch.daemon import drop_privileges, preload
+            from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
 
+            if not launch.per_connection:  # one client per process: no SIGHUP to come
+                check_run_as_access(settings.run_as, app.reload_files(settings))
             preload(server)
             drop_privileges(settings.run_as)
     except ConfigError as exc:

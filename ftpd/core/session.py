@@ -37,14 +37,14 @@ log = get_logger("ftpd.session")
 MAX_QUEUED_LINES = 64
 
 
-_FS_CACHE: dict[str, FileSystem] = {}
+_FS_CACHE: dict[str, Any] = {}  # home -> LocalFS
 
 
 def _local_fs(account: Account) -> FileSystem:
     from ftpd.fs.local import LocalFS
 
     fs = _FS_CACHE.get(account.home)
-    if fs is None:
+    if fs is None or fs.replaced():  # the home was moved or recreated: a fresh handle
         fs = _FS_CACHE[account.home] = LocalFS(account.home)
     return fs
 

@@ -208,3 +208,12 @@ def test_non_utf8_names(fs):
     assert read(fs, name) == b"x"
     fs.rename(name, "/d/caf\udce9")
     assert "caf\udce9" in fs.listdir("/d")
+
+
+def test_rename_without_replacing(fs):
+    write(fs, "/new.txt", b"new")
+    assert errno_of(fs.rename, "/new.txt", "/a.txt", replace=False) == errno.EEXIST
+    assert read(fs, "/a.txt") == b"0123456789" and read(fs, "/new.txt") == b"new"
+    fs.rename("/new.txt", "/d/free.txt", replace=False)
+    assert read(fs, "/d/free.txt") == b"new" and not exists(fs, "/new.txt")
+    assert errno_of(fs.rename, "/zz", "/yy", replace=False) == errno.ENOENT

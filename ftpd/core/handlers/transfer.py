@@ -3,6 +3,7 @@ PORT, EPRT, RETR, STOR, STOU, APPE, ABOR, and how a transfer ends."""
 
 from __future__ import annotations
 
+import errno
 import stat
 from typing import TYPE_CHECKING, Any
 
@@ -304,13 +305,18 @@ def _close_file(t: A.Transfer) -> OSError | None:
     return None
 
 
-def _finish_upload(s: Session, t: A.Transfer, ok: bool) -> OSError | None:
-    """Atomic uploads: rename the temporary into place on success, remove it otherwise."""
+def _finish_upload(s: Session, t: A.Transfer, ok: bool) -> OSError | FTPError | None:
+    """Atomic uploads: rename the temporary into place on success, remove it otherwise.
+    STOU never replaces a file someone created at its unique name meanwhile: that file
+    is kept, this upload discarded with 450 (the client may send STOU again)."""
     temp = t.meta.get("temp")
     if not temp or s.fs is None:
         return None
+    unique = bool(t.meta.get("unique"))
     try:
-        if ok:
+        if ok and unique:
+            s.fs.rename(temp, t.meta["path"], replace=False)
+        elif ok:
             s.fs.rename(temp, t.meta["path"])
         else:
             s.fs.remove(temp)
@@ -320,11 +326,15 @@ def _finish_upload(s: Session, t: A.Transfer, ok: bool) -> OSError | None:
                 s.fs.remove(temp)
             except OSError:
                 pass
+        if unique and exc.errno == errno.EEXIST:
+            return FTPError(450, f"{basename(t.meta['path'])} was created by someone else "
+                                 "meanwhile; it was kept and this upload discarded. "
+                                 "Send STOU again.")
         return exc
     return None
 
 
-def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
+def end_transfer(s: Session, cmd: Command, error: str | OSError | FTPError | None) -> None:
     """Close the file, reply 226 or the failure, raise the transfer's event."""
     t = s.transfer
     assert t is not None
@@ -344,6 +354,9 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | None) -> None:
         status = "OK"
     elif isinstance(error, OSError):
         cmd.add_err(*reply_for_oserror(error))
+        status = "ERROR"
+    elif isinstance(error, FTPError):
+        cmd.add_err(error.code, error.text)
         status = "ERROR"
     elif error == "connect":
         cmd.add_err(425, "Can't open data connection.")
