@@ -239,6 +239,9 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
 
             keep = [ep.sock.fileno() for ep in launch.listeners]
             daemon_context = detach(keep, settings.pidfile)
+        from ftpd.launch.systemd import attach_notify
+
+        attach_notify(launch)  # after detaching: the daemon closes what it does not keep
         ftpd_log.configure(
             "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
             under_systemd=inherited.mode == "systemd",
