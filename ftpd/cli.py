@@ -270,8 +270,11 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
                      ", implicit TLS" if ep.implicit_tls else "")
     if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
         log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
-    for host, port in server.addresses:
-        log.info("listening on %s port %d (%s)", host, port, launch.mode)
+    if server.addresses:
+        from ftpd.launch.standalone import format_address
+
+        for host, port in server.addresses:
+            log.info("listening on %s (%s)", format_address(host, port), launch.mode)
     try:
         server.serve()
     finally:
