@@ -140,6 +140,36 @@ def syslog_error(message: str) -> None:
     syslog.syslog(syslog.LOG_ERR, message)
 
 
+def early_log(argv: list[str]) -> str | None:
+    """The ``--log`` value on the command line, read before parsing: a usage error under
+    inetd is reported there when it names a file."""
+    found = None
+    for arg, following in zip(argv, [*argv[1:], None], strict=True):
+        if arg == "--":
+            break
+        if arg == "--log":
+            found = following
+        elif arg.startswith("--log="):
+            found = arg[len("--log="):]
+    return found
+
+
+def log_error_to_file(path: str, message: str) -> bool:
+    """Append one error line to the --log FILE; False when it cannot be opened."""
+    from ftpd import log as ftpd_log
+    from ftpd.config import LOG_DESTINATIONS
+
+    if not path or path in LOG_DESTINATIONS:
+        return False
+    try:
+        ftpd_log.configure(path, INFO, stderr_is_client=True)
+        ftpd_log.install()
+    except OSError:
+        return False
+    log.error("%s", message)
+    return True
+
+
 class Inherited:
     """Sockets a launcher handed us, taken before anything else happens."""
 
@@ -149,6 +179,7 @@ class Inherited:
         self.mode = early_mode(argv)
         self.sock: Any = None
         self.context: Any = None
+        self.log_to = early_log(argv)  # where report() writes, when it is a file
         if self.mode is not None:
             from ftpd.launch.inetd import adopt_stdin
 
@@ -161,7 +192,8 @@ class Inherited:
         """One line to where the operator looks; 421 to a waiting client."""
         if self.mode is None:
             return fail(message, code)
-        syslog_error(message)
+        if not log_error_to_file(self.log_to or "", message):
+            syslog_error(message)
         from ftpd.launch.inetd import is_listening, refuse
 
         if self.sock is not None:
@@ -191,7 +223,8 @@ def run(argv: list[str]) -> int:
     try:
         inherited = Inherited(argv)
     except LaunchError as exc:
-        syslog_error(str(exc))
+        if not log_error_to_file(early_log(argv) or "", str(exc)):
+            syslog_error(str(exc))
         if exc.stderr_usable:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -202,6 +235,7 @@ def run(argv: list[str]) -> int:
         from ftpd.config import resolve
 
         settings = resolve(raw, cwd)
+        inherited.log_to = settings.log
         if settings.daemon and inherited.mode is not None:
             raise ConfigError("--daemon cannot be used under inetd or socket activation: "
                               "the launcher manages the process")
