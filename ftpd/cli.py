@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from ftpd import __version__
-from ftpd.config import SETTINGS, ConfigError, Setting, key
+from ftpd.config import SETTINGS, ConfigError, Setting, key, negation
 from ftpd.log import DEBUG, INFO, WARNING, get_logger
 
 log = get_logger("ftpd")
@@ -22,9 +22,11 @@ PROG = "ftpd"
 def _option(setting: Setting) -> Any:
     import click
 
-    decls = [f"--{setting.name}"] + ([f"-{setting.short}"] if setting.short else [])
+    negated = negation(setting)
+    long = f"--{setting.name}" + (f"/--{negated}" if negated else "")
+    decls = [long] + ([f"-{setting.short}"] if setting.short else [])
     decls.append(key(setting.name))
-    if setting.flag:
+    if setting.flag:  # None when not given: a flag in the file stands unless negated
         return click.Option(decls, is_flag=True, default=None, help=setting.help)
     return click.Option(decls, multiple=setting.multiple, default=None,
                         metavar=setting.metavar, help=setting.help, show_envvar=False)
@@ -51,16 +53,20 @@ def _print_version(ctx: Any, param: Any, value: bool) -> None:
 
 def fast_parse(argv: list[str]) -> dict[str, Any] | None:
     """The common command line without importing click (~9 ms, paid by every connection
-    under inetd no-wait): known options as ``--name value``, ``--name=value``, ``-x value``
-    and flag clusters. Anything else (help, errors, other forms) returns None: click
-    parses it, so messages and behaviour stay click's."""
+    under inetd no-wait): known options as ``--name value``, ``--name=value``, ``-x value``,
+    ``--no-flag`` and flag clusters. Anything else (help, errors, other forms) returns
+    None: click parses it, so messages and behaviour stay click's."""
     longs = {f"--{s.name}": s for s in SETTINGS}
+    negations = {f"--{negation(s)}": s for s in SETTINGS if negation(s)}
     shorts = {s.short: s for s in SETTINGS if s.short}
     values: dict[str, Any] = {key(s.name): (() if s.multiple else None) for s in SETTINGS}
     args = iter(argv)
     for arg in args:
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         setting = longs.get(name)
+        if setting is None and name in negations and not eq:
+            values[key(negations[name].name)] = False
+            continue
         if setting is None and len(arg) == 2 and arg[0] == "-":
             setting = shorts.get(arg[1])
         if setting is None:
@@ -282,6 +288,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
             stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
         if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
+        if app.nobody_can_log_in(settings):
+            log.warning("--no-anonymous without --username or --users: nobody can log in")
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
             from ftpd.launch.daemon import drop_privileges, preload
