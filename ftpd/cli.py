@@ -168,7 +168,7 @@ def log_error_to_file(path: str, message: str) -> bool:
     if not path or path in LOG_DESTINATIONS:
         return False
     try:
-        ftpd_log.configure(path, INFO, stderr_is_client=True)
+        ftpd_log.configure(path, INFO)
         ftpd_log.install()
     except OSError:
         return False
