@@ -303,26 +303,31 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
     except OSError as exc:
         return inherited.report(exc.strerror or str(exc), 1)
     server.on_reload = lambda: reload(server, raw, settings, cwd)
-    note = log.debug if launch.per_connection else log.info  # once per connection: quiet
-    for ep in launch.listeners + launch.connections:
-        if ep.inherited:
-            note("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
-                     f" ({ep.name})" if ep.name else "",
-                     "listening" if ep in launch.listeners else "connection",
-                     ", implicit TLS" if ep.implicit_tls else "")
-    if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
-        log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
-    if server.addresses:
-        from ftpd.launch.standalone import format_address
-
-        for host, port in server.addresses:
-            log.info("listening on %s (%s)", format_address(host, port), launch.mode)
+    log_sockets(launch, raw, server.addresses)
     try:
         server.serve()
     finally:
         if daemon_context is not None:
             daemon_context.close()
     return 0
+
+
+def log_sockets(launch: Any, raw: dict[str, Any], addresses: list[tuple[str, int]]) -> None:
+    """What we serve: inherited sockets, ignored -l, and the addresses listened on."""
+    note = log.debug if launch.per_connection else log.info  # once per connection: quiet
+    for ep in launch.listeners + launch.connections:
+        if ep.inherited:
+            note("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
+                 f" ({ep.name})" if ep.name else "",
+                 "listening" if ep in launch.listeners else "connection",
+                 ", implicit TLS" if ep.implicit_tls else "")
+    if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
+        log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
+    if addresses:
+        from ftpd.launch.standalone import format_address
+
+        for host, port in addresses:
+            log.info("listening on %s (%s)", format_address(host, port), launch.mode)
 
 
 def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:
