@@ -50,6 +50,12 @@ def build_authorizer(settings: Settings) -> Authorizer:
     return ChainAuthorizer(*parts)
 
 
+def nobody_can_log_in(settings: Settings) -> bool:
+    """Anonymous refused and no other user configured: a warning at start-up, since
+    every login will fail."""
+    return bool(settings.no_anonymous and not settings.username and not settings.users)
+
+
 def build_tls(settings: Settings) -> Any:
     """The TLS manager, or None; a bad certificate or key is a configuration error."""
     if not settings.tls_cert or settings.tls == "off":

@@ -71,13 +71,13 @@ def _ip(value: Any) -> str:
 
 
 def _umask(value: Any) -> int:
+    # A TOML integer is ambiguous (22 is not 022, 0o22 is not visibly octal): refused.
     if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        try:
-            number = int(_str(value), 8)
-        except ValueError:
-            raise ValueError(f"expected an octal mode like 022, got {value!r}") from None
+        raise ValueError('write it as a quoted octal string, e.g. umask = "022"')
+    try:
+        number = int(_str(value), 8)
+    except ValueError:
+        raise ValueError(f"expected an octal mode like 022, got {value!r}") from None
     if not 0 <= number <= 0o777:
         raise ValueError("must be between 000 and 777")
     return number
@@ -197,6 +197,15 @@ SETTINGS: list[Setting] = [
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
+def negation(setting: Setting) -> str | None:
+    """The long option that turns a flag off again, over a true value in the config
+    file: ``--no-write``, and ``--anonymous`` for ``--no-anonymous``. Flags that cannot
+    be in the file (``-I``, ``-W``) have none."""
+    if not setting.flag or not setting.in_file:
+        return None
+    return setting.name[3:] if setting.name.startswith("no-") else f"no-{setting.name}"
+
+
 def key(name: str) -> str:
     """The Python attribute name of a setting."""
     return name.replace("-", "_")
@@ -285,7 +294,7 @@ def resolve(cli: dict[str, Any], cwd: str | None = None) -> Settings:
         settings.update(load_file(os.path.join(cwd, config_path)))
     for s in SETTINGS:
         raw = cli.get(key(s.name))
-        if raw is None or (s.multiple and not raw) or (s.flag and raw is False):
+        if raw is None or (s.multiple and not raw):
             if s.env and os.environ.get(s.env) and settings[key(s.name)] is None:
                 settings[key(s.name)] = _parse(s, os.environ[s.env], s.env)
             continue

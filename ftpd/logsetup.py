@@ -1,5 +1,6 @@
 """Where logs go: stderr, syslog, the systemd journal, or a file (reopened on SIGHUP).
 Under inetd fds 0-2 are the client's socket, so ``auto`` never picks stderr there.
+A missing journal or syslog socket falls back (journal, syslog, stderr) with one warning.
 Imported by ``ftpd.log`` only when the first record is actually written."""
 
 from __future__ import annotations
@@ -65,37 +66,73 @@ def choose(where: str, *, under_systemd: bool, stderr_is_client: bool) -> str:
     return "stderr"
 
 
+SYSLOG_PATHS = ("/dev/log", "/var/run/syslog")  # Linux and the BSDs; macOS
+
+
+def _syslog_path() -> str | None:
+    return next((p for p in SYSLOG_PATHS if os.path.exists(p)), None)
+
+
+def _syslog_handler() -> logging.Handler | None:
+    from logging.handlers import SysLogHandler
+
+    path = _syslog_path()
+    if path is None:
+        return None
+    try:
+        handler = SysLogHandler(address=path, facility=SysLogHandler.LOG_FTP)
+    except OSError:  # a socket nobody reads
+        return None
+    handler.setFormatter(logging.Formatter("ftpd[%(process)d]: %(message)s"))
+    return handler
+
+
+def _stderr_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    return handler
+
+
+def _handler(target: str) -> tuple[logging.Handler, str | None]:
+    """The handler for *target*, or the next that works and why: logs never vanish
+    into a missing socket (a container without syslog or journald)."""
+    if target == "journal":
+        if os.path.exists(JournalHandler.PATH):
+            handler: logging.Handler = JournalHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            return handler, None
+        syslog = _syslog_handler()
+        if syslog is not None:
+            return syslog, f"no {JournalHandler.PATH}: logging to syslog"
+        return _stderr_handler(), f"no {JournalHandler.PATH} nor syslog socket: logging to stderr"
+    if target == "syslog":
+        syslog = _syslog_handler()
+        if syslog is not None:
+            return syslog, None
+        return _stderr_handler(), f"no syslog socket ({SYSLOG_PATHS[0]}): logging to stderr"
+    if target == "stderr":
+        return _stderr_handler(), None
+    from logging.handlers import WatchedFileHandler
+
+    handler = WatchedFileHandler(target)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    return handler, None
+
+
 def setup(where: str, level: int, *, under_systemd: bool = False,
           stderr_is_client: bool = False) -> logging.Handler:
-    """Install one handler on the ``ftpd`` logger tree; returns it (for reopen)."""
+    """Install one handler on the ``ftpd`` logger tree; returns it (for reopen). When
+    the destination is missing, the fallback says so in one warning line."""
     target = choose(where, under_systemd=under_systemd, stderr_is_client=stderr_is_client)
-    handler: logging.Handler
-    if target == "stderr":
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
-    elif target == "syslog":
-        from logging.handlers import SysLogHandler
-
-        address = "/dev/log" if os.path.exists("/dev/log") else ("localhost", 514)
-        try:
-            handler = SysLogHandler(address=address, facility=SysLogHandler.LOG_FTP)
-        except OSError:
-            handler = logging.NullHandler()
-        handler.setFormatter(logging.Formatter("ftpd[%(process)d]: %(message)s"))
-    elif target == "journal":
-        handler = JournalHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        from logging.handlers import WatchedFileHandler
-
-        handler = WatchedFileHandler(target)
-        handler.setFormatter(logging.Formatter(FORMAT))
+    handler, fallback = _handler(target)
     root = logging.getLogger("ftpd")
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    if fallback is not None:
+        root.warning("--log %s: %s", where, fallback)
     return handler
 
 
