@@ -383,3 +383,19 @@ def test_a_large_transfer_keeps_memory_bounded(s3fs):
             peak = max(peak, _rss())
     assert total == 128 * MiB
     assert peak - base < 64 * MiB
+
+
+# -- imported only when configured ---------------------------------------------------------
+def test_obstore_is_imported_only_when_an_s3fs_is_made():
+    import subprocess
+    import sys
+
+    code = ("import sys, ftpd.fs.s3, ftpd.cli, ftpd.app; "
+            "print('obstore' in sys.modules, 'ftpd.fs.s3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True"]
+    code = "import sys, ftpd.cli, ftpd.app; print('ftpd.fs.s3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False"]

@@ -1,0 +1,50 @@
+"""The SigV4 signer for the requests obstore cannot make, and the mapping of store
+errors to errnos (no server needed)."""
+
+from __future__ import annotations
+
+import calendar
+import errno
+
+from ftpd.core.errors import reply_for_oserror
+from ftpd.fs import s3sign
+from ftpd.fs.s3errors import store_error
+
+
+def test_signature_matches_the_aws_documented_example():
+    """AWS's S3 SigV4 example: GET /test.txt with Range: bytes=0-9 on examplebucket."""
+    creds = s3sign.Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    headers = s3sign.sign("GET", "https://examplebucket.s3.amazonaws.com/test.txt",
+                          {"Range": "bytes=0-9"}, creds, "us-east-1",
+                          now=calendar.timegm((2013, 5, 24, 0, 0, 0)))
+    assert headers["authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+
+
+def test_session_token_is_sent_and_signed():
+    creds = s3sign.Credentials("id", "secret", "token")
+    headers = s3sign.sign("PUT", "http://127.0.0.1:1/b/k/", {}, creds, "us-east-1")
+    assert headers["x-amz-security-token"] == "token"
+    assert "x-amz-security-token" in headers["authorization"]
+
+
+def test_key_url_keeps_slashes_and_encodes_the_rest():
+    assert s3sign.key_url("http://h:1/b", "a b/c+d/") == "http://h:1/b/a%20b/c%2Bd/"
+
+
+class GenericError(Exception):
+    pass
+
+
+def test_store_errors_map_to_errnos_the_core_answers():
+    cases = [("Server returned non-2xx status code: 403 Forbidden", errno.EACCES, 550),
+             ("Server returned non-2xx status code: 404 Not Found", errno.ENOENT, 550),
+             ("Server returned non-2xx status code: 503 Slow Down", None, 451),
+             ("HTTP error: error sending request", errno.ETIMEDOUT, 451)]
+    for text, code, reply in cases:
+        exc = store_error(GenericError(text + "\n\nDebug source: ..."), "LIST", "/x")
+        assert code is None or exc.errno == code
+        assert reply_for_oserror(exc)[0] == reply
+        assert "\n" not in exc.strerror
