@@ -56,33 +56,40 @@ class S3Reader(io.RawIOBase):
             raise store_error(exc, "GET", self._vpath) from None
 
     def _next_chunk(self) -> bool:
-        if self._stream is None:
-            self._open()
-        try:
-            self._pending = memoryview(next(self._stream))
-        except StopIteration:
-            return False
-        except Exception as exc:
-            self._stream = None
-            raise store_error(exc, "GET", self._vpath) from None
-        return True
+        """The next piece of the GET; a stream that broke mid-way (a stalled read, the
+        request's time limit on a slow client) is resumed once from where it stopped."""
+        for attempt in (1, 2):
+            if self._stream is None:
+                self._open()
+            try:
+                self._pending = memoryview(next(self._stream))
+                return True
+            except StopIteration:
+                return False
+            except Exception as exc:
+                self._stream = None
+                if attempt == 2 or self._pos >= self._size:
+                    raise store_error(exc, "GET", self._vpath) from None
+                log.info("s3 GET %s broke at byte %d; resuming there", self._vpath, self._pos)
+        return False
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to *size* bytes, at most one piece of the stream per call (a short read,
+        as from a socket); everything left with no size."""
         if self.closed:
             raise ValueError("read from a closed S3Reader")
-        if self._pos >= self._size:
-            return b""
-        want = self._size - self._pos if size is None or size < 0 else size
+        whole = size is None or size < 0
+        want = self._size - self._pos if whole else min(size, self._size - self._pos)
         out = bytearray()
         while len(out) < want:
             if not self._pending and not self._next_chunk():
                 break
             take = self._pending[:want - len(out)]
             out += take
+            self._pos += len(take)
             self._pending = self._pending[len(take):]
-            if size is not None and size >= 0 and out:
-                break  # one chunk at most per call: a short read, as a socket gives
-        self._pos += len(out)
+            if not whole:
+                break
         return bytes(out)
 
     def readinto(self, b: Any) -> int:

@@ -113,6 +113,30 @@ def test_read_streams_with_ranged_restart(s3fs):
     assert errno_of(s3fs.open_read, "/dir").errno == errno.EISDIR
 
 
+def test_a_broken_get_resumes_where_it_stopped(s3fs, monkeypatch):
+    data = bytes(range(256)) * 16384  # 4 MiB: several pieces of the stream
+    put(s3fs, "resume.bin", data)
+    real_get, calls = obstore.get, []
+
+    class Breaking:
+        def __init__(self, result):
+            self.result = result
+
+        def stream(self, min_chunk_size):
+            stream = iter(self.result.stream(min_chunk_size=min_chunk_size))
+            yield next(stream)
+            raise RuntimeError("HTTP error: connection reset mid-body")
+
+    def get(store, path, options=None):
+        calls.append((options or {}).get("range"))
+        result = real_get(store, path, options=options)
+        return Breaking(result) if len(calls) == 1 else result
+
+    monkeypatch.setattr(obstore, "get", get)
+    assert read(s3fs, "/resume.bin") == data
+    assert calls[0] is None and calls[1]["offset"] > 0
+
+
 def _no_fileno(f) -> bool:
     try:
         f.fileno()
