@@ -8,14 +8,25 @@ the upload, leaving neither an object nor a pending multipart upload.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import io
+import weakref
 from typing import Any
 
 from ftpd.fs.s3errors import log, store_error
 
 READ_CHUNK = 1024 * 1024  # what one step of the GET stream hands over at most
 WRITE_CONCURRENCY = 2  # parts in flight: memory stays below part_size * 4
+
+_unfinished: weakref.WeakSet[S3Writer] = weakref.WeakSet()
+
+
+@atexit.register
+def _abort_unfinished() -> None:
+    """A server that stops with uploads under way leaves no pending multipart upload."""
+    for writer in list(_unfinished):
+        writer.abort()
 
 
 class S3Reader(io.RawIOBase):
@@ -116,6 +127,7 @@ class S3Writer(io.RawIOBase):
         self._buffer = bytearray()
         self._upload: Any = None
         self._done = False
+        _unfinished.add(self)
 
     def writable(self) -> bool:
         return True
@@ -152,6 +164,7 @@ class S3Writer(io.RawIOBase):
         if self._done:
             return super().close()
         self._done = True
+        _unfinished.discard(self)
         try:
             if self._upload is None:
                 self._put_whole()
@@ -188,6 +201,7 @@ class S3Writer(io.RawIOBase):
         """Discard the upload: no object, no pending multipart upload. Idempotent."""
         if not self._done:
             self._done = True
+            _unfinished.discard(self)
             self._discard()
             self._buffer = bytearray()
         super().close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import time
 import urllib.parse
 from typing import NamedTuple
@@ -77,6 +76,8 @@ def request(method: str, url: str, creds: Credentials, region: str, *, timeout: 
             body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """Send one signed request; (status, body). Network failures raise ``OSError``
     (``TimeoutError`` for a timeout) from ``http.client``."""
+    import http.client  # ~25 ms (email parsing); only when a marker is written
+
     parts = urllib.parse.urlsplit(url)
     payload = hashlib.sha256(body).hexdigest()
     all_headers = sign(method, url, dict(headers or {}, **{"content-length": str(len(body))}),

@@ -12,7 +12,7 @@ import stat
 import obstore
 import pytest
 from conftest import make_s3fs
-from s3support import READER_KEY, READER_SECRET
+from s3support import ACCESS_KEY, READER_KEY, READER_SECRET, SECRET_KEY
 
 from ftpd.core.errors import reply_for_oserror
 
@@ -190,6 +190,24 @@ def test_dropped_writer_leaves_nothing(s3fs, seaweed):
     gc.collect()
     assert seaweed.pending_uploads() == []
     assert errno_of(s3fs.stat, "/dropped").errno == errno.ENOENT
+
+
+def test_process_exit_with_an_upload_under_way_leaves_nothing(s3fs, seaweed):
+    """A server stop (the interpreter exits) aborts the uploads still open."""
+    import subprocess
+    import sys
+
+    code = (f"from ftpd.fs.s3 import S3FS\n"
+            f"fs = S3FS({seaweed.bucket!r}, {s3fs.test_prefix!r}, "
+            f"endpoint={seaweed.endpoint!r}, access_key_id={ACCESS_KEY!r}, "
+            f"secret_access_key={SECRET_KEY!r})\n"
+            f"KEEP = fs.open_write('/at-exit')\n"
+            f"KEEP.write(b'e' * {12 * MiB})\n"
+            f"print(flush=True)\n"
+            f"raise SystemExit(0)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert seaweed.pending_uploads() == []
+    assert errno_of(s3fs.stat, "/at-exit").errno == errno.ENOENT
 
 
 def test_exception_inside_with_aborts(s3fs, seaweed):
