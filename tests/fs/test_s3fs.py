@@ -441,3 +441,16 @@ def test_obstore_is_imported_only_when_an_s3fs_is_made():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False"]
+
+
+@pytest.mark.parametrize("name", ["a b", "x#y", "50%", "q?x", "plus+sign", "caf\u00e9", "t~ld"])
+def test_names_with_characters_urls_treat_specially(s3fs, seaweed, name):
+    s3fs.mkdir(f"/{name}")
+    write(s3fs, f"/{name}/{name}", b"odd")
+    assert s3fs.listdir("/") == [name] and s3fs.listdir(f"/{name}") == [name]
+    assert read(s3fs, f"/{name}/{name}") == b"odd"
+    assert key(s3fs, f"{name}/") in seaweed.keys(s3fs.test_prefix)
+    s3fs.rename(f"/{name}/{name}", f"/{name}/renamed")
+    s3fs.remove(f"/{name}/renamed")
+    s3fs.rmdir(f"/{name}")
+    assert s3fs.listdir("/") == []
