@@ -324,7 +324,9 @@ class S3FS:
         kind, _ = self._kind(src)
         if kind is None:
             raise self._missing(src)
-        if (dst + "/").startswith(src.rstrip("/") + "/"):
+        if skey == dkey:
+            return  # as rename(2): nothing to do (a copy then delete would lose it)
+        if kind == "dir" and dkey.startswith(skey + "/"):
             raise OSError(errno.EINVAL, "Invalid argument", dst)
         self._need_parent_dir(dst)
         dkind, _ = self._kind(dst)

@@ -310,6 +310,8 @@ def test_rename_file_is_copy_then_delete(s3fs, caplog):
     assert errno_of(s3fs.rename, "/zz", "/yy").errno == errno.ENOENT
     assert errno_of(s3fs.rename, "/d/dst", "/d").errno == errno.EISDIR
     assert errno_of(s3fs.rename, "/d/dst", "/nodir/x").errno == errno.ENOENT
+    s3fs.rename("/d/dst", "/d/dst")  # onto itself: nothing happens, nothing is lost
+    assert get(s3fs, "d/dst") == b"replaced"
 
 
 def test_rename_directories(s3fs):
