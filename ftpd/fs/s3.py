@@ -53,8 +53,27 @@ def _file_stat(meta: dict[str, Any]) -> os.stat_result:
                            int(mtime), mtime, mtime))
 
 
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://BUCKET[/PREFIX]`` -> (bucket, prefix); ValueError naming what is wrong."""
+    import re
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "s3" or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"{url!r}: expected s3://BUCKET[/PREFIX]")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", parts.netloc):
+        raise ValueError(f"{url!r}: {parts.netloc!r} is not a valid S3 bucket name")
+    return parts.netloc, parts.path.strip("/")
+
+
 class S3FS:
     """``s3://bucket/prefix`` seen as "/"."""
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> S3FS:
+        """An S3FS for ``s3://BUCKET[/PREFIX]`` (a ``-r`` root or a user's home)."""
+        bucket, prefix = parse_s3_url(url)
+        return cls(bucket, prefix, **options)
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
                  region: str = "us-east-1", access_key_id: str | None = None,

@@ -456,3 +456,26 @@ def test_names_with_characters_urls_treat_specially(s3fs, seaweed, name):
     s3fs.remove(f"/{name}/renamed")
     s3fs.rmdir(f"/{name}")
     assert s3fs.listdir("/") == []
+
+
+def test_from_url(seaweed):
+    from ftpd.fs.s3 import S3FS
+
+    fs = S3FS.from_url(f"s3://{seaweed.bucket}/url/prefix", endpoint=seaweed.endpoint,
+                       access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
+    write(fs, "/f", b"via url")
+    assert bytes(obstore.get(fs.store, "url/prefix/f").bytes()) == b"via url"
+
+
+def test_credentials_from_the_standard_environment(seaweed, monkeypatch):
+    from ftpd.fs.s3 import S3FS
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    fs = S3FS(seaweed.bucket, "from-env", endpoint=seaweed.endpoint)
+    fs.mkdir("/made")  # a marker, through the signer: it signs with the same keys
+    assert fs.listdir("/") == ["made"]
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    fs = S3FS(seaweed.bucket, "from-env", endpoint=seaweed.endpoint)
+    assert errno_of(fs.listdir, "/").errno == errno.EACCES
+    assert errno_of(fs.mkdir, "/other").errno == errno.EACCES

@@ -6,6 +6,8 @@ from __future__ import annotations
 import calendar
 import errno
 
+import pytest
+
 from ftpd.core.errors import reply_for_oserror
 from ftpd.fs import s3sign
 from ftpd.fs.s3errors import store_error
@@ -48,3 +50,14 @@ def test_store_errors_map_to_errnos_the_core_answers():
         assert code is None or exc.errno == code
         assert reply_for_oserror(exc)[0] == reply
         assert "\n" not in exc.strerror
+
+
+def test_s3_urls():
+    from ftpd.fs.s3 import parse_s3_url
+
+    assert parse_s3_url("s3://bucket") == ("bucket", "")
+    assert parse_s3_url("s3://my.bucket-1/some/prefix/") == ("my.bucket-1", "some/prefix")
+    for bad in ("http://bucket/x", "s3://", "s3://Upper", "s3://a", "s3://b?x=1",
+                "s3://user@bucket", "s3://under_score"):
+        with pytest.raises(ValueError, match="s3://"):
+            parse_s3_url(bad)
