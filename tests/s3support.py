@@ -86,7 +86,7 @@ class Seaweed:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         _identities(self.workdir / "s3.json")
-        args = [self.binary, "mini", f"-dir={data}", f"-ip={HOST}", f"-ip.bind={HOST}",
+        args = [self.binary, "-logtostderr=true", "mini", f"-dir={data}", f"-ip={HOST}", f"-ip.bind={HOST}",
                 "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
                 f"-filer.localSocket={self.workdir / 'filer.sock'}",
@@ -121,6 +121,8 @@ class Seaweed:
         if self.proc is not None:
             # its data is thrown away: no need for the seconds a graceful stop takes
             stop_pid(self.proc, signal.SIGKILL)
+        for name, port in self.ports.items():  # weed puts these in /tmp, whatever we say
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock").unlink(missing_ok=True)
 
     # -- direct S3 requests, for checking what the filesystem left behind ------------------
     def request(self, method: str, tail: str = "", *, key: str | None = None,
