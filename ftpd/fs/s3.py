@@ -36,6 +36,8 @@ from ftpd.fs.s3io import S3Reader, S3Writer
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
 DEFAULT_TIMEOUT = 4.0  # seconds to connect, and for a stalled read; retried once
+NAME_MAX = 255  # bytes in one name, as on a disk (SeaweedFS refuses longer ones)
+KEY_MAX = 1024  # bytes in a whole key (AWS S3's limit), prefix included
 
 
 def _mtime(meta: dict[str, Any] | None) -> float:
@@ -66,6 +68,22 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.strip("/")
 
 
+def _check_endpoint(endpoint: str) -> None:
+    """``http(s)://HOST[:PORT]``, refused here: a malformed one would make obstore panic
+    on the first request instead of failing cleanly."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(endpoint)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok
+            or parts.path.strip("/") or parts.query or parts.fragment or parts.username
+            or any(c.isspace() for c in endpoint)):
+        raise ValueError(f"{endpoint!r}: an S3 endpoint is http(s)://HOST[:PORT]")
+
+
 class S3FS:
     """``s3://bucket/prefix`` seen as "/"."""
 
@@ -81,6 +99,8 @@ class S3FS:
                  part_size: int = DEFAULT_PART_SIZE, timeout: float = DEFAULT_TIMEOUT) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"S3 part size must be at least {MIN_PART_SIZE} bytes")
+        if endpoint is not None:
+            _check_endpoint(endpoint)
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.part_size, self.timeout, self.region = part_size, timeout, region
         key_id = access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")
@@ -116,12 +136,19 @@ class S3FS:
 
     # -- keys and probes ---------------------------------------------------------------
     def _key(self, vpath: str) -> str:
-        rel = "/".join(p for p in vpath.split("/") if p)
+        """The object key for *vpath*; names S3 servers disagree on are refused."""
+        parts = [p for p in vpath.split("/") if p]
         try:
-            rel.encode("utf-8")
+            longest = max((len(p.encode("utf-8")) for p in parts), default=0)
         except UnicodeEncodeError:
             raise OSError(errno.EINVAL, "S3 object names must be valid UTF-8", vpath) from None
-        return f"{self.prefix}/{rel}" if self.prefix and rel else (self.prefix or rel)
+        if any("\\" in p for p in parts):  # SeaweedFS, for one, reads it as "/"
+            raise OSError(errno.EINVAL, "S3 object names cannot contain a backslash", vpath)
+        rel = "/".join(parts)
+        key = f"{self.prefix}/{rel}" if self.prefix and rel else (self.prefix or rel)
+        if longest > NAME_MAX or len(key.encode("utf-8")) > KEY_MAX:
+            raise OSError(errno.ENAMETOOLONG, "File name too long", vpath)
+        return key
 
     def _is_root(self, key: str) -> bool:
         return key == self.prefix

@@ -5,6 +5,7 @@
 | not found, no such bucket | ENOENT | 550 |
 | access denied, bad credentials | EACCES | 550 |
 | already exists, precondition failed | EEXIST | 550 |
+| bad request (a name the store refuses) | EINVAL | 550 |
 | no answer, connection refused, timeout | ETIMEDOUT | 451 |
 | a 5xx or anything else | EREMOTEIO | 451 |
 
@@ -38,6 +39,8 @@ def _errno_for(exc: BaseException) -> int:
     if match is None:  # no HTTP answer at all: refused, reset, timed out
         return errno.ETIMEDOUT
     status = int(match.group(1))
+    if status == 400:  # the store refused the request as made (a name, say): final
+        return errno.EINVAL
     if status in (401, 403):
         return errno.EACCES
     if status == 404:
@@ -62,7 +65,7 @@ def store_error(exc: BaseException, what: str, vpath: str, *, quiet: bool = Fals
     if code == errno.ENOENT and quiet:
         return FileNotFoundError(code, "No such file or directory", vpath)
     summary = _summary(exc)
-    log.warning("s3 %s %s failed (%s): %s", what, vpath, errno.errorcode.get(code, code),
+    log.warning("s3 %s %r failed (%s): %s", what, vpath, errno.errorcode.get(code, code),
                 summary)
     if code == errno.ETIMEDOUT:
         return TimeoutError(code, "s3 storage unreachable or not answering", vpath)

@@ -479,3 +479,14 @@ def test_credentials_from_the_standard_environment(seaweed, monkeypatch):
     fs = S3FS(seaweed.bucket, "from-env", endpoint=seaweed.endpoint)
     assert errno_of(fs.listdir, "/").errno == errno.EACCES
     assert errno_of(fs.mkdir, "/other").errno == errno.EACCES
+
+
+def test_names_s3_servers_disagree_on_are_refused(s3fs, seaweed, caplog):
+    with caplog.at_level(logging.WARNING, "ftpd.fs.s3"):
+        assert errno_of(s3fs.open_write, "/back\\slash").errno == errno.EINVAL
+        assert errno_of(s3fs.open_write, "/" + "n" * 256).errno == errno.ENAMETOOLONG
+        assert errno_of(s3fs.mkdir, "/" + "/".join(["d" * 200] * 6)).errno == errno.ENAMETOOLONG
+        assert errno_of(s3fs.open_write, "/ctl\nname").errno == errno.EINVAL
+    write(s3fs, "/" + "n" * 255, b"at the limit")
+    assert s3fs.listdir("/") == ["n" * 255]
+    assert all("\n" not in r.getMessage() for r in caplog.records)

@@ -61,3 +61,14 @@ def test_s3_urls():
                 "s3://user@bucket", "s3://under_score"):
         with pytest.raises(ValueError, match="s3://"):
             parse_s3_url(bad)
+
+
+def test_malformed_endpoints_are_refused_before_any_request():
+    from ftpd.fs.s3 import S3FS
+
+    for bad in ("not a url", "ftp://host", "http://", "http://host:99999", "http://h/path",
+                "http://user@host", "http://ho st:1"):
+        with pytest.raises(ValueError, match="endpoint"):
+            S3FS("bucket", endpoint=bad, access_key_id="k", secret_access_key="s")
+    S3FS("bucket", endpoint="http://127.0.0.1:8333/", access_key_id="k", secret_access_key="s")
+    S3FS("bucket", endpoint="https://[::1]:8333", access_key_id="k", secret_access_key="s")
