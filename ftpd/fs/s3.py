@@ -87,6 +87,8 @@ def _check_endpoint(endpoint: str) -> None:
 class S3FS:
     """``s3://bucket/prefix`` seen as "/"."""
 
+    uploads_are_atomic = True  # an upload appears whole at close() (fs/base.py)
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3FS:
         """An S3FS for ``s3://BUCKET[/PREFIX]`` (a ``-r`` root or a user's home)."""

@@ -153,6 +153,7 @@ def test_upload_appears_only_when_closed(s3fs, seaweed):
     assert errno_of(s3fs.stat, "/up.bin").errno == errno.ENOENT
     assert seaweed.pending_uploads() == [key(s3fs, "up.bin")]
     f.close()
+    assert s3fs.uploads_are_atomic
     assert get(s3fs, "up.bin") == b"x" * (12 * MiB)
     assert seaweed.pending_uploads() == []
     write(s3fs, "/small", b"tiny")  # one part or less: a single PUT at close
