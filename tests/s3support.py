@@ -7,7 +7,10 @@ identity with full rights and one that may read another bucket only (for "access
 denied"). Traps measured: the default ``-ip`` is the host's address and the default bind
 all interfaces (both set here); ``WriteOffsetBytes`` (append) is silently ignored and
 overwrites (never used); an emptied ``dir/`` prefix stays visible; keys ``a`` and
-``a/b`` can coexist.
+``a/b`` can coexist; a backslash in a key is read as ``/``; names over 255 bytes are
+refused (400); the gRPC unix sockets go to ``/tmp/seaweedfs-*-grpc-PORT.sock`` whatever
+the flags say (removed at stop); SIGTERM takes seconds (its data is thrown away, so
+SIGKILL). ListMultipartUploads works, so the tests check that no upload is left pending.
 """
 
 from __future__ import annotations
