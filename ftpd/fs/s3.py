@@ -211,9 +211,9 @@ class S3FS:
     def _raw(self, method: str, key: str, vpath: str) -> None:
         """A signed request obstore cannot make (a key ending in ``/``)."""
         url = s3sign.key_url(self._base, key)
-        creds = self._creds or s3sign.Credentials("", "")
         try:
-            status, body = s3sign.request(method, url, creds, self.region, timeout=self.timeout)
+            status, body = s3sign.request(method, url, self._creds, self.region,
+                                          timeout=self.timeout)
         except OSError as exc:
             raise store_error(exc, method, vpath) from None
         if status >= 300 and not (method == "DELETE" and status == 404):

@@ -72,16 +72,18 @@ def key_url(base: str, key: str) -> str:
     return base.rstrip("/") + "/" + urllib.parse.quote(key, safe="/-_.~")
 
 
-def request(method: str, url: str, creds: Credentials, region: str, *, timeout: float,
-            body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """Send one signed request; (status, body). Network failures raise ``OSError``
-    (``TimeoutError`` for a timeout) from ``http.client``."""
+def request(method: str, url: str, creds: Credentials | None, region: str, *,
+            timeout: float, body: bytes = b"",
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """Send one request, signed unless *creds* is None (a public bucket); (status, body).
+    Network failures raise ``OSError`` (``TimeoutError`` for a timeout)."""
     import http.client  # ~25 ms (email parsing); only when a marker is written
 
     parts = urllib.parse.urlsplit(url)
-    payload = hashlib.sha256(body).hexdigest()
-    all_headers = sign(method, url, dict(headers or {}, **{"content-length": str(len(body))}),
-                       creds, region, payload)
+    all_headers = dict(headers or {}, **{"content-length": str(len(body))})
+    if creds is not None:
+        all_headers = sign(method, url, all_headers, creds, region,
+                           hashlib.sha256(body).hexdigest())
     conn_type = http.client.HTTPSConnection if parts.scheme == "https" else \
         http.client.HTTPConnection
     conn = conn_type(parts.netloc, timeout=timeout)

@@ -72,3 +72,37 @@ def test_malformed_endpoints_are_refused_before_any_request():
             S3FS("bucket", endpoint=bad, access_key_id="k", secret_access_key="s")
     S3FS("bucket", endpoint="http://127.0.0.1:8333/", access_key_id="k", secret_access_key="s")
     S3FS("bucket", endpoint="https://[::1]:8333", access_key_id="k", secret_access_key="s")
+
+
+def test_requests_are_signed_unless_anonymous():
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):  # noqa: N802 (the http.server API)
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    url = s3sign.key_url(f"http://127.0.0.1:{server.server_port}/b", "dir/")
+    try:
+        assert s3sign.request("PUT", url, None, "us-east-1", timeout=5)[0] == 200
+        thread.join(10)
+        thread = threading.Thread(target=server.handle_request)
+        thread.start()
+        creds = s3sign.Credentials("id", "secret")
+        assert s3sign.request("PUT", url, creds, "us-east-1", timeout=5)[0] == 200
+        thread.join(10)
+    finally:
+        server.server_close()
+    assert "authorization" not in seen[0]
+    assert seen[1]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=id/")
