@@ -151,3 +151,12 @@ class Seaweed:
         status, body = self.request("PUT", bucket=name)
         assert status == 200, body
 
+
+def make_s3fs(seaweed, prefix: str, **kw):
+    from ftpd.fs.s3 import S3FS
+
+    kw.setdefault("access_key_id", ACCESS_KEY)
+    kw.setdefault("secret_access_key", SECRET_KEY)
+    kw.setdefault("region", REGION)
+    return S3FS(kw.pop("bucket", seaweed.bucket), prefix, endpoint=seaweed.endpoint, **kw)
+

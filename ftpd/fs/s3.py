@@ -363,9 +363,11 @@ class S3FS:
             raise store_error(exc, "DELETE", vpath) from None
         self._keep_parent(vpath)
 
-    def rename(self, src: str, dst: str) -> None:
+    def rename(self, src: str, dst: str, *, replace: bool = True) -> None:
         """A file: server-side copy, then delete (not atomic: logged). An empty
-        directory: its marker moves. A non-empty directory: EPERM."""
+        directory: its marker moves. A non-empty directory: EPERM. With
+        ``replace=False`` an existing *dst* is EEXIST (checked just before the copy:
+        an object store has no conditional copy)."""
         skey, dkey = self._key(src), self._key(dst)
         if self._is_root(skey) or self._is_root(dkey):
             raise OSError(errno.EBUSY, "Device or resource busy", src)
@@ -378,6 +380,8 @@ class S3FS:
             raise OSError(errno.EINVAL, "Invalid argument", dst)
         self._need_parent_dir(dst)
         dkind, _ = self._kind(dst)
+        if dkind is not None and not replace:
+            raise FileExistsError(errno.EEXIST, "File exists", dst)
         if kind == "dir":
             self._rename_dir(src, dst, dkind)
         else:

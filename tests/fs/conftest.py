@@ -10,7 +10,7 @@ import itertools
 import os
 
 import pytest
-from s3support import ACCESS_KEY, REGION, SECRET_KEY, Seaweed, weed_binary
+from s3support import Seaweed, make_s3fs, weed_binary
 
 from ftpd.fs import syscalls
 
@@ -37,15 +37,6 @@ def seaweed(tmp_path_factory):
         yield server
     finally:
         server.stop()
-
-
-def make_s3fs(seaweed, prefix: str, **kw):
-    from ftpd.fs.s3 import S3FS
-
-    kw.setdefault("access_key_id", ACCESS_KEY)
-    kw.setdefault("secret_access_key", SECRET_KEY)
-    kw.setdefault("region", REGION)
-    return S3FS(kw.pop("bucket", seaweed.bucket), prefix, endpoint=seaweed.endpoint, **kw)
 
 
 @pytest.fixture

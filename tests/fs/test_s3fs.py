@@ -11,8 +11,7 @@ import stat
 
 import obstore
 import pytest
-from conftest import make_s3fs
-from s3support import ACCESS_KEY, READER_KEY, READER_SECRET, SECRET_KEY
+from s3support import ACCESS_KEY, READER_KEY, READER_SECRET, SECRET_KEY, make_s3fs
 
 from ftpd.core.errors import reply_for_oserror
 
