@@ -10,7 +10,16 @@ import socket
 import stat
 import sys
 
-FORMAT = "%(asctime)s ftpd[%(process)d] %(levelname)s %(message)s"
+FORMAT = "%(asctime)s {server} ftpd[%(process)d] %(levelname)s %(message)s"
+
+
+def formats(server_id: str | None) -> tuple[str, str]:
+    """(stderr and file format, syslog and journal prefix) for --server-id *server_id*:
+    a column after the time in our own lines; syslog and the journal record the host name
+    themselves, so there the id leads the message only when it is not the host name."""
+    server = (server_id or os.uname().nodename).replace("%", "%%")
+    prefix = "" if server_id in (None, os.uname().nodename) else f"[{server}] "
+    return FORMAT.format(server=server), prefix
 
 
 class JournalHandler(logging.Handler):
@@ -20,16 +29,17 @@ class JournalHandler(logging.Handler):
     _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
                  logging.CRITICAL: 2}
 
-    def __init__(self) -> None:
+    def __init__(self, server_id: str = "") -> None:
         super().__init__()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.extra = f"FTPD_SERVER_ID={server_id}\n" if server_id else ""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = self.format(record).replace("\n", " ")
             prio = self._PRIORITY.get(record.levelno, 6)
-            data = f"MESSAGE={msg}\nPRIORITY={prio}\nSYSLOG_IDENTIFIER=ftpd\n".encode(
-                "utf-8", "replace")
+            data = (f"MESSAGE={msg}\nPRIORITY={prio}\nSYSLOG_IDENTIFIER=ftpd\n"
+                    f"{self.extra}").encode("utf-8", "replace")
             self.sock.sendto(data, self.PATH)
         except OSError:
             pass
@@ -66,13 +76,14 @@ def choose(where: str, *, under_systemd: bool, stderr_is_client: bool) -> str:
 
 
 def setup(where: str, level: int, *, under_systemd: bool = False,
-          stderr_is_client: bool = False) -> logging.Handler:
+          stderr_is_client: bool = False, server_id: str | None = None) -> logging.Handler:
     """Install one handler on the ``ftpd`` logger tree; returns it (for reopen)."""
     target = choose(where, under_systemd=under_systemd, stderr_is_client=stderr_is_client)
+    line_format, prefix = formats(server_id)
     handler: logging.Handler
     if target == "stderr":
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(logging.Formatter(line_format))
     elif target == "syslog":
         from logging.handlers import SysLogHandler
 
@@ -81,15 +92,15 @@ def setup(where: str, level: int, *, under_systemd: bool = False,
             handler = SysLogHandler(address=address, facility=SysLogHandler.LOG_FTP)
         except OSError:
             handler = logging.NullHandler()
-        handler.setFormatter(logging.Formatter("ftpd[%(process)d]: %(message)s"))
+        handler.setFormatter(logging.Formatter(f"ftpd[%(process)d]: {prefix}%(message)s"))
     elif target == "journal":
-        handler = JournalHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler = JournalHandler(server_id or "")
+        handler.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
     else:
         from logging.handlers import WatchedFileHandler
 
         handler = WatchedFileHandler(target)
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(logging.Formatter(line_format))
     root = logging.getLogger("ftpd")
     for old in list(root.handlers):
         root.removeHandler(old)
