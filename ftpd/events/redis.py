@@ -35,7 +35,7 @@ class RedisSink(Sink):
         super().__init__()
         self.url = url
         self.description = str(url)
-        self._prefix = (b"*11\r\n" + bulk("XADD") + bulk(url.stream) + bulk("MAXLEN")
+        self._prefix = (b"*12\r\n" + bulk("XADD") + bulk(url.stream) + bulk("MAXLEN")
                         + bulk("~") + bulk(url.maxlen) + bulk("*") + bulk("frame"))
         self._suffix = bulk("server") + bulk(server_id) + bulk("type")
         try:  # at start-up (and reload), where it may wait; never again on the loop
