@@ -265,6 +265,51 @@ def _check_source(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag.replace('_', '-')}: only with --redis")
 
 
+class Source:
+    """The opened transport: where it is (for the log), the fds -d must keep, its reader."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sock = self.mq = self.redis = None
+        if args.port is not None:
+            self.sock = open_udp(args.bind or "127.0.0.1", args.port)
+            host, port = self.sock.getsockname()[:2]
+            self.where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
+        elif args.redis is not None:
+            from ftpd.events.redisconsumer import default_consumer, open_group
+
+            self.redis = open_group(args.redis, args.group)
+            args.consumer = args.consumer or default_consumer()
+            self.where = f"redis {args.redis} group {args.group} as {args.consumer}"
+        else:
+            self.mq = open_queue(args.key, args.perm)
+            self.where = f"message queue {args.key:#x} (id {self.mq.id})"
+
+    @staticmethod
+    def describe(args: argparse.Namespace) -> str:
+        """What could not be opened, for the error line."""
+        if args.port is not None:
+            return f"udp {args.bind or '127.0.0.1'}:{args.port}"
+        if args.redis is not None:
+            return f"redis {args.redis}"
+        return f"message queue {args.key:#x}"
+
+    def fds(self) -> set[int]:
+        return {s.fileno() for s in (self.sock, self.redis and self.redis.sock)
+                if s is not None}
+
+    def reader(self, backlog: queue.Queue[Any]) -> Any:
+        if self.sock is not None:
+            return UdpReader(self.sock, backlog)
+        if self.redis is not None:
+            from ftpd.events.redisconsumer import RedisReader
+
+            args = self.args
+            return RedisReader(args.redis, args.group, args.consumer,
+                               args.claim_idle or 60.0, backlog, self.redis)
+        return QueueReader(self.mq, backlog)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ftpd-eventd console script."""
     args = build_parser().parse_args(argv)
@@ -278,25 +323,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write(f"{PROG}: {exc}\n")
         raise SystemExit(2) from None
     _setup_logging(args.verbose, syslog=False)
-    sock = mq = redis = None
     try:  # open everything that can fail while we still have a terminal
-        if args.port is not None:
-            sock = open_udp(args.bind or "127.0.0.1", args.port)
-            host, port = sock.getsockname()[:2]
-            where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
-        elif args.redis is not None:
-            from ftpd.events.redisconsumer import default_consumer, open_group
-
-            redis = open_group(args.redis, args.group)
-            args.consumer = args.consumer or default_consumer()
-            where = f"redis {args.redis} group {args.group} as {args.consumer}"
-        else:
-            mq = open_queue(args.key, args.perm)
-            where = f"message queue {args.key:#x} (id {mq.id})"
+        source = Source(args)
     except Exception as exc:  # OSError, RespError, sysv_ipc errors
-        what = (f"udp {args.bind or '127.0.0.1'}:{args.port}" if args.port is not None
-                else f"redis {args.redis}" if args.redis is not None
-                else f"message queue {args.key:#x}")
+        what = Source.describe(args)
         sys.stderr.write(f"{PROG}: {what}: {getattr(exc, 'strerror', None) or exc}\n")
         raise SystemExit(1) from None
     if args.pidfile:
@@ -308,18 +338,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(1) from None
 
     def run() -> int:
-        backlog: queue.Queue[Any] = queue.Queue(args.backlog)
-        reader: Any
-        if sock is not None:
-            reader = UdpReader(sock, backlog)
-        elif redis is not None:
-            from ftpd.events.redisconsumer import RedisReader
-
-            reader = RedisReader(args.redis, args.group, args.consumer,
-                                 args.claim_idle or 60.0, backlog, redis)
-        else:
-            reader = QueueReader(mq, backlog)
-        log.info("reading %s", where)
+        reader = source.reader(queue.Queue(args.backlog))
+        log.info("reading %s", source.where)
         return serve(reader, Dispatcher(handler, command, args.workers, args.verbose))
 
     pidfile = None
@@ -330,9 +350,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.detach:
         import daemon
 
-        keep = {s.fileno() for s in (sock, redis and redis.sock) if s is not None}
         context = daemon.DaemonContext(umask=0o022, pidfile=pidfile, signal_map={},
-                                       files_preserve=sorted(handler_fds | keep))
+                                       files_preserve=sorted(handler_fds | source.fds()))
         with context:
             _setup_logging(args.verbose, syslog=True)
             status = run()

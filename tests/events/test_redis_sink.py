@@ -34,6 +34,7 @@ from .test_server_events import (
     Expect,
     logout,
     named,
+    reload,
     store,
     transfer,
 )
@@ -136,6 +137,23 @@ def test_an_error_reply_is_a_counted_drop(ftpd, redis_server):
                      server.log()), server.log()
     assert server.stop() == 0
     assert "dropped 1 message(s) (2 in all): Redis refused XADD: WRONGTYPE" in server.log()
+
+
+def test_sighup_replaces_the_sink_and_the_new_one_sends(ftpd, redis_server):
+    server = ftpd(*named(f"{redis_server.url}/{STREAM}", "--server-id", "hup-1"))
+    client = server.ftp()
+    reload(server)
+    reload(server)
+    store(client, "after.txt", b"x")
+    client.quit()
+    found = wait_entries(redis_server, 3)
+    ex = Expect(server.pid, server.started, server_id="hup-1")
+    check_entry(found[0], b"hup-1", ex, b"I")
+    check_entry(found[1], b"hup-1", ex, b"S", *transfer(b"/after.txt", 1))
+    check_entry(found[2], b"hup-1", ex, b"O", *logout(0, 0, 1, 1, b"QUIT"))
+    assert server.stop() == 0
+    assert len(entries(redis_server)) == 3  # each message once: old sinks are closed
+    assert "dropped" not in server.log(), server.log()
 
 
 # -- Redis paused, gone, back ----------------------------------------------------------------
