@@ -203,6 +203,9 @@ class Reader(threading.Thread):
     def wake(self) -> None:
         """Interrupt a blocking read (safe in a signal handler, repeatable)."""
 
+    def close(self) -> None:
+        """After the last message was handled: finish what settling left (Redis acks)."""
+
 
 class UdpReader(Reader):
     """Waits on the socket and a wake-up pipe; drains every datagram the socket holds."""
@@ -306,5 +309,6 @@ def serve(reader: Reader, dispatcher: Dispatcher) -> int:
             break
         dispatcher.dispatch(item)
     dispatcher.close()
+    reader.close()
     log.info("stopped: %d event(s), %d malformed", dispatcher.events, dispatcher.malformed)
     return 1 if reader.failed else 0

@@ -90,12 +90,12 @@ class RedisReader(Reader):
         self.claim_every = max(0.1, claim_idle / 2)
         self.block_ms = max(1, min(BLOCK_MS, int(self.claim_every * 1000)))
         self._client = client
-        self._acker: RedisClient | None = None
-        self._ack_lock = threading.Lock()
         self._in_flight: set[bytes] = set()
         self._flight_lock = threading.Lock()
         self._woken = threading.Event()
-        self.acked = self.failed_events = 0
+        self._acker = Acker(url, group, self.settled)
+        self._acker.start()
+        self.failed_events = 0
 
     # -- reading ---------------------------------------------------------------------------
     def read(self) -> None:
@@ -180,33 +180,20 @@ class RedisReader(Reader):
     def _settler(self, entry_id: bytes) -> Any:
         def settle(ok: bool) -> None:
             if ok:
-                self._ack(entry_id)
-            else:
-                self.failed_events += 1
-                log.warning("redis %s: entry %s not acknowledged; handled again after "
-                            "--claim-idle", self.url, entry_id.decode("ascii", "replace"))
-            with self._flight_lock:
-                self._in_flight.discard(entry_id)
+                self._acker.ack(entry_id)  # leaves the in-flight set once acknowledged
+                return
+            self.failed_events += 1
+            log.warning("redis %s: entry %s not acknowledged; handled again after "
+                        "--claim-idle", self.url, entry_id.decode("ascii", "replace"))
+            self.settled(entry_id)
 
         return settle
 
-    # -- acknowledging (from the dispatcher's threads) ------------------------------------
-    def _ack(self, entry_id: bytes) -> None:
-        with self._ack_lock:
-            for attempt in (1, 2):  # a dropped connection is reopened once
-                try:
-                    if self._acker is None:
-                        self._acker = RedisClient(self.url)
-                    self._acker.call("XACK", self.url.stream, self.group, entry_id)
-                    self.acked += 1
-                    return
-                except (OSError, ProtocolError, RespError) as exc:
-                    if self._acker is not None:
-                        self._acker.close()
-                        self._acker = None
-                    if attempt == 2:
-                        log.warning("redis %s: XACK %s failed (%s): it will be handled again",
-                                    self.url, entry_id.decode("ascii", "replace"), exc)
+    def settled(self, entry_id: bytes) -> None:
+        """*entry_id* is no longer ours to hand out: acknowledged, or failed (to be claimed
+        again)."""
+        with self._flight_lock:
+            self._in_flight.discard(entry_id)
 
     # -- stopping ----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -218,10 +205,72 @@ class RedisReader(Reader):
             client.close()
 
     def close(self) -> None:
-        with self._ack_lock:
-            if self._acker is not None:
-                self._acker.close()
-                self._acker = None
+        self._acker.close()
+
+    @property
+    def acked(self) -> int:
+        return self._acker.acked
+
+
+class Acker(threading.Thread):
+    """XACKs from a connection of its own, many ids per command: the dispatcher's threads
+    hand ids over and go on. An id whose XACK fails stays pending in the group, and is
+    claimed and handled again (at least once)."""
+
+    BATCH = 500
+
+    def __init__(self, url: RedisURL, group: str, done: Any) -> None:
+        super().__init__(name="acker", daemon=True)
+        self.url, self.group, self.done = url, group, done
+        self.acked = 0
+        self._ids: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._client: RedisClient | None = None
+
+    def ack(self, entry_id: bytes) -> None:
+        self._ids.put(entry_id)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._ids.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._ids.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stopping = True
+                batch = [i for i in batch if i is not _STOP]
+            if batch:
+                self._send(batch)
+        if self._client is not None:
+            self._client.close()
+
+    def _send(self, batch: list[bytes]) -> None:
+        for attempt in (1, 2):  # a dropped connection is reopened once
+            try:
+                if self._client is None:
+                    self._client = RedisClient(self.url)
+                self._client.call("XACK", self.url.stream, self.group, *batch)
+                self.acked += len(batch)
+                break
+            except (OSError, ProtocolError, RespError) as exc:
+                if self._client is not None:
+                    self._client.close()
+                    self._client = None
+                if attempt == 2:
+                    log.warning("redis %s: XACK of %d entries failed (%s): they will be "
+                                "handled again", self.url, len(batch), exc)
+        for entry_id in batch:
+            self.done(entry_id)
+
+    def close(self, timeout: float = CONNECT_TIMEOUT * 2) -> None:
+        """Send the acks still queued (bounded), then stop."""
+        self._ids.put(_STOP)
+        self.join(timeout)
+
+
+_STOP = object()
 
 
 def _fields(flat: Any) -> dict[bytes, bytes]:
