@@ -21,6 +21,8 @@ from ftpd.events.ncftpd import encode
 
 from .conftest import upload
 from .redisserver import RedisServer, running_redis
+from .test_server_events import ftpd as server_events_ftpd  # noqa: F401 (a fixture)
+from .test_server_events import named, store
 
 STREAM = "events"
 
@@ -30,7 +32,8 @@ RECORDER = """
     class Recorder:
         def on_event(self, ev):
             with open(os.environ["RECORD"], "a") as f:
-                f.write(f"{os.environ['CONSUMER']} {ev.server} {ev.name} {ev.path}\\n")
+                path = getattr(ev, "path", "-")
+                f.write(f"{os.environ['CONSUMER']} {ev.server} {ev.name} {path}\\n")
 """
 
 BLOCKING_HOOK = """
@@ -53,6 +56,12 @@ FLAKY_HOOK = """
         open(ok, "w").close()
         sys.exit(3)
 """
+
+
+@pytest.fixture
+def ftpd(request):
+    """test_server_events's ``ftpd``: start servers with ``ftpd(*args)``, stopped by pid."""
+    return request.getfixturevalue("server_events_ftpd")
 
 
 @pytest.fixture
@@ -119,6 +128,21 @@ def test_a_group_handles_each_event_once(eventd, redis_server, tmp_path):
         who, server, name, path = line.split()
         assert who in ("a", "b") and name == "upload"
         assert server == ("web-1" if path.startswith("/early") else "web-2"), line
+
+
+def test_from_two_servers_through_redis_to_one_handler(eventd, ftpd, redis_server, tmp_path):
+    record = recorder(tmp_path)
+    consumer(eventd, redis_server, tmp_path, "h", "--handler", "recorder:Recorder")
+    sink = f"{redis_server.url}/{STREAM}"
+    for server_id in ("ftp1", "ftp2"):
+        server = ftpd(*named(sink, "--server-id", server_id))
+        client = server.ftp()
+        store(client, f"{server_id}.txt", b"data")
+        client.quit()
+    # per server: login (on_event: no path), upload, logout
+    wait_until(lambda: len(lines(record)) == 6, "six events handled")
+    uploads = [line for line in lines(record) if " upload " in line]
+    assert uploads == ["h ftp1 upload /ftp1.txt", "h ftp2 upload /ftp2.txt"]
 
 
 def test_stream_and_group_are_created_when_absent(eventd, redis_server, tmp_path):
