@@ -111,6 +111,7 @@ class RedisReader(Reader):
                     delay, trouble = RETRY_FIRST, ""
                 if time.monotonic() >= next_claim:
                     self._take(self._claim())
+                    self._forget_gone()
                     next_claim = time.monotonic() + self.claim_every
                 self._take(self._read_new())
             except (OSError, ProtocolError, RespError) as exc:
@@ -165,6 +166,21 @@ class RedisReader(Reader):
         if entries:
             log.info("redis %s: claimed %d idle entries", self.url, len(entries))
         return entries
+
+    def _forget_gone(self) -> None:
+        """Remove consumers that hold nothing and have not read for twice claim-idle (a
+        live one reads every second): every run under a new host-pid name would otherwise
+        stay listed in the group for good. One removed too early merely comes back."""
+        assert self._client is not None
+        limit = max(2 * self.claim_idle_ms, 2 * BLOCK_MS)
+        for flat in self._client.call("XINFO", "CONSUMERS", self.url.stream, self.group):
+            info = dict(zip(flat[::2], flat[1::2], strict=False))
+            name = info.get(b"name")
+            if (isinstance(name, bytes) and name != self.consumer.encode()
+                    and info.get(b"pending") == 0 and (info.get(b"idle") or 0) > limit):
+                self._client.call("XGROUP", "DELCONSUMER", self.url.stream, self.group, name)
+                log.info("redis %s: removed consumer %s (gone, nothing pending)", self.url,
+                         name.decode("utf-8", "replace"))
 
     def _take(self, entries: list[Any]) -> None:
         for entry_id, fields in entries:

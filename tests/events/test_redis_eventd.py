@@ -88,6 +88,15 @@ def pending(redis: RedisServer, group: str = "g") -> list:
         client.close()
 
 
+def consumers(redis: RedisServer, group: str = "g") -> list[bytes]:
+    client = redis.client()
+    try:
+        return [dict(zip(c[::2], c[1::2], strict=True))[b"name"]
+                for c in client("XINFO", "CONSUMERS", STREAM, group)]
+    finally:
+        client.close()
+
+
 def lines(path: Path) -> list[str]:
     try:
         return path.read_text().splitlines()
@@ -183,6 +192,9 @@ def test_a_killed_consumers_entries_are_claimed_by_another(eventd, redis_server,
     wait_until(lambda: pending(redis_server)[0] == 0, "the entry acknowledged by b")
     assert lines(record) == ["b web-1 upload /claimed"]
     b.wait_for(r"claimed 1 idle entries")
+    # a, holding nothing now and reading no more, is removed from the group
+    b.wait_for(r"removed consumer a \(gone, nothing pending\)")
+    assert consumers(redis_server) == [b"b"]
     assert b.terminate() == 0
 
 
