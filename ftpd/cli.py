@@ -285,7 +285,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         ftpd_log.configure(
             "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
             under_systemd=inherited.mode == "systemd",
-            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
+            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"),
+            server_id=settings.server_id)
         if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
         if app.nobody_can_log_in(settings):

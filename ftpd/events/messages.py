@@ -19,7 +19,9 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Event:
     """An event message. Used as is for types this version does not know; *extra* holds the
-    tokens after the known ones (all tokens after the sixth for an unknown type)."""
+    tokens after the known ones (all tokens after the sixth for an unknown type). *server*
+    is the sending server's ``--server-id`` when the transport carries it (a Redis stream
+    entry's ``server`` field), else empty."""
 
     name: ClassVar[str] = "unknown"
     type: str
@@ -29,6 +31,7 @@ class Event:
     host: str
     session_id: str
     extra: tuple[str, ...] = ()
+    server: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,9 +170,10 @@ _DECODERS: dict[str, tuple[type[Event], tuple[tuple[str, Any], ...]]] = {
 _UNKNOWN: tuple[type[Event], tuple[tuple[str, Any], ...]] = (Event, ())
 
 
-def decode(data: bytes) -> Event:
+def decode(data: bytes, server: str = "") -> Event:
     """Parse one message (a datagram, or a queue message with its trailing NUL) into a typed,
-    immutable event. Raises MalformedMessage for anything that is not a valid frame."""
+    immutable event; *server* is the sender's id where the transport says it. Raises
+    MalformedMessage for anything that is not a valid frame."""
     if data[-1:] == b"\0":
         data = data[:-1]
     if data[:4] != MAGIC:
@@ -201,4 +205,5 @@ def decode(data: bytes) -> Event:
     except (OverflowError, OSError, ValueError) as exc:
         raise MalformedMessage(f"bad time {toks[1][:40]!r}") from exc
     fields = {name: conv(tok) for (name, conv), tok in zip(layout, toks[6:need], strict=True)}
-    return cls(toks[0], when, toks[2], toks[3], toks[4], toks[5], tuple(toks[need:]), **fields)
+    return cls(toks[0], when, toks[2], toks[3], toks[4], toks[5], tuple(toks[need:]), server,
+               **fields)
