@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ftpd.events.messages import Event, decode
+from ftpd.events.messages import Message, decode
 from ftpd.events.ncftpd import MalformedMessage
 
 log = logging.getLogger("ftpd.eventd")
@@ -34,7 +34,7 @@ def _text(name: str, value: Any) -> str:
     return str(value)
 
 
-def event_fields(ev: Event) -> list[tuple[str, str]]:
+def event_fields(ev: Message) -> list[tuple[str, str]]:
     """(name, text) for every field of *ev*: the common ones, the sender's server id, the
     type's own, then any tokens this version does not know as token_N (N as numbered in
     EVENTS.md)."""
@@ -48,14 +48,14 @@ def event_fields(ev: Event) -> list[tuple[str, str]]:
     return out
 
 
-def event_env(ev: Event) -> dict[str, str]:
+def event_env(ev: Message) -> dict[str, str]:
     """The FTPD_* environment of an --exec command (FTPD_EVENT=upload, FTPD_PATH=...)."""
     env = {"FTPD_" + name.upper(): value for name, value in event_fields(ev)}
     env["FTPD_SESSION_ID"] = ev.session_id
     return env
 
 
-def describe(ev: Event) -> str:
+def describe(ev: Message) -> str:
     """One readable line (-v): ``upload user=alice host=... path=/incoming/report.pdf ...``."""
     parts = [ev.name, ev.time.strftime("at=%Y-%m-%dT%H:%M:%SZ")]
     for name, value in event_fields(ev)[1:]:
@@ -88,7 +88,7 @@ class Dispatcher:
         self.command = list(command) if command else None
         self.verbose = verbose
         self.events = self.malformed = 0
-        self._methods: dict[type, Callable[[Event], Any] | None] = {}
+        self._methods: dict[type, Callable[[Message], Any] | None] = {}
         self._pool: Any = None
         if self.command:
             from concurrent.futures import ThreadPoolExecutor
@@ -133,7 +133,7 @@ class Dispatcher:
             self._slots.release()
             raise
 
-    def _method(self, cls: type) -> Callable[[Event], Any] | None:
+    def _method(self, cls: type) -> Callable[[Message], Any] | None:
         try:
             return self._methods[cls]
         except KeyError:
@@ -143,7 +143,7 @@ class Dispatcher:
             self._methods[cls] = found
             return found
 
-    def _run(self, ev: Event, ok: bool, settle: Callable[[bool], None]) -> None:
+    def _run(self, ev: Message, ok: bool, settle: Callable[[bool], None]) -> None:
         command = self.command or []
         try:
             env = {**self._base_env, **event_env(ev)}
