@@ -299,6 +299,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
                 check_run_as_access(settings.run_as, app.reload_files(settings))
             preload(server)
             drop_privileges(settings.run_as)
+            log.info("running as %s", settings.run_as)
     except ConfigError as exc:
         return inherited.report(f"error: {exc}", 2)
     except (app.StartupError, PrivilegeError) as exc:
