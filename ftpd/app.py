@@ -52,6 +52,12 @@ def build_authorizer(settings: Settings) -> Authorizer:
     return ChainAuthorizer(*parts)
 
 
+def nobody_can_log_in(settings: Settings) -> bool:
+    """Anonymous refused and no other user configured: a warning at start-up, since
+    every login will fail."""
+    return bool(settings.no_anonymous and not settings.username and not settings.users)
+
+
 def build_tls(settings: Settings) -> Any:
     """The TLS manager, or None; a bad certificate or key is a configuration error."""
     if not settings.tls_cert or settings.tls == "off":
@@ -75,7 +81,7 @@ def local_fs(account: Account) -> FileSystem:
     from ftpd.fs.local import LocalFS
 
     fs = _FS_CACHE.get(account.home)
-    if fs is None:
+    if fs is None or fs.replaced():  # the home was moved or recreated: a fresh handle
         fs = _FS_CACHE[account.home] = LocalFS(account.home)
     return fs
 
@@ -126,6 +132,7 @@ def build_options(settings: Settings) -> ServerOptions:
         max_connections_per_ip=settings.max_connections_per_ip,
         idle_timeout=settings.idle_timeout,
         shutdown_timeout=settings.shutdown_timeout,
+        server_id=settings.server_id,
     )
 
 
@@ -142,7 +149,8 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
 
             run_as = parse_run_as(settings.run_as)[:2]
         try:
-            listeners = install_sinks(bus, settings.event_sink, run_as=run_as)
+            listeners = install_sinks(bus, settings.event_sink, run_as=run_as,
+                                      server_id=settings.server_id)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         except (SinkError, OSError) as exc:
@@ -150,8 +158,13 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
     if settings.xferlog:
         from ftpd.events.xferlog import XferLog
 
+        created = not os.path.exists(settings.xferlog)
         try:
             xferlog = XferLog(settings.xferlog)
+            if created and settings.run_as and os.geteuid() == 0:
+                from ftpd.launch.daemon import parse_run_as
+
+                os.chown(settings.xferlog, *parse_run_as(settings.run_as)[:2])
         except OSError as exc:
             for listener in listeners:
                 listener.close()
@@ -159,6 +172,16 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
         xferlog.attach(bus)
         listeners.append(xferlog)
     return listeners
+
+
+def reload_files(settings: Settings) -> list[tuple[str, str, int]]:
+    """The files a SIGHUP opens again, with how: (option, path, open flags)."""
+    files = []
+    if settings.users:
+        files.append(("--users", settings.users, os.O_RDONLY))
+    if settings.xferlog:
+        files.append(("--xferlog", settings.xferlog, os.O_WRONLY | os.O_APPEND))
+    return files
 
 
 def build_server(settings: Settings, launch: LaunchContext,

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from ftpd import __version__
-from ftpd.config import SETTINGS, ConfigError, Setting, key
+from ftpd.config import SETTINGS, ConfigError, Setting, key, negation
 from ftpd.log import DEBUG, INFO, WARNING, get_logger
 
 log = get_logger("ftpd")
@@ -22,9 +22,11 @@ PROG = "ftpd"
 def _option(setting: Setting) -> Any:
     import click
 
-    decls = [f"--{setting.name}"] + ([f"-{setting.short}"] if setting.short else [])
+    negated = negation(setting)
+    long = f"--{setting.name}" + (f"/--{negated}" if negated else "")
+    decls = [long] + ([f"-{setting.short}"] if setting.short else [])
     decls.append(key(setting.name))
-    if setting.flag:
+    if setting.flag:  # None when not given: a flag in the file stands unless negated
         return click.Option(decls, is_flag=True, default=None, help=setting.help)
     return click.Option(decls, multiple=setting.multiple, default=None,
                         metavar=setting.metavar, help=setting.help, show_envvar=False)
@@ -51,16 +53,20 @@ def _print_version(ctx: Any, param: Any, value: bool) -> None:
 
 def fast_parse(argv: list[str]) -> dict[str, Any] | None:
     """The common command line without importing click (~9 ms, paid by every connection
-    under inetd no-wait): known options as ``--name value``, ``--name=value``, ``-x value``
-    and flag clusters. Anything else (help, errors, other forms) returns None: click
-    parses it, so messages and behaviour stay click's."""
+    under inetd no-wait): known options as ``--name value``, ``--name=value``, ``-x value``,
+    ``--no-flag`` and flag clusters. Anything else (help, errors, other forms) returns
+    None: click parses it, so messages and behaviour stay click's."""
     longs = {f"--{s.name}": s for s in SETTINGS}
+    negations = {f"--{negation(s)}": s for s in SETTINGS if negation(s)}
     shorts = {s.short: s for s in SETTINGS if s.short}
     values: dict[str, Any] = {key(s.name): (() if s.multiple else None) for s in SETTINGS}
     args = iter(argv)
     for arg in args:
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         setting = longs.get(name)
+        if setting is None and name in negations and not eq:
+            values[key(negations[name].name)] = False
+            continue
         if setting is None and len(arg) == 2 and arg[0] == "-":
             setting = shorts.get(arg[1])
         if setting is None:
@@ -140,6 +146,36 @@ def syslog_error(message: str) -> None:
     syslog.syslog(syslog.LOG_ERR, message)
 
 
+def early_log(argv: list[str]) -> str | None:
+    """The ``--log`` value on the command line, read before parsing: a usage error under
+    inetd is reported there when it names a file."""
+    found = None
+    for arg, following in zip(argv, [*argv[1:], None], strict=True):
+        if arg == "--":
+            break
+        if arg == "--log":
+            found = following
+        elif arg.startswith("--log="):
+            found = arg[len("--log="):]
+    return found
+
+
+def log_error_to_file(path: str, message: str) -> bool:
+    """Append one error line to the --log FILE; False when it cannot be opened."""
+    from ftpd import log as ftpd_log
+    from ftpd.config import LOG_DESTINATIONS
+
+    if not path or path in LOG_DESTINATIONS:
+        return False
+    try:
+        ftpd_log.configure(path, INFO)
+        ftpd_log.install()
+    except OSError:
+        return False
+    log.error("%s", message)
+    return True
+
+
 class Inherited:
     """Sockets a launcher handed us, taken before anything else happens."""
 
@@ -149,6 +185,7 @@ class Inherited:
         self.mode = early_mode(argv)
         self.sock: Any = None
         self.context: Any = None
+        self.log_to = early_log(argv)  # where report() writes, when it is a file
         if self.mode is not None:
             from ftpd.launch.inetd import adopt_stdin
 
@@ -161,7 +198,8 @@ class Inherited:
         """One line to where the operator looks; 421 to a waiting client."""
         if self.mode is None:
             return fail(message, code)
-        syslog_error(message)
+        if not log_error_to_file(self.log_to or "", message):
+            syslog_error(message)
         from ftpd.launch.inetd import is_listening, refuse
 
         if self.sock is not None:
@@ -191,7 +229,8 @@ def run(argv: list[str]) -> int:
     try:
         inherited = Inherited(argv)
     except LaunchError as exc:
-        syslog_error(str(exc))
+        if not log_error_to_file(early_log(argv) or "", str(exc)):
+            syslog_error(str(exc))
         if exc.stderr_usable:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -202,6 +241,7 @@ def run(argv: list[str]) -> int:
         from ftpd.config import resolve
 
         settings = resolve(raw, cwd)
+        inherited.log_to = settings.log
         if settings.daemon and inherited.mode is not None:
             raise ConfigError("--daemon cannot be used under inetd or socket activation: "
                               "the launcher manages the process")
@@ -239,18 +279,27 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
 
             keep = [ep.sock.fileno() for ep in launch.listeners]
             daemon_context = detach(keep, settings.pidfile)
+        from ftpd.launch.systemd import attach_notify
+
+        attach_notify(launch)  # after detaching: the daemon closes what it does not keep
         ftpd_log.configure(
             "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
             under_systemd=inherited.mode == "systemd",
-            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
+            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"),
+            server_id=settings.server_id)
         if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
+        if app.nobody_can_log_in(settings):
+            log.warning("--no-anonymous without --username or --users: nobody can log in")
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
-            from ftpd.launch.daemon import drop_privileges, preload
+            from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
 
+            if not launch.per_connection:  # one client per process: no SIGHUP to come
+                check_run_as_access(settings.run_as, app.reload_files(settings))
             preload(server)
             drop_privileges(settings.run_as)
+            log.info("running as %s", settings.run_as)
     except ConfigError as exc:
         return inherited.report(f"error: {exc}", 2)
     except (app.StartupError, PrivilegeError) as exc:
@@ -258,23 +307,31 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
     except OSError as exc:
         return inherited.report(exc.strerror or str(exc), 1)
     server.on_reload = lambda: reload(server, raw, settings, cwd)
-    note = log.debug if launch.per_connection else log.info  # once per connection: quiet
-    for ep in launch.listeners + launch.connections:
-        if ep.inherited:
-            note("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
-                     f" ({ep.name})" if ep.name else "",
-                     "listening" if ep in launch.listeners else "connection",
-                     ", implicit TLS" if ep.implicit_tls else "")
-    if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
-        log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
-    for host, port in server.addresses:
-        log.info("listening on %s port %d (%s)", host, port, launch.mode)
+    log_sockets(launch, raw, server.addresses)
     try:
         server.serve()
     finally:
         if daemon_context is not None:
             daemon_context.close()
     return 0
+
+
+def log_sockets(launch: Any, raw: dict[str, Any], addresses: list[tuple[str, int]]) -> None:
+    """What we serve: inherited sockets, ignored -l, and the addresses listened on."""
+    note = log.debug if launch.per_connection else log.info  # once per connection: quiet
+    for ep in launch.listeners + launch.connections:
+        if ep.inherited:
+            note("%s socket fd %d%s: %s%s", launch.mode, ep.sock.fileno(),
+                 f" ({ep.name})" if ep.name else "",
+                 "listening" if ep in launch.listeners else "connection",
+                 ", implicit TLS" if ep.implicit_tls else "")
+    if launch.mode != "standalone" and (raw.get("listen") or raw.get("implicit_listen")):
+        log.warning("-l/--implicit-listen ignored: the sockets come from %s", launch.mode)
+    if addresses:
+        from ftpd.launch.standalone import format_address
+
+        for host, port in addresses:
+            log.info("listening on %s (%s)", format_address(host, port), launch.mode)
 
 
 def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:

@@ -71,16 +71,23 @@ def _ip(value: Any) -> str:
 
 
 def _umask(value: Any) -> int:
+    # A TOML integer is ambiguous (22 is not 022, 0o22 is not visibly octal): refused.
     if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        try:
-            number = int(_str(value), 8)
-        except ValueError:
-            raise ValueError(f"expected an octal mode like 022, got {value!r}") from None
+        raise ValueError('write it as a quoted octal string, e.g. umask = "022"')
+    try:
+        number = int(_str(value), 8)
+    except ValueError:
+        raise ValueError(f"expected an octal mode like 022, got {value!r}") from None
     if not 0 <= number <= 0o777:
         raise ValueError("must be between 000 and 777")
     return number
+
+
+def _server_id(value: Any) -> str:
+    text = _str(value)
+    if not 0 < len(text) <= 64 or not text.isprintable() or any(c.isspace() for c in text):
+        raise ValueError(f"expected 1 to 64 printable characters without spaces, got {value!r}")
+    return text
 
 
 def _choice(*choices: str) -> Callable[[Any], str]:
@@ -180,8 +187,11 @@ SETTINGS: list[Setting] = [
       "address (repeatable).", multiple=True, metavar="ADDR", section="TLS"),
     S("implicit", _bool, False, "Under -I/-W: the inherited socket speaks implicit FTPS.",
       flag=True, section="TLS"),
-    S("event-sink", _str, [], "Send NcFTPd-format events to udp:HOST:PORT or "
-      "mqueue:KEY[,perm=MODE] (repeatable).", multiple=True, metavar="SPEC",
+    S("event-sink", _str, [], "Send NcFTPd-format events to udp:HOST:PORT, "
+      "mqueue:KEY[,perm=MODE] or redis://HOST:PORT/STREAM[?maxlen=N] (repeatable).",
+      multiple=True, metavar="SPEC", section="Events"),
+    S("server-id", _server_id, None, "This server's name in the log, in events sent to "
+      "Redis and mixed into session ids (default: the host name).", metavar="NAME",
       section="Events"),
     S("xferlog", _str, None, "Write one wu-ftpd/ProFTPD xferlog line per transfer.",
       metavar="FILE", section="Events"),
@@ -195,6 +205,15 @@ SETTINGS: list[Setting] = [
       "wins.", short="c", metavar="FILE", in_file=False),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def negation(setting: Setting) -> str | None:
+    """The long option that turns a flag off again, over a true value in the config
+    file: ``--no-write``, and ``--anonymous`` for ``--no-anonymous``. Flags that cannot
+    be in the file (``-I``, ``-W``) have none."""
+    if not setting.flag or not setting.in_file:
+        return None
+    return setting.name[3:] if setting.name.startswith("no-") else f"no-{setting.name}"
 
 
 def key(name: str) -> str:
@@ -285,7 +304,7 @@ def resolve(cli: dict[str, Any], cwd: str | None = None) -> Settings:
         settings.update(load_file(os.path.join(cwd, config_path)))
     for s in SETTINGS:
         raw = cli.get(key(s.name))
-        if raw is None or (s.multiple and not raw) or (s.flag and raw is False):
+        if raw is None or (s.multiple and not raw):
             if s.env and os.environ.get(s.env) and settings[key(s.name)] is None:
                 settings[key(s.name)] = _parse(s, os.environ[s.env], s.env)
             continue
@@ -298,9 +317,17 @@ def resolve(cli: dict[str, Any], cwd: str | None = None) -> Settings:
 def _check_sink(spec: str) -> None:
     """Validate an --event-sink spec's syntax without opening it."""
     scheme, sep, rest = spec.partition(":")
+    if scheme == "redis":
+        from ftpd.events.redisurl import parse_url
+
+        try:
+            parse_url(spec)
+        except ValueError as exc:
+            raise ConfigError(f"--event-sink {exc}") from None
+        return
     if scheme not in ("udp", "mqueue") or not sep or not rest:
-        raise ConfigError(f"--event-sink {spec!r}: expected udp:HOST:PORT or "
-                          "mqueue:KEY[,perm=MODE]")
+        raise ConfigError(f"--event-sink {spec!r}: expected udp:HOST:PORT, "
+                          "mqueue:KEY[,perm=MODE] or redis://HOST:PORT/STREAM")
 
 
 def check(settings: Settings) -> None:
@@ -313,6 +340,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("--verbose and --quiet exclude each other")
     for spec in settings.event_sink:
         _check_sink(spec)
+    if settings.server_id is None:
+        settings["server_id"] = os.uname().nodename
     if settings.tls is None:
         settings["tls"] = "explicit" if settings.tls_cert else "off"
     if settings.tls != "off" and not settings.tls_cert:

@@ -232,8 +232,11 @@ def dump_users(users: Mapping[str, UserEntry]) -> str:
 
 
 def save_users(path: str | os.PathLike[str], users: Mapping[str, UserEntry]) -> None:
-    """Write *users* atomically, mode 0600: readers (a reloading server) see the old file
-    or the new one, never half of one. The owner of an existing file is kept when we may."""
+    """Write *users* atomically: readers (a reloading server) see the old file or the new
+    one, never half of one. A new file is mode 0600; an existing file keeps its owner,
+    group (when we may set them) and its owner and group permission bits, so a server
+    running ``--run-as`` an account that reads it through its group still can after the
+    rewrite. Permission bits for others are dropped: the file holds password hashes."""
     import tempfile  # lazily, like tomllib: only ftpd-passwd writes
 
     data = dump_users(users).encode("utf-8")
@@ -245,12 +248,12 @@ def save_users(path: str | os.PathLike[str], users: Mapping[str, UserEntry]) -> 
         old = None
     fd, tmp = tempfile.mkstemp(prefix=".users.", suffix=".tmp", dir=directory)
     try:
-        os.fchmod(fd, 0o600)
         if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
             try:
                 os.fchown(fd, old.st_uid, old.st_gid)
             except PermissionError:
                 pass
+        os.fchmod(fd, 0o600 if old is None else old.st_mode & 0o770)
         with open(fd, "wb", closefd=False) as f:
             f.write(data)
             f.flush()

@@ -9,13 +9,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ftpd.core.errors import FTPError
 from ftpd.core.paths import join
 from ftpd.fs.base import FileSystem
 
 TEMP_PREFIX = ".ftpd-upload-"  # atomic-upload temporaries: never listed
 SLICE = 256  # entries per yielded chunk
 MAX_PATTERN = 255
-MAX_MATCH_STEPS = 20_000
+MAX_MATCH_STEPS = 20_000  # one name, when no command budget is given
+MATCH_BUDGET = 1_000_000  # steps for one command beyond MATCH_STEPS_PER_CHAR a character
+MATCH_STEPS_PER_CHAR = 4
+MATCH_SLICE = 10_000  # matching steps per yielded chunk: the loop is never held long
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIX_MONTHS = 180 * 86400
@@ -25,17 +29,48 @@ def has_wildcard(text: str) -> bool:
     return "*" in text or "?" in text
 
 
-def match(pattern: str, name: str, max_steps: int = MAX_MATCH_STEPS) -> bool:
-    """``*`` and ``?`` matching with a hard step limit (False when exceeded)."""
+class MatchBudget:
+    """The steps the ``*``/``?`` matcher may take for one command, over all its names.
+    A limit per name is not enough: 2,000 long names at 20,000 steps each blocked the
+    loop for seconds. The budget allows a few steps per character listed (what sane
+    patterns need) plus a fixed reserve."""
+
+    __slots__ = ("left", "spent")
+
+    def __init__(self, steps: int) -> None:
+        self.left, self.spent = steps, 0
+
+    @classmethod
+    def for_names(cls, names: list[str]) -> MatchBudget:
+        return cls(MATCH_BUDGET + MATCH_STEPS_PER_CHAR * sum(map(len, names)))
+
+
+def match(pattern: str, name: str, budget: MatchBudget | None = None) -> bool:
+    """``*`` and ``?`` matching with a hard step limit: without a *budget*,
+    MAX_MATCH_STEPS for this name (False when exceeded); with one, its steps are spent
+    and FTPError 550 is raised once it runs out."""
     if len(pattern) > MAX_PATTERN:
         return False
+    limit = MAX_MATCH_STEPS if budget is None else budget.left
+    ok, steps = _match(pattern, name, limit)
+    if budget is not None:
+        budget.left -= steps
+        budget.spent += steps
+        if ok is None:
+            raise FTPError(550, "Pattern too costly to match in this directory; "
+                                "use a simpler one.")
+    return bool(ok)
+
+
+def _match(pattern: str, name: str, limit: int) -> tuple[bool | None, int]:
+    """(matched, steps taken); matched is None when *limit* steps did not suffice."""
     p = n = 0
     star_p, star_n = -1, 0
     steps = 0
     while n < len(name):
         steps += 1
-        if steps > max_steps:
-            return False
+        if steps > limit:
+            return None, steps
         if p < len(pattern) and (pattern[p] == "?" or pattern[p] == name[n]):
             p += 1
             n += 1
@@ -47,10 +82,10 @@ def match(pattern: str, name: str, max_steps: int = MAX_MATCH_STEPS) -> bool:
             star_n += 1
             n = star_n
         else:
-            return False
+            return False, steps
     while p < len(pattern) and pattern[p] == "*":
         p += 1
-    return p == len(pattern)
+    return p == len(pattern), steps
 
 
 def visible(name: str) -> bool:
@@ -136,50 +171,73 @@ def mlst_facts(name: str, st: Any, perms: str, wanted: list[str], kind: str | No
 
 
 def entries(fs: FileSystem, vdir: str, pattern: str | None = None) -> list[str]:
-    """The visible names in *vdir*, sorted, matching *pattern* if given."""
+    """The visible names in *vdir*, sorted, matching *pattern* if given (at once, under
+    one command's budget; listings match lazily instead, see ``list_dir``)."""
     names = sorted(n for n in fs.listdir(vdir) if visible(n))
     if pattern is not None:
-        names = [n for n in names if match(pattern, n)]
+        budget = MatchBudget.for_names(names)
+        names = [n for n in names if match(pattern, n, budget)]
     return names
 
 
-def _chunks(lines: Iterator[str]) -> Iterator[bytes]:
-    buf: list[str] = []
-    for line in lines:
-        buf.append(line)
-        if len(buf) >= SLICE:
-            yield ("\r\n".join(buf) + "\r\n").encode("utf-8", "surrogateescape")
-            buf.clear()
-    if buf:
-        yield ("\r\n".join(buf) + "\r\n").encode("utf-8", "surrogateescape")
+def _batches(names: list[str], pattern: str | None,
+             limit: int | None) -> Iterator[list[str]]:
+    """*names* in batches of at most SLICE; with a *pattern* only those matching it,
+    and a batch also ends after MATCH_SLICE steps of matching, so it may be empty."""
+    if pattern is None:
+        for i in range(0, len(names), SLICE):
+            yield names[i:i + SLICE]
+        return
+    budget = MatchBudget.for_names(names)
+    batch: list[str] = []
+    mark, matched = 0, 0
+    for name in names:
+        if match(pattern, name, budget):
+            batch.append(name)
+            matched += 1
+            if limit is not None and matched > limit:
+                raise FTPError(550, f"Directory too large to list (over {limit} entries).")
+        if len(batch) >= SLICE or budget.spent - mark >= MATCH_SLICE:
+            yield batch
+            batch, mark = [], budget.spent
+    if batch:
+        yield batch
+
+
+def _lines(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str,
+           facts: list[str], now: float, prefix: str,
+           owners: Owners = numeric_owners) -> list[str]:
+    if fmt == "nlst":
+        return [prefix + name for name in names]
+    if fmt == "list" and hasattr(fs, "lstat_entries"):
+        return [ls_line(fs, join(vdir, name), name, st, now, owners)
+                for name, st in fs.lstat_entries(vdir, names)]
+    out = []
+    for name in names:
+        vpath = join(vdir, name)
+        try:
+            st = fs.lstat(vpath)
+            if fmt == "mlsd" and stat.S_ISLNK(st.st_mode):
+                st = fs.stat(vpath)
+        except OSError:  # vanished meanwhile
+            continue
+        if fmt == "list":
+            out.append(ls_line(fs, vpath, name, st, now, owners))
+        else:
+            out.append(mlst_facts(name, st, perms, facts))
+    return out
 
 
 def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str = "",
              facts: list[str] | None = None, now: float | None = None, *,
-             owners: Owners = numeric_owners) -> Iterator[bytes]:
-    """Lines for each name in *vdir*, in slices; entries that vanish are skipped."""
-    now = time.time() if now is None else now
-
-    def lines() -> Iterator[str]:
-        if fmt == "list" and hasattr(fs, "lstat_entries"):
-            for name, st in fs.lstat_entries(vdir, names):
-                yield ls_line(fs, join(vdir, name), name, st, now, owners)
-            return
-        for name in names:
-            vpath = join(vdir, name)
-            if fmt == "nlst":
-                yield name
-                continue
-            try:
-                st = fs.lstat(vpath)
-                if fmt == "mlsd" and stat.S_ISLNK(st.st_mode):
-                    st = fs.stat(vpath)
-            except OSError:
-                continue
-            if fmt == "list":
-                yield ls_line(fs, vpath, name, st, now, owners)
-            else:
-                yield mlst_facts(name, st, perms, facts or [])
-
-    return _chunks(lines())
-
+             pattern: str | None = None, prefix: str = "",
+             limit: int | None = None, owners: Owners = numeric_owners) -> Iterator[bytes]:
+    """Lines for *names* in *vdir* (those matching *pattern*, if given, at most *limit*
+    of them), a slice per chunk; entries that vanish are skipped. NLST names carry
+    *prefix* (the directory part of a pattern argument, as ``ls dir/*`` prints them).
+    A chunk may be empty: a slice of matching found nothing, and the transport serves
+    other connections before asking again. Owner names come from *owners*."""
+    when = time.time() if now is None else now
+    for batch in _batches(names, pattern, limit):
+        lines = _lines(fs, vdir, batch, fmt, perms, facts or [], when, prefix, owners)
+        yield "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")

@@ -1,7 +1,11 @@
 """The local filesystem, confined to a root directory.
 
-Virtual paths map to ``root + vpath``; every operation re-checks the *real* path
-(after symlinks) against the root and refuses with EACCES anything outside it.
+Nothing is resolved through a path string from the root: ``Beneath`` holds an fd on
+the root and opens every path relative to it (``openat2`` with ``RESOLVE_BENEATH``, or
+a walk that follows symlinks itself only while they stay inside), and each operation
+acts on the last component relative to the fd of its parent directory. A path whose
+real location is outside the root is refused with EACCES, even while a local user
+swaps directories for symlinks under it.
 """
 
 from __future__ import annotations
@@ -9,8 +13,21 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from ftpd.fs.beneath import DIR_FLAGS, O_PATH, Beneath
+
+
+def _rel(vpath: str) -> str:
+    """The virtual path relative to the root, lexically normalised as
+    ``core.paths.resolve`` does: ``..`` stops at "/"."""
+    return posixpath.normpath("/" + vpath).lstrip("/")
+
+
+def _err(code: int, vpath: str) -> OSError:
+    return OSError(code, os.strerror(code), vpath)
 
 
 class LocalFS:
@@ -20,48 +37,66 @@ class LocalFS:
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise FileNotFoundError(errno.ENOENT, "root directory not found", root)
-        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self._at = Beneath(self.root)
 
-    def _inside(self, real: str) -> bool:
-        return real == self.root or real.startswith(self._prefix)
+    def close(self) -> None:
+        """Release the fd on the root (the instance is unusable afterwards)."""
+        self._at.close()
 
-    def real(self, vpath: str, *, follow: bool = True) -> str:
-        """The on-disk path for *vpath*, refused if it resolves outside the root.
+    def replaced(self) -> bool:
+        """True when the root's path no longer names the directory we hold (moved away,
+        deleted, recreated): a new login should get a new LocalFS, not the old tree."""
+        try:
+            now, held = os.stat(self.root), os.stat(self._at.fd)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
-        With ``follow=False`` the last component itself may be a symlink pointing
-        anywhere (it is the link that is acted on: lstat, delete, rename)."""
-        # Lexically normalised first, as core.paths.resolve does: ".." stops at "/"
-        # (otherwise "/.." with follow=False would pass as root + "/..").
-        rel = posixpath.normpath("/" + vpath).lstrip("/")
-        if not rel:
-            return self.root
-        joined = os.path.join(self.root, rel)
-        if follow:
-            checked = os.path.realpath(joined)
-        else:
-            head, tail = os.path.split(joined)
-            checked = os.path.join(os.path.realpath(head), tail)
-        if not self._inside(checked):
-            raise PermissionError(errno.EACCES, "Path resolves outside the root", vpath)
-        return checked
+    def _open(self, vpath: str, flags: int, mode: int = 0o777) -> int:
+        return self._at.open(_rel(vpath), flags | os.O_CLOEXEC, mode)
+
+    def _parent(self, vpath: str, root_errno: int) -> tuple[int, str]:
+        fd, name = self._at.parent(_rel(vpath))
+        if not name:
+            os.close(fd)
+            raise _err(root_errno, vpath)
+        return fd, name
 
     def stat(self, vpath: str) -> os.stat_result:
-        return os.stat(self.real(vpath))
+        if O_PATH:
+            fd = self._open(vpath, O_PATH)
+            try:
+                return os.stat(fd)
+            finally:
+                os.close(fd)
+        fd, name = self._at.final(_rel(vpath))
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
 
     def lstat(self, vpath: str) -> os.stat_result:
-        return os.lstat(self.real(vpath, follow=False))
+        fd, name = self._at.parent(_rel(vpath))
+        try:
+            return os.stat(name or ".", dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
 
     def listdir(self, vpath: str) -> list[str]:
-        return os.listdir(self.real(vpath))
+        fd = self._open(vpath, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
 
     def lstat_entries(self, vdir: str, names: list[str]) -> Iterator[tuple[str, os.stat_result]]:
-        """(name, lstat) for entries of one directory: the directory is resolved and
-        checked once, each entry is stat'ed relative to it (no per-entry realpath)."""
-        fd = os.open(self.real(vdir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        """(name, lstat) for entries of one directory: the directory is resolved
+        once, each entry is stat'ed relative to it."""
+        fd = self._open(vdir, DIR_FLAGS)
         try:
             for name in names:
                 try:
-                    yield name, os.lstat(name, dir_fd=fd)
+                    yield name, os.stat(name, dir_fd=fd, follow_symlinks=False)
                 except OSError:
                     continue
         finally:
@@ -70,33 +105,44 @@ class LocalFS:
     def readlink(self, vpath: str) -> str:
         """The link's text; an absolute target inside the root is shown as the virtual
         path, so that listings never reveal where the root lies on disk."""
-        target = os.readlink(self.real(vpath, follow=False))
-        if os.path.isabs(target) and self._inside(os.path.normpath(target)):
-            rel = os.path.relpath(os.path.normpath(target), self.root)
-            return "/" if rel == "." else "/" + rel.replace(os.sep, "/")
-        return target
-
-    def open_read(self, vpath: str) -> BinaryIO:
-        real = self.real(vpath)
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd, name = self._parent(vpath, errno.EINVAL)
         try:
-            if os.path.isdir(real):
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
-            return os.fdopen(fd, "rb", buffering=0)
+            target = os.readlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        inside = self._at.inside_text(posixpath.normpath(target)) \
+            if target.startswith("/") else None
+        return target if inside is None else "/" + inside
+
+    def _open_file(self, vpath: str, flags: int) -> int:
+        """Open a regular file; O_NONBLOCK so that a FIFO put there meanwhile cannot
+        block the loop (it is refused, like anything but a regular file)."""
+        fd = self._open(vpath, flags | os.O_NONBLOCK, 0o666)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise _err(errno.EISDIR, vpath)
+            if not stat.S_ISREG(mode):
+                raise PermissionError(errno.EACCES, "Not a regular file", vpath)
+            os.set_blocking(fd, True)
+            return fd
         except BaseException:
             os.close(fd)
             raise
 
+    def open_read(self, vpath: str) -> BinaryIO:
+        return os.fdopen(self._open_file(vpath, os.O_RDONLY), "rb", buffering=0)
+
     def open_write(self, vpath: str, *, offset: int = 0, append: bool = False,
                    exclusive: bool = False) -> BinaryIO:
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_WRONLY | os.O_CREAT
         if append:
             flags |= os.O_APPEND
         elif offset == 0:
             flags |= os.O_TRUNC
         if exclusive:
             flags |= os.O_EXCL
-        fd = os.open(self.real(vpath), flags, 0o666)
+        fd = self._open_file(vpath, flags)
         try:
             if offset and not append:
                 os.lseek(fd, offset, os.SEEK_SET)
@@ -106,28 +152,71 @@ class LocalFS:
             raise
 
     def mkdir(self, vpath: str) -> None:
-        os.mkdir(self.real(vpath), 0o777)
+        fd, name = self._parent(vpath, errno.EEXIST)
+        try:
+            os.mkdir(name, 0o777, dir_fd=fd)
+        finally:
+            os.close(fd)
 
     def rmdir(self, vpath: str) -> None:
-        os.rmdir(self.real(vpath, follow=False))
+        fd, name = self._parent(vpath, errno.EBUSY)
+        try:
+            os.rmdir(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
     def remove(self, vpath: str) -> None:
-        real = self.real(vpath, follow=False)
-        if os.path.isdir(real) and not os.path.islink(real):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
-        os.remove(real)
+        fd, name = self._parent(vpath, errno.EISDIR)
+        try:
+            if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise _err(errno.EISDIR, vpath)
+            os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
-    def rename(self, src: str, dst: str) -> None:
-        os.rename(self.real(src, follow=False), self.real(dst, follow=False))
+    def rename(self, src: str, dst: str, *, replace: bool = True) -> None:
+        sfd, sname = self._parent(src, errno.EBUSY)
+        try:
+            dfd, dname = self._parent(dst, errno.EBUSY)
+            try:
+                if replace:
+                    os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+                else:
+                    from ftpd.fs.syscalls import rename_noreplace
+
+                    rename_noreplace(sfd, sname, dfd, dname)
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
 
     def chmod(self, vpath: str, mode: int) -> None:
-        os.chmod(self.real(vpath), mode)
+        fd, name = self._at.final(_rel(vpath))
+        try:
+            os.chmod(name, mode, dir_fd=fd, follow_symlinks=False)
+        except (ValueError, NotImplementedError):  # it became a symlink meanwhile
+            raise _err(errno.ELOOP, vpath) from None
+        finally:
+            os.close(fd)
 
     def utime(self, vpath: str, mtime: float) -> None:
-        os.utime(self.real(vpath), (mtime, mtime))
+        fd, name = self._at.final(_rel(vpath))
+        try:
+            os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
 
     def symlink(self, target: str, vlink: str) -> None:
-        """*target* is a virtual path; the link stores the real target so that it
-        resolves on disk, and only if that target lies inside the root."""
-        real_target = self.real(target)
-        os.symlink(real_target, self.real(vlink, follow=False))
+        """*target* is a virtual path; the link stores its absolute path on disk (the
+        resolver follows absolute links that stay inside the root), and only if the
+        target does not lead out of the root."""
+        rel = _rel(target)
+        try:
+            os.close(self._open(target, DIR_FLAGS & ~os.O_DIRECTORY))
+        except FileNotFoundError:
+            pass
+        fd, name = self._parent(vlink, errno.EEXIST)
+        try:
+            os.symlink(posixpath.join(self.root, rel) if rel else self.root, name, dir_fd=fd)
+        finally:
+            os.close(fd)

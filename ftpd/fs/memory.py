@@ -199,7 +199,7 @@ class MemoryFS:
             raise _err(errno.EISDIR, vpath)
         del parent.children[name]
 
-    def rename(self, src: str, dst: str) -> None:
+    def rename(self, src: str, dst: str, *, replace: bool = True) -> None:
         sparent, sname = self._parent(src)
         node = sparent.children.get(sname)
         if node is None:
@@ -208,6 +208,8 @@ class MemoryFS:
         if isinstance(node, _Dir) and (dst + "/").startswith(src.rstrip("/") + "/"):
             raise _err(errno.EINVAL, dst)
         existing = dparent.children.get(dname)
+        if existing is not None and not replace:
+            raise _err(errno.EEXIST, dst)
         if isinstance(existing, _Dir) and not isinstance(node, _Dir):
             raise _err(errno.EISDIR, dst)
         if existing is not None and not isinstance(existing, _Dir) and isinstance(node, _Dir):

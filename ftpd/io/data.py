@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ftpd.core.actions import Transfer
+from ftpd.core.errors import FTPError
 from ftpd.core.ids import normalize_host
+from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.log import get_logger
 
@@ -25,9 +27,36 @@ MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connect
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
 
-Done = Callable[[Any], None]  # called with None, "connect", "timeout", "reset" or an OSError
+# called with None, "connect", "timeout", "reset", "failed", an OSError or an FTPError
+Done = Callable[[Any], None]
+
+_OUT_OF_FDS_LOG = RateLimitedLog()  # shared by every data channel: once a minute in all
 
 _RESET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT)
+
+
+def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel], None]:
+    """A pump callback that cannot spin the loop: an exception from the source, the
+    sink, the transform or a listing generator (a filesystem plugin's bug, say) ends the
+    transfer once through ``done("failed")``, logged with its traceback, and nothing
+    stays armed to call it again."""
+
+    def guarded(self: DataChannel) -> None:
+        try:
+            callback(self)
+        except FTPError as exc:  # the source refused to go on (a listing's match budget)
+            log.info("data transfer refused: %s", exc)
+            self._close_pipe()
+            self._finish(exc)
+        except Exception:
+            log.exception("data transfer failed in %s; ending it",
+                          getattr(callback, "__name__", "a pump"))
+            self._close_pipe()
+            self._finish("failed")
+
+    guarded.__name__ = getattr(callback, "__name__", "guarded")
+    guarded.__doc__ = callback.__doc__
+    return guarded
 
 
 class DataChannel:
@@ -59,6 +88,9 @@ class DataChannel:
         self.close()
         sock = socket.socket(self.family, socket.SOCK_STREAM)
         try:
+            # a port whose last data connection is in TIME_WAIT may listen again at once
+            # (two listeners on one port are still refused, so the range stays exclusive)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             candidates = _port_order(ports) if ports else [0]
             for port in candidates:
                 try:
@@ -76,6 +108,7 @@ class DataChannel:
         self.loop.add_reader(sock, self._accept)
         return sock.getsockname()[1]
 
+    @_guarded
     def _accept(self) -> None:
         # Drain the queue: connections from a foreign address (data theft) are dropped
         # here, all of them, so they cannot fill the backlog ahead of the real client.
@@ -86,7 +119,9 @@ class DataChannel:
                 conn, addr = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as exc:
+                if exc.errno in OUT_OF_FDS:  # the client stays queued: retry later, not now
+                    self._pause_accepting(exc)
                 return
             if self.allowed_peer is not None and normalize_host(addr[0]) != self.allowed_peer:
                 log.warning("data connection from %s refused (expected %s): data theft?",
@@ -95,6 +130,20 @@ class DataChannel:
                 continue
             self._adopt(conn)
             return
+
+    accept_pause = ACCEPT_PAUSE
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        listener = self.listener
+        assert listener is not None
+        _OUT_OF_FDS_LOG.error(self.loop.time(), "data connection accept failed: %s; "
+                              "retrying in %gs", exc.strerror or exc, self.accept_pause)
+        self.loop.remove_reader(listener)
+        self.loop.call_later(self.accept_pause, self._resume_accepting, listener)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if self.listener is listener:  # still ours: not closed nor replaced meanwhile
+            self.loop.add_reader(listener, self._accept)
 
     def _adopt(self, conn: socket.socket) -> None:
         self._close_listener()
@@ -135,6 +184,7 @@ class DataChannel:
         self.sock = sock
         self.loop.add_writer(sock, self._connect_done)
 
+    @_guarded
     def _connect_done(self) -> None:
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self.loop.remove_writer(self.sock)
@@ -143,6 +193,7 @@ class DataChannel:
             return
         self._connected()
 
+    @_guarded
     def _connected(self) -> None:
         t = self.transfer
         assert t is not None
@@ -175,6 +226,7 @@ class DataChannel:
         return hasattr(self.sock, "cipher")  # an ssl.SSLSocket
 
     # -- pumping -------------------------------------------------------------------
+    @_guarded
     def _on_writable(self) -> None:
         t = self.transfer
         if t is None:
@@ -191,10 +243,13 @@ class DataChannel:
                     t.bytes_done += sent
                 else:
                     if not self._pending:
-                        self._pending = self._next_chunk(t)
-                        if not self._pending:
+                        chunk = self._next_chunk(t)
+                        if chunk is None:
                             self._finish(None)
                             return
+                        if not chunk:  # nothing yet: serve others, then ask again
+                            return
+                        self._pending = chunk
                     sent = self.sock.send(self._pending)
                     self._pending = self._pending[sent:]
                     t.bytes_done += sent
@@ -206,20 +261,24 @@ class DataChannel:
         except OSError as exc:
             self._finish("reset" if exc.errno in _RESET or _is_tls_error(exc) else exc)
 
-    def _next_chunk(self, t: Transfer) -> bytes:
+    def _next_chunk(self, t: Transfer) -> bytes | None:
+        """The next bytes to send: None at the end; b"" when there is nothing yet (a
+        listing generator's matching slice found nothing, a transform holds back)."""
         src: Any = t.source
         if hasattr(src, "read"):
             chunk = src.read(READ_CHUNK)
+            at_end = not chunk
         else:
-            chunk = next(src, b"")
+            chunk = next(src, None)
+            at_end = chunk is None
+        if at_end:
+            tail = t.flush_transform() if t.transform is not None else b""
+            return tail or None
         if chunk and t.transform is not None:
             chunk = t.transform(chunk)
-            if not chunk:  # a transform may hold everything back for now
-                return self._next_chunk(t)
-        if not chunk and t.transform is not None:
-            chunk = t.flush_transform()
         return chunk
 
+    @_guarded
     def _on_readable(self) -> None:
         t = self.transfer
         if t is None:
@@ -263,10 +322,12 @@ class DataChannel:
 
         if self._pipe is None:
             r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
-            except OSError:
-                pass
+            setpipe_sz = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+            if setpipe_sz is not None:
+                try:
+                    fcntl.fcntl(w, setpipe_sz, 1 << 20)
+                except OSError:
+                    pass
             self._pipe = (r, w)
         r, w = self._pipe
         sfd, ffd = self.sock.fileno(), sink.fileno()
@@ -353,7 +414,10 @@ class DataChannel:
 
 
 def _spliceable(sink: Any) -> bool:
-    """splice(2) needs a real fd opened without O_APPEND (APPE files have it)."""
+    """splice(2) needs a platform that has it (Linux; macOS has neither ``os.splice`` nor
+    ``os.pipe2``) and a real fd opened without O_APPEND (APPE files have it)."""
+    if not (hasattr(os, "splice") and hasattr(os, "pipe2")):
+        return False
     import fcntl
 
     try:

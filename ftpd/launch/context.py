@@ -28,7 +28,7 @@ class LaunchContext(Record):
         self.mode = mode  # standalone, inetd, inetd-wait, systemd, launchd, embedded
         self.listeners: list[Endpoint] = listeners if listeners is not None else []
         self.connections: list[Endpoint] = connections if connections is not None else []
-        self.notify = notify  # sd_notify when under systemd
+        self.notify = notify  # sd_notify, whenever NOTIFY_SOCKET is set
         self.watchdog_usec = watchdog_usec
 
     @property

@@ -30,25 +30,34 @@ def parse_run_as(text: str) -> tuple[int, int, str]:
     return entry.pw_uid, gid, entry.pw_name
 
 
+# What serving imports lazily, imported before --run-as drops root: after the drop the
+# standard library may not be readable (a Python under /root, say). The one list:
+# tests/launch/test_launch_preload.py serves a session touching every command under
+# ``python -X importtime`` and fails naming any module imported after the drop.
+PRELOAD = (
+    "calendar", "_strptime",  # MFMT (time.strptime imports _strptime on first use)
+    "concurrent.futures",  # the worker pools
+    "copy",  # SessionConfig.replace
+    "ctypes",  # LocalFS: openat2, renameat2
+    "fcntl",  # splice uploads
+    "grp", "pwd",  # listing owners
+    "hmac",  # -u/-P
+    "ipaddress",  # EPRT, --proxy-protocol, --allow/--deny
+    "random",  # passive ports
+    "secrets",  # STOU, atomic uploads
+    "tomllib",  # SIGHUP reload
+    "ftpd.core.handlers",
+    "ftpd.fs.local",  # each login's filesystem
+    "ftpd.launch.standalone",  # addresses, re-parsed on reload
+)
+
+
 def preload(server: Any) -> None:
-    """Import now what serving imports lazily: after the drop the standard library may
-    not be readable (a Python under /root, say). Also starts the auth worker pool."""
-    import calendar  # noqa: F401  (MFMT)
-    import concurrent.futures  # noqa: F401  (auth workers)
-    import copy  # noqa: F401  (SessionConfig.replace)
-    import fcntl  # noqa: F401  (splice uploads)
-    import grp  # noqa: F401  (listing owners)
-    import hmac  # noqa: F401  (-u/-P)
-    import ipaddress  # noqa: F401  (EPRT)
-    import pwd  # noqa: F401  (listing owners)
-    import random  # noqa: F401  (passive ports)
-    import secrets  # noqa: F401  (STOU, atomic uploads)
-    import tomllib  # noqa: F401  (SIGHUP reload)
+    """Import every module of PRELOAD now, and start the worker pools."""
+    import importlib
 
-    import ftpd.core.handlers  # noqa: F401
-    import ftpd.fs.local  # noqa: F401  (each login's filesystem)
-    import ftpd.launch.standalone  # noqa: F401  (addresses, re-parsed on reload)
-
+    for name in PRELOAD:
+        importlib.import_module(name)
     server.start_workers()
 
 
@@ -67,6 +76,62 @@ def drop_privileges(run_as: str) -> None:
     os.setuid(uid)
     if os.getuid() != uid or os.geteuid() != uid:
         raise PrivilegeError(f"--run-as {run_as}: could not drop root")
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _fix(what: str, path: str, name: str, group: str) -> str:
+    if what == "--users":
+        return (f"{what} {path}: --run-as {name} cannot read it, so SIGHUP could not "
+                f"reload it; fix: chgrp {group} {path} && chmod g+r {path} (and let "
+                f"{name} search its directories)")
+    return (f"{what} {path}: --run-as {name} cannot append to it, so SIGHUP could not "
+            f"reopen it; fix: chown {name}:{group} {path} (and let {name} search its "
+            "directories)")
+
+
+def check_run_as_access(run_as: str, files: list[tuple[str, str, int]]) -> None:
+    """Before the drop: can the --run-as account open each file as a SIGHUP will (the
+    users file to read, the xferlog to append)? Tried in a forked child that drops
+    first, so groups and ACLs count exactly as they will. The first it cannot open is a
+    ConfigError naming the file and the fix (exit 2), not a surprise at the first reload.
+    Call it before any thread starts (the child only opens files and exits)."""
+    uid, gid, name = parse_run_as(run_as)
+    if os.geteuid() != 0 or uid == 0 or not files:
+        return
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 0
+        try:
+            os.close(r)
+            drop_privileges(run_as)
+            for index, (_, path, flags) in enumerate(files):
+                try:
+                    os.close(os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC))
+                except OSError:
+                    os.write(w, bytes([index]))
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    with open(r, "rb") as pipe:
+        failed = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not failed:  # a drop that fails is reported by the real one
+        return
+    from ftpd.config import ConfigError
+
+    what, path, _ = files[failed[0]]
+    raise ConfigError(_fix(what, path, name, _group_name(gid)))
 
 
 def _alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""systemd socket activation and sd_notify.
+"""systemd socket activation, and sd_notify in every launch mode.
 
 Listening sockets (Accept=no) or one connected socket (Accept=yes) arrive as fds
 3.. per LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES; the variables are unset once read so
@@ -41,7 +41,7 @@ def take_fds() -> list[tuple[int, str]]:
 
 
 def systemd_context(implicit_names: tuple[str, ...] = (IMPLICIT_TLS_NAME,)) -> LaunchContext:
-    ctx = LaunchContext("systemd", notify=notifier(), watchdog_usec=_watchdog_usec())
+    ctx = attach_notify(LaunchContext("systemd"))
     for fd, name in take_fds():
         sock = socket.socket(fileno=fd)
         os.set_inheritable(fd, False)
@@ -49,6 +49,17 @@ def systemd_context(implicit_names: tuple[str, ...] = (IMPLICIT_TLS_NAME,)) -> L
         ep = Endpoint(sock, implicit_tls=implicit, name=name, inherited=True)
         listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
         (ctx.listeners if listening else ctx.connections).append(ep)
+    return ctx
+
+
+def attach_notify(ctx: LaunchContext) -> LaunchContext:
+    """Give *ctx* an sd_notify sender whenever NOTIFY_SOCKET is set, whatever the launch
+    mode: a ``Type=notify`` service that binds its own ports (standalone, ``-W``, ``-d``)
+    stays "activating" until READY=1 arrives."""
+    if ctx.notify is None:
+        ctx.notify = notifier()
+        if ctx.notify is not None:
+            ctx.watchdog_usec = _watchdog_usec()
     return ctx
 
 

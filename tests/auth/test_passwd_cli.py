@@ -223,3 +223,24 @@ def test_password_stdin_non_utf8_bytes(users):
     # What the server hands the authorizer after decoding PASS with surrogateescape:
     pw = b"caf\xe9".decode("utf-8", "surrogateescape")
     assert UsersFileAuthorizer(users).authenticate("fay", pw) is not None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+@pytest.mark.parametrize("command", [["add", "carol", "--home", "/srv/carol", "--password", "pw-1"],
+                                     ["passwd", "alice", "--password", "pw-2"],
+                                     ["del", "alice"]])
+def test_rewrite_keeps_the_owner_group_and_mode(users, command):
+    """A users file root:nogroup 0640, read by a server --run-as nobody:nogroup, stays
+    so after every rewrite (SIGHUP can still reload it)."""
+    import grp
+    import pwd
+
+    r = run("-f", users, "add", "alice", "--home", "/srv/alice", "--password", "pw-0")
+    assert r.returncode == 0, r.stderr
+    uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    os.chown(users, uid, gid)
+    os.chmod(users, 0o640)
+    r = run("-f", users, *command)
+    assert r.returncode == 0, r.stderr
+    st = os.stat(users)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o640)

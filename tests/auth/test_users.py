@@ -246,13 +246,17 @@ def test_save_round_trip_mode_and_no_leftovers(tmp_path):
     assert os.listdir(tmp_path) == ["u.toml"]
 
 
-def test_save_replaces_and_stays_0600(tmp_path):
+def test_save_replaces_keeping_owner_and_group_bits_only(tmp_path):
+    """The hashes never become world-readable; what the owner and group may do stays."""
     path = tmp_path / "u.toml"
     path.write_text("")
     os.chmod(path, 0o644)
     save_users(path, {"alice": UserEntry(ALICE_HASH, "/a", "elr")})
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert list(load_users(path)) == ["alice"]
+    os.chmod(path, 0o600)
+    save_users(path, {"bob": UserEntry(ALICE_HASH, "/b", "elr")})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def test_save_refuses_plain_password(tmp_path):

@@ -348,3 +348,16 @@ def test_stat_with_path(alice):
 
 def test_stat_with_path_needs_login(ftp):
     assert codes(ftp.send("STAT /")) == [530]
+
+
+def test_stat_of_a_directory_too_big_for_one_reply_is_refused(memfs, alice):
+    """Issue 10 point 8: the reply would outgrow what the transport lets a client leave
+    unread (it then closed the session); refused with 550 instead, the session goes on."""
+    memfs.mkdir("/huge")
+    for i in range(20_000):  # about 100 bytes a line: 2 MB
+        memfs.open_write(f"/huge/{'n' * 50}{i:06d}").close()
+    r = alice.send("STAT /huge")
+    assert codes(r) == [550] and "too large" in text(r[0])
+    assert len(r[0].encode()) < 1000
+    assert codes(alice.send("NOOP")) == [200]
+    assert codes(alice.send("STAT /pub")) == [213]  # a normal directory still works

@@ -123,7 +123,7 @@ def test_tree_commands(d, fs):
 
 
 def test_listing_patterns(d):
-    assert d.listing("NLST", "pub/*.txt") == "a.txt\r\n"
+    assert d.listing("NLST", "pub/*.txt") == "pub/a.txt\r\n"  # as ls pub/*.txt prints it
     out = d.listing("LIST", "-la pub")
     assert [ln.split()[-1] for ln in out.split("\r\n") if ln] == ["a.txt", "b.bin"]
 
@@ -177,3 +177,27 @@ def test_non_utf8_name(d, fs):
     assert "caf\udce9\r\n" in d.listing("NLST")
     assert d.downloads[-1].count(b"caf\xe9\r\n") == 1  # the same bytes on the wire
     assert text(d.send(b"MLST caf\xe9")[0]).endswith("End.")
+
+
+def test_atomic_stou_never_replaces_a_file_created_meanwhile(fs):
+    """The unique name was free when STOU chose it; a file created there while the data
+    flows is kept, and this STOU fails with 450 (the client may send STOU again)."""
+    d = Driver(fs=fs, atomic_uploads=True)
+    d.login()
+    d.send("TYPE I")
+    d.hold = True
+    d.upload = b"late upload"
+    replies = d.dialogue(["PASV", "STOU report"])
+    name = replies[-1].lines[0][len("FILE: "):]
+    d.pump()
+    with fs.open_write(f"/{name}", exclusive=True) as f:
+        f.write(b"created meanwhile")
+    d.finish(pump=False)
+    assert codes(d.replies[-1:]) == [450]
+    assert name in text(d.replies[-1]) and "STOU again" in text(d.replies[-1])
+    assert _read(fs, f"/{name}") == b"created meanwhile"
+    assert not [n for n in fs.listdir("/") if n.startswith(TEMP_PREFIX)]
+    ev = [e for e in d.events if e.name == "fs.upload"][-1].data
+    assert ev.status == "ERROR"
+    d.hold = False
+    assert codes(d.stor("report", b"again", "STOU")) == [227, 150, 226]

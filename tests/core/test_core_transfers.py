@@ -299,14 +299,24 @@ def test_nlst(alice):
 
 
 def test_list_patterns(alice):
-    assert alice.listing("NLST", "/pub/*.txt") == "a.txt\r\nb.txt\r\n"
-    assert alice.listing("NLST", "/pub/?.log") == "c.log\r\n"
-    assert alice.listing("NLST", "/pub/*") == "a.txt\r\nb.txt\r\nc.log\r\nreadme\r\n"
+    # NLST names carry the directory part of a pattern argument, as `ls /pub/*.txt`
+    # prints them (ProFTPD, vsftpd; classic ftp's `mget dir/*` needs it)
+    assert alice.listing("NLST", "/pub/*.txt") == "/pub/a.txt\r\n/pub/b.txt\r\n"
+    assert alice.listing("NLST", "/pub/?.log") == "/pub/c.log\r\n"
+    assert alice.listing("NLST", "-a pub/*") == ("pub/a.txt\r\npub/b.txt\r\npub/c.log\r\n"
+                                               "pub/readme\r\n")
     assert alice.listing("NLST", "/pub/zz*") == ""
     out = alice.listing("LIST", "pub/*.txt")
     assert [ln.split()[-1] for ln in out.split("\r\n") if ln] == ["a.txt", "b.txt"]
     alice.send("PASV")
     assert codes(alice.send("NLST /nodir/*.txt")) == [550]
+
+
+def test_nlst_in_the_working_directory_gives_bare_names(alice):
+    alice.send("CWD /pub")
+    assert alice.listing("NLST", "*.txt") == "a.txt\r\nb.txt\r\n"
+    assert alice.listing("NLST", "") == "a.txt\r\nb.txt\r\nc.log\r\nreadme\r\n"
+    assert alice.listing("NLST", "../pub/*.log") == "../pub/c.log\r\n"
 
 
 def test_list_missing(alice):

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from ftpd.core import listing
 from ftpd.core.errors import FTPError, reply_for_oserror
 from ftpd.core.ids import is_ipv6, normalize_host, session_id
 from ftpd.core.listing import MAX_PATTERN, ls_line, match, mlst_facts
@@ -201,3 +202,56 @@ def test_ids():
     assert normalize_host("fe80::1%eth0") == "fe80::1"
     assert normalize_host("192.0.2.1") == "192.0.2.1"
     assert is_ipv6("::1") and not is_ipv6("127.0.0.1")
+
+
+# -- the matching budget of one command (issue 10, point 5) ------------------------------------
+BOMB = "*" + "a" * 120 + "b"  # backtracks over every position of every long name
+
+
+def _bomb_names(count: int = 2000) -> list[str]:
+    return ["a" * 200 + f"{i:04d}" for i in range(count)]
+
+
+def test_match_budget_is_shared_by_all_names_of_a_command():
+    names = _bomb_names()
+    budget = listing.MatchBudget.for_names(names)
+    allowed = budget.left
+    with pytest.raises(FTPError) as info:
+        for name in names:
+            listing.match(BOMB, name, budget)
+    assert info.value.code == 550
+    # the whole command stopped within its budget (plus the one name that ran it out)
+    assert allowed < budget.spent <= allowed + listing.MAX_MATCH_STEPS
+
+
+def test_match_budget_leaves_ordinary_patterns_alone():
+    names = [f"file{i:05d}.txt" for i in range(20_000)] + ["x" * 250 + ".log"]
+    budget = listing.MatchBudget.for_names(names)
+    assert sum(listing.match("*.txt", n, budget) for n in names) == 20_000
+    assert listing.match("*.log", names[-1], budget)
+
+
+def test_listing_matches_a_bounded_slice_per_chunk(monkeypatch):
+    """Every chunk the listing generator yields costs at most MATCH_SLICE steps plus one
+    name's: the loop serves others between slices, counted, not timed."""
+    steps: list[int] = []
+    real = listing._match
+
+    def counting(pattern: str, name: str, limit: int):
+        ok, n = real(pattern, name, limit)
+        steps.append(n)
+        return ok, n
+
+    monkeypatch.setattr(listing, "_match", counting)
+    fs = MemoryFS()
+    names = _bomb_names(300)
+    chunks = listing.list_dir(fs, "/", names, "nlst", pattern=BOMB)
+    per_chunk = []
+    with pytest.raises(FTPError):
+        for chunk in chunks:
+            assert chunk == b""  # nothing matches: every chunk is a "nothing yet"
+            per_chunk.append(sum(steps))
+            steps.clear()
+    assert len(per_chunk) > 10
+    worst_name = len(names[0]) * 121
+    assert max(per_chunk) <= listing.MATCH_SLICE + worst_name

@@ -11,6 +11,8 @@ import pytest
 
 from ftpd.fs.local import LocalFS
 
+pytestmark = pytest.mark.usefixtures("resolver")
+
 
 @pytest.fixture
 def tree(tmp_path):
@@ -47,25 +49,31 @@ def test_root_is_realpath(tmp_path, tree):
     assert fs.open_read("/file.txt").read() == b"inside"
 
 
+def _ident(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
 @pytest.mark.parametrize("vpath", ["/..", "/../outside/secret", "../outside", "/sub/../../outside",
                                    "/./../..", "//..", "..", "/sub/../../outside/secret"])
-@pytest.mark.parametrize("follow", [True, False])
-def test_dotdot_cannot_escape_real(fs, tree, vpath, follow):
-    root = str(tree[0])
+@pytest.mark.parametrize("op", ["stat", "lstat"])
+def test_dotdot_cannot_escape(fs, tree, vpath, op):
+    root, outside = tree
+    forbidden = {_ident(os.stat(p)) for p in (root.parent, outside, outside / "secret")}
     try:
-        real = fs.real(vpath, follow=follow)
-    except PermissionError as exc:
-        assert exc.errno == errno.EACCES
+        st = getattr(fs, op)(vpath)
+    except OSError as exc:
+        assert exc.errno in (errno.EACCES, errno.ENOENT)
         return
-    real = os.path.normpath(real)
-    assert real == root or real.startswith(root + os.sep), real
+    assert _ident(st) not in forbidden
 
 
 def test_dotdot_is_clamped_to_the_root(fs, tree):
-    assert fs.real("/..") == str(tree[0])
-    assert fs.real("/../file.txt") == str(tree[0] / "file.txt")
-    assert fs.real("/sub/../..", follow=False) == str(tree[0])
-    assert fs.real("/..", follow=False) == str(tree[0])
+    root = _ident(os.stat(tree[0]))
+    assert _ident(fs.stat("/..")) == root
+    assert fs.open_read("/../file.txt").read() == b"inside"
+    assert _ident(fs.lstat("/sub/../..")) == root
+    assert _ident(fs.lstat("/..")) == root
+    assert sorted(fs.listdir("/..")) == sorted(fs.listdir("/"))
 
 
 @pytest.mark.parametrize("link", ["/etc", "/rel_secret"])
@@ -220,3 +228,99 @@ def test_non_utf8_name_through_a_session(fs, tree):
     assert replies[0].code == 550
     replies = [x for x in carry_out(s.receive(b"CWD /etc\r\n")) if isinstance(x, Reply)]
     assert replies[0].code == 550
+
+
+def test_relative_links_with_dotdot_inside(fs, tree):
+    root = tree[0]
+    os.symlink("../file.txt", root / "sub" / "up")
+    os.symlink("../sub_link/deep.txt", root / "sub" / "via_abs")  # relative, then absolute
+    os.symlink("up", root / "sub" / "chain")
+    assert fs.open_read("/sub/up").read() == b"inside"
+    assert fs.open_read("/sub/via_abs").read() == b"deep"
+    assert fs.open_read("/sub/chain").read() == b"inside"
+    assert fs.stat("/sub_link/../file.txt").st_size == 6  # lexical: /file.txt
+
+
+def test_dotdot_out_and_back_in_is_refused(fs, tree):
+    """A link whose text leaves the root, even to come back, is refused: the walk
+    never climbs above the root's fd."""
+    os.symlink(f"../{tree[0].name}/file.txt", tree[0] / "round_trip")
+    with pytest.raises(PermissionError):
+        fs.open_read("/round_trip")
+
+
+def test_symlink_loop(fs, tree):
+    os.symlink("loop_b", tree[0] / "loop_a")
+    os.symlink("loop_a", tree[0] / "loop_b")
+    assert errno_of(fs.stat, "/loop_a") == errno.ELOOP
+    assert errno_of(fs.open_read, "/loop_a/x") == errno.ELOOP
+
+
+def test_writes_through_a_link_inside(fs, tree):
+    with fs.open_write("/sub_link/new.txt") as f:
+        f.write(b"new")
+    assert (tree[0] / "sub" / "new.txt").read_bytes() == b"new"
+    os.symlink("sub/created.txt", tree[0] / "dangling_in")
+    with fs.open_write("/dangling_in") as f:  # a dangling link inside: creates its target
+        f.write(b"c")
+    assert (tree[0] / "sub" / "created.txt").read_bytes() == b"c"
+    fs.chmod("/ok_link", 0o600)
+    assert stat.S_IMODE(os.stat(tree[0] / "sub" / "deep.txt").st_mode) == 0o600
+    fs.utime("/sub_link/deep.txt", 946684800.0)
+    assert os.stat(tree[0] / "sub" / "deep.txt").st_mtime == 946684800.0
+
+
+def test_fifo_is_refused_without_blocking(fs, tree):
+    os.mkfifo(tree[0] / "fifo")
+    assert errno_of(fs.open_read, "/fifo") == errno.EACCES
+    assert errno_of(fs.open_write, "/fifo") in (errno.EACCES, errno.ENXIO)
+
+
+def test_symlink_creation_then_used_through_the_resolver(fs, tree):
+    (tree[0] / "other").mkdir()
+    fs.symlink("/sub_link", "/other/made")  # stored absolute: followed since inside
+    assert fs.listdir("/other/made") == ["deep.txt"]
+    assert fs.readlink("/other/made") == "/sub_link"
+    assert os.readlink(tree[0] / "other" / "made") == str(tree[0] / "sub_link")
+
+
+def errno_of(fn, *args):
+    with pytest.raises(OSError) as info:
+        fn(*args)
+    return info.value.errno
+
+
+def test_rename_without_replacing_falls_back_to_link(fs, tree, monkeypatch):
+    """Without renameat2 (another OS, an old libc, no ctypes): link then unlink, which
+    refuses an existing name just as atomically."""
+    from ftpd.fs import syscalls
+
+    monkeypatch.setattr(syscalls, "_openat2_ok", syscalls._openat2_ok)  # restored after
+    monkeypatch.setattr(syscalls, "_load", lambda: None)
+    with pytest.raises(FileExistsError):
+        fs.rename("/sub/deep.txt", "/file.txt", replace=False)
+    assert (tree[0] / "file.txt").read_bytes() == b"inside"
+    fs.rename("/sub/deep.txt", "/moved.txt", replace=False)
+    assert (tree[0] / "moved.txt").read_bytes() == b"deep"
+    assert not (tree[0] / "sub" / "deep.txt").exists()
+
+
+def test_a_recreated_home_gets_a_fresh_handle(tmp_path):
+    """LocalFS holds an fd on its root: a home moved away and made anew must not keep
+    being served from the old directory (uploads would land in a deleted tree)."""
+    from ftpd.auth.base import Account
+    from ftpd.app import local_fs as _local_fs
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "old.txt").write_bytes(b"old")
+    account = Account("alice", str(home), "elr")
+    first = _local_fs(account)
+    assert _local_fs(account) is first and not first.replaced()
+    os.rename(home, tmp_path / "home.bak")
+    home.mkdir()
+    (home / "new.txt").write_bytes(b"new")
+    assert first.replaced()
+    fresh = _local_fs(account)
+    assert fresh is not first and fresh.listdir("/") == ["new.txt"]
+    assert first.listdir("/") == ["old.txt"]  # sessions already in keep their tree

@@ -113,3 +113,14 @@ def test_command_line_wins_over_config(ftpd_server, tmp_path):
             ftp.sendcmd("BOGUS")
     assert ftp.voidcmd("NOOP").startswith("200")
     ftp.quit()
+
+
+def test_no_flag_turns_off_a_true_flag_of_the_config(ftpd_server, tmp_path):
+    config = tmp_path / "ftpd.toml"
+    config.write_text("write = true\n")
+    server = ftpd_server("-c", str(config), "--no-write")
+    ftp = server.ftp("anonymous", "x")
+    with pytest.raises(ftplib.error_perm, match="^550"):
+        ftp.storbinary("STOR anon.txt", io.BytesIO(b"a"))
+    ftp.quit()
+    assert not (server.root / "anon.txt").exists()

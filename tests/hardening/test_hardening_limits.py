@@ -207,6 +207,27 @@ def test_passive_port_range_exhaustion_is_425(ftpd):
             x.close()
 
 
+def test_passive_port_is_reusable_while_in_time_wait(ftpd):
+    """Issue 10 point 21: the server closes a download's data connection first, so its
+    passive port sits in TIME_WAIT; with SO_REUSEADDR it can listen again at once, and
+    a one-port range serves more transfers than it has ports."""
+    low = _two_free_ports()
+    server = ftpd("--passive-ports", f"{low}-{low}")
+    (server.root / "f.txt").write_bytes(b"hello\n")
+    c = server.control(login=True)
+    try:
+        c.ok("TYPE I", 200)
+        for _ in range(4):
+            host, port = c.pasv()
+            assert port == low
+            with open_data(host, port) as data:
+                c.ok("RETR f.txt", 150)
+                assert read_all(data) == b"hello\n"
+            assert c.reply()[0] == 226
+    finally:
+        c.close()
+
+
 def _try_pasv(c: Control) -> tuple[str, int] | None:
     code, text = c.cmd("PASV")
     if code == 425:

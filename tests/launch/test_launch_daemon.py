@@ -204,6 +204,90 @@ def test_run_as_unknown_user_is_a_usage_error(procs, ftpd, served):
     assert len(lines) == 1 and "--run-as" in lines[0], err
 
 
+@pytest.fixture
+def runas_dir():
+    """A 0755 directory under /tmp (pytest's own tmp dir is 0700: nobody sees in)."""
+    path = Path(tempfile.mkdtemp(prefix="ftpd-runas-files-", dir="/tmp"))
+    try:
+        os.chmod(path, 0o755)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _users_file(path: Path, home: Path, *names: str) -> None:
+    from ftpd.auth.users import UserEntry, hash_password, save_users
+
+    save_users(path, {n: UserEntry(hash_password(f"{n}-pw", n=2**4), str(home), "elr")
+                      for n in names})
+
+
+def _start_error(procs, ftpd: str, root: Path, *args: str) -> str:
+    proc = procs.start([ftpd, "-l", f"127.0.0.1:{free_port()}", "-r", str(root),
+                        "--run-as", "nobody", *args], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 2, err
+    lines = err.decode().splitlines()
+    assert out == b"" and len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs root")
+def test_run_as_with_a_users_file_it_cannot_read_is_a_start_up_error(
+        procs, ftpd, world_readable_root, runas_dir):
+    users = runas_dir / "users.toml"
+    _users_file(users, world_readable_root, "alice")  # root:root 0600
+    line = _start_error(procs, ftpd, world_readable_root, "--users", str(users))
+    assert f"--users {users}" in line and "nobody" in line
+    assert f"chmod g+r {users}" in line and "chgrp nogroup" in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs root")
+def test_run_as_with_an_xferlog_it_cannot_append_to_is_a_start_up_error(
+        procs, ftpd, world_readable_root, runas_dir):
+    xferlog = runas_dir / "xferlog"
+    xferlog.write_text("")
+    os.chmod(xferlog, 0o644)  # root's
+    line = _start_error(procs, ftpd, world_readable_root, "--xferlog", str(xferlog))
+    assert f"--xferlog {xferlog}" in line and f"chown nobody:nogroup {xferlog}" in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs root")
+def test_run_as_sighup_reloads_what_ftpd_passwd_wrote(procs, ftpd, world_readable_root,
+                                                      runas_dir):
+    """root:nogroup 0640, as an operator sets it up for --run-as nobody: ftpd-passwd
+    rewrites it, SIGHUP reloads it; an xferlog we create is the account's."""
+    import grp
+
+    users, xferlog = runas_dir / "users.toml", runas_dir / "xferlog"
+    _users_file(users, world_readable_root, "alice")
+    os.chown(users, 0, grp.getgrnam("nogroup").gr_gid)
+    os.chmod(users, 0o640)
+    log = runas_dir / "ftpd.log"
+    port = free_port()
+    proc = procs.start([ftpd, "-l", f"127.0.0.1:{port}", "-r", str(world_readable_root),
+                        "--run-as", "nobody", "--users", str(users), "-n", "--log", str(log),
+                        "--xferlog", str(xferlog), "--failed-login-delay", "0"])
+    wait_listening(port, proc)
+    wait_until(lambda: "listening on" in read_text(log), "start-up done")
+    assert os.stat(xferlog).st_uid == pwd.getpwnam("nobody").pw_uid
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    subprocess.run([sys.executable, "-m", "ftpd.passwd", "-f", str(users), "add", "bob",
+                    "--home", str(world_readable_root), "--password", "bob-pw"],
+                   check=True, env=env, timeout=DEADLINE, capture_output=True)
+    os.kill(proc.pid, signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in read_text(log), "the reload")
+    ctl = Control.connect("127.0.0.1", port)
+    assert ctl.reply()[0] == 220
+    ctl.login("bob", "bob-pw")
+    ctl.expect("QUIT", 221)
+    ctl.close()
+    assert "Traceback" not in read_text(log)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(DEADLINE) == 0
+
+
 # -- launchd ---------------------------------------------------------------------------------
 @pytest.mark.skipif(sys.platform == "darwin", reason="the error is for systems without launchd")
 def test_launchd_socket_elsewhere_than_macos_is_one_clear_line(procs, ftpd, served):

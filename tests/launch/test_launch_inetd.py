@@ -215,3 +215,39 @@ def test_config_error_under_wait_gives_the_waiting_client_421(ftpd, served, proc
         listener.close()
     assert client.read_to_eof() == b"421 Service not available\r\n"
     assert wait_exit(proc) == 2
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--no-such-option"], "--no-such-option"),
+    (["--timeout", "soon"], "--timeout"),
+    (["-c", "BAD_CONFIG"], "no-such-key"),
+    (["-r", "/nonexistent/ftpd-root"], "/nonexistent/ftpd-root"),
+], ids=["unknown-option", "bad-value", "bad-config-key", "missing-root"])
+def test_startup_error_under_nowait_goes_to_the_log_file(ftpd, served, inetd_spawn, tmp_path,
+                                                         args, named):
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text("no-such-key = 1\n")
+    log = tmp_path / "ftpd.log"
+    client, server_side = socket.socketpair()
+    args = [str(bad_config) if a == "BAD_CONFIG" else a for a in args]
+    argv = [ftpd, "-I", "--log", str(log), *args] + (["-r", str(served)] if "-r" not in args
+                                                     else [])
+    proc = inetd_spawn(argv, server_side)
+    assert Control(client).read_to_eof() == b"421 Service not available\r\n"
+    assert wait_exit(proc) in (1, 2)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and "ERROR" in lines[0] and named in lines[0], lines
+
+
+def test_wrong_inetd_flag_goes_to_the_log_file(ftpd, served, procs, tmp_path):
+    log = tmp_path / "ftpd.log"
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        proc = procs.start([ftpd, "-I", "--log", str(log), "-r", str(served)],
+                           stdin=listener.fileno(), stdout=listener.fileno(),
+                           stderr=listener.fileno())
+    finally:
+        listener.close()
+    assert wait_exit(proc) == 2
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and "-I (inetd no-wait)" in lines[0], lines

@@ -1,7 +1,7 @@
 """The man pages: clean roff, and in step with --help and the settings table.
 
 ftpd.8's OPTIONS section must document exactly the options of ``ftpd --help`` (long
-form, short form and metavar as --help shows them); ftpd.conf.5's KEYS section exactly
+form, short form, metavar and a flag's ``--no-X`` as --help shows them); ftpd.conf.5's KEYS section exactly
 the settings that may appear in the file, plus ``modules``, with the table's defaults;
 ftpd-passwd.8 and ftpd-eventd.8 must cover their commands' subcommands and options."""
 
@@ -23,7 +23,10 @@ PAGES = sorted(p for p in MAN.glob("*.[1-8]")) if MAN.is_dir() else []
 # -- reading --help ------------------------------------------------------------------------
 # An option declaration in a help listing: "  -l, --listen ADDR    help" (click) or
 # "  -p PORT, --port PORT  help" (argparse); the help may start on the next line.
-CLICK_DECL = re.compile(r"^  (?:-(\w), )?--([a-z][a-z-]*)(?: (\S+))?(?: {2,}|$)")
+# A flag may carry its negation: "  -w, --write / --no-write  help".
+CLICK_DECL = re.compile(
+    r"^  (?:-(\w), )?--([a-z][a-z-]*)(?: / --([a-z][a-z-]*))?(?: (\S+))?(?: {2,}|$)")
+Decl = tuple[str | None, str | None, str | None]  # short letter, metavar, negation
 ARGPARSE_LONG = re.compile(r"--([a-z][a-z-]*)")
 
 
@@ -34,9 +37,9 @@ def run_help(module: str, *args: str) -> str:
     return result.stdout
 
 
-def click_options(help_text: str) -> dict[str, tuple[str | None, str | None]]:
-    """long name -> (short letter, metavar) from a click help listing."""
-    options: dict[str, tuple[str | None, str | None]] = {}
+def click_options(help_text: str) -> dict[str, Decl]:
+    """long name -> (short letter, metavar, negation) from a click help listing."""
+    options: dict[str, Decl] = {}
     in_options = False
     for line in help_text.splitlines():
         if line.rstrip() == "Options:":
@@ -45,9 +48,14 @@ def click_options(help_text: str) -> dict[str, tuple[str | None, str | None]]:
         if in_options and line and not line.startswith(" "):
             in_options = False
         if in_options and (m := CLICK_DECL.match(line)):
-            short, name, metavar = m.groups()
-            options[name] = (short, metavar)
+            short, name, negated, metavar = m.groups()
+            options[name] = (short, metavar, negated)
     return options
+
+
+def every_name(options: dict[str, Decl]) -> set[str]:
+    """The long names and their negations."""
+    return set(options) | {negated for _, _, negated in options.values() if negated}
 
 
 def click_commands(help_text: str) -> list[str]:
@@ -129,21 +137,22 @@ def test_help_lists_every_setting(ftpd_help: str) -> None:
     options = click_options(ftpd_help)
     assert set(options) == {s.name for s in config.SETTINGS} | {"version", "help"}
     for s in config.SETTINGS:
-        assert options[s.name] == (s.short, None if s.flag else s.metavar)
+        assert options[s.name] == (s.short, None if s.flag else s.metavar, config.negation(s))
     # Every --name the help text mentions anywhere is a real option (a name cut by line
     # wrapping, ending in "-", is not a name).
     mentioned = {m for m in re.findall(r"--([a-z][a-z-]*)", ftpd_help) if not m.endswith("-")}
-    assert mentioned <= set(options)
+    assert mentioned <= every_name(options)
 
 
-def option_tags() -> dict[str, tuple[str | None, str | None]]:
-    documented: dict[str, tuple[str | None, str | None]] = {}
+def option_tags() -> dict[str, Decl]:
+    documented: dict[str, Decl] = {}
     for tag, _ in tags(section(read("ftpd.8"), "OPTIONS")):
-        m = re.fullmatch(r"(?:-(\w), )?--([a-z][a-z-]*)(?: (\S+))?", tag)
+        m = re.fullmatch(r"(?:-(\w), )?--([a-z][a-z-]*)(?: / --([a-z][a-z-]*))?(?: (\S+))?",
+                         tag)
         assert m, f"ftpd.8 OPTIONS: unexpected item {tag!r}"
-        short, name, metavar = m.groups()
+        short, name, negated, metavar = m.groups()
         assert name not in documented, f"--{name} documented twice"
-        documented[name] = (short, metavar)
+        documented[name] = (short, metavar, negated)
     return documented
 
 
@@ -153,19 +162,19 @@ def test_ftpd8_documents_exactly_the_help_options(ftpd_help: str) -> None:
     assert set(documented) == set(in_help), (
         f"missing from ftpd.8: {sorted(set(in_help) - set(documented))}; "
         f"not in --help: {sorted(set(documented) - set(in_help))}")
-    for name, (short, metavar) in in_help.items():
-        assert documented[name] == (short, metavar), f"--{name}: short option or metavar"
+    for name, decl in in_help.items():
+        assert documented[name] == decl, f"--{name}: short option, metavar or negation"
 
 
 def test_ftpd8_options_section_mentions_only_real_options(ftpd_help: str) -> None:
     text = unescape(section(read("ftpd.8"), "OPTIONS"))
     mentioned = set(re.findall(r"--([a-z][a-z-]*)", text))
-    assert mentioned == set(click_options(ftpd_help))
+    assert mentioned == every_name(click_options(ftpd_help))
 
 
 def test_ftpd8_mentions_only_real_options_anywhere(ftpd_help: str) -> None:
     text = unescape(read("ftpd.8"))
-    assert set(re.findall(r"--([a-z][a-z-]*)", text)) <= set(click_options(ftpd_help))
+    assert set(re.findall(r"--([a-z][a-z-]*)", text)) <= every_name(click_options(ftpd_help))
 
 
 def test_ftpd8_groups_options_by_section() -> None:

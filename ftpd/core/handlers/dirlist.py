@@ -18,6 +18,10 @@ from ftpd.fs.base import FileSystem
 if TYPE_CHECKING:
     from ftpd.core.session import Session
 
+# A STAT listing travels on the control connection, whose transport cuts off a client
+# with more than 4 MiB of unread replies: a bigger directory is refused, not sent.
+STAT_MAX_BYTES = 1 << 20
+
 
 def _strip_options(arg: str) -> str:
     """``ls`` options (``-la``, ``-a -l``) are accepted and ignored."""
@@ -43,11 +47,18 @@ def _target(s: Session, arg: str) -> Generator[Any, Any, tuple[str, str | None, 
 
 
 def _names(s: Session, vpath: str, pattern: str | None) -> Generator[Any, Any, list[str]]:
+    """The visible names of *vpath*; with a pattern the listing matches them lazily,
+    a slice at a time under one budget for the command (``list_dir``)."""
     assert s.fs is not None
-    names = yield s.ask(entries, s.fs, vpath, pattern)
-    if len(names) > s.config.max_listing_entries:
+    names = yield s.ask(entries, s.fs, vpath)
+    if pattern is None and len(names) > s.config.max_listing_entries:
         raise FTPError(550, f"Directory too large to list ({len(names)} entries).")
     return names
+
+
+def _dir_part(arg: str) -> str:
+    """``d/*.txt`` -> ``d/``: NLST names carry it, as ``ls d/*.txt`` prints them."""
+    return arg[:arg.rfind("/") + 1]
 
 
 # -- in the worker pool: these may block --------------------------------------------
@@ -58,11 +69,16 @@ def one_line(fs: FileSystem, vpath: str, now: float,
 
 
 def stat_lines(fs: FileSystem, vpath: str, names: list[str], now: float,
-               owners: Callable[[int, int], tuple[str, str]]) -> list[str]:
-    """A whole ``ls -l`` of a directory, for a STAT reply (it travels on the control
-    connection, so it is built at once, off the loop)."""
-    lines = []
-    for chunk in list_dir(fs, vpath, names, "list", now=now, owners=owners):
+               owners: Callable[[int, int], tuple[str, str]], pattern: str | None,
+               limit: int, arg: str) -> list[str]:
+    """A whole ``ls -l`` of a directory, for a STAT reply: it travels on the control
+    connection, so it is built at once (off the loop), and refused past STAT_MAX_BYTES."""
+    lines, size = [], 0
+    for chunk in list_dir(fs, vpath, names, "list", now=now, pattern=pattern, limit=limit,
+                          owners=owners):
+        size += len(chunk)
+        if size > STAT_MAX_BYTES:
+            raise FTPError(550, f"{arg}: too large for a STAT reply; use LIST.")
         lines += [line for line in chunk.decode("utf-8", "surrogateescape").split("\r\n")
                   if line]
     return lines
@@ -78,7 +94,9 @@ def _listing(s: Session, cmd: Command, fmt: str) -> Steps:
     perms = s.account.perm if s.account else ""
     if is_dir:
         names = yield from _names(s, vpath, pattern)
+        prefix = _dir_part(arg) if pattern is not None and fmt == "nlst" else ""
         source = list_dir(s.fs, vpath, names, fmt, perms, s.mlst_facts, s.now(),
+                          pattern=pattern, prefix=prefix, limit=s.config.max_listing_entries,
                           owners=s.config.owner_names)
     elif fmt == "mlsd":
         raise FTPError(501, f"{arg}: not a directory.")
@@ -140,7 +158,8 @@ def stat_(s: Session, cmd: Command) -> Steps:
     vpath, pattern, is_dir = yield from _target(s, arg)
     if is_dir:
         names = yield from _names(s, vpath, pattern)
-        lines = yield s.ask(stat_lines, s.fs, vpath, names, s.now(), s.config.owner_names)
+        lines = yield s.ask(stat_lines, s.fs, vpath, names, s.now(), s.config.owner_names,
+                            pattern, s.config.max_listing_entries, arg)
     else:
         lines = [(yield s.ask(one_line, s.fs, vpath, s.now(), s.config.owner_names))]
     cmd.add(213, f"Status of {arg}:")

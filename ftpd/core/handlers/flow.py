@@ -5,6 +5,7 @@ has gone), the reply for the outcome and the transfer's event."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +55,15 @@ def close_file(f: Any) -> OSError | None:
     return None
 
 
-def finish_upload(fs: FileSystem, temp: str, path: str, ok: bool) -> OSError | None:
-    """Atomic uploads: rename the temporary into place on success, remove it otherwise."""
+def finish_upload(fs: FileSystem, temp: str, path: str, ok: bool,
+                  unique: bool) -> OSError | FTPError | None:
+    """Atomic uploads: rename the temporary into place on success, remove it otherwise.
+    STOU never replaces a file someone created at its unique name meanwhile: that file
+    is kept, this upload discarded with 450 (the client may send STOU again)."""
     try:
-        if ok:
+        if ok and unique:
+            fs.rename(temp, path, replace=False)
+        elif ok:
             fs.rename(temp, path)
         else:
             fs.remove(temp)
@@ -67,6 +73,9 @@ def finish_upload(fs: FileSystem, temp: str, path: str, ok: bool) -> OSError | N
                 fs.remove(temp)
             except OSError:
                 pass
+        if unique and exc.errno == errno.EEXIST:
+            return FTPError(450, f"{basename(path)} was created by someone else meanwhile; "
+                                 "it was kept and this upload discarded. Send STOU again.")
         return exc
     return None
 
@@ -79,7 +88,8 @@ def size_of(fs: FileSystem, path: str, default: int) -> int:
 
 
 # -- on the loop ---------------------------------------------------------------------
-def _finish_files(s: Session, t: A.Transfer, error: Outcome) -> Generator[Any, Any, Outcome]:
+def _finish_files(s: Session, t: A.Transfer,
+                  error: Outcome) -> Generator[Any, Any, Outcome]:
     """Close the file and settle an atomic upload; the outcome, worsened by their errors."""
     f: Any = t.source if t.direction == "send" else t.sink
     if t.meta.get("kind") == "listing":
@@ -90,7 +100,8 @@ def _finish_files(s: Session, t: A.Transfer, error: Outcome) -> Generator[Any, A
             error = close_error
     temp = t.meta.get("temp")
     if t.meta.get("kind") == "upload" and temp and s.fs is not None:
-        rename_error = yield s.cleanup(finish_upload, s.fs, temp, t.meta["path"], error is None)
+        rename_error = yield s.cleanup(finish_upload, s.fs, temp, t.meta["path"], error is None,
+                                       bool(t.meta.get("unique")))
         if error is None and rename_error is not None:
             error = rename_error
     return error
@@ -161,8 +172,6 @@ def report_refused_transfer(s: Session, cmd: Command) -> None:
     its event (EVENTS.md: status PERM, NOENT or ERROR), so receivers see refusals too."""
     if s.account is None or cmd.info.get("transfer_reported"):
         return
-    import errno
-
     code = cmd.info.get("errno")
     if cmd.info.get("refused") or code in (errno.EACCES, errno.EPERM):
         status = "PERM"
