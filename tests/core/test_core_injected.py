@@ -90,3 +90,57 @@ def test_a_file_opened_for_a_session_that_closed_meanwhile_is_closed(make):
     d.calls.append(A.Call(lambda: f))
     d.release()
     assert f.closed
+
+
+class _Writer:
+    """A writer with ``abort()`` (fs/base.py), as an object store's upload has."""
+
+    def __init__(self) -> None:
+        self.data, self.closed, self.aborted = b"", False, False
+
+    def write(self, data) -> int:
+        self.data += bytes(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _object_store(memfs):
+    writers: list[tuple[str, _Writer]] = []
+
+    class Store(type(memfs)):
+        uploads_are_atomic = True
+
+        def open_write(self, vpath, **kw):
+            writers.append((vpath, _Writer()))
+            return writers[-1][1]
+
+    store = Store()
+    return store, writers
+
+
+def test_a_failed_upload_is_aborted_when_the_writer_can(make, memfs):
+    store, writers = _object_store(memfs)
+    d = make(fs=store)
+    d.login()
+    d.send("TYPE I")
+    d.upload = b"half"
+    d.transfer_error = "reset"
+    assert codes(d.dialogue(["PASV", "STOR new.bin"]))[-1] == 426
+    assert writers[-1][1].aborted and not writers[-1][1].closed
+    d.transfer_error = None
+    assert codes(d.stor("whole.bin", b"all of it"))[-1] == 226
+    assert writers[-1][1].closed and not writers[-1][1].aborted
+
+
+def test_atomic_uploads_need_no_temporary_on_a_store_whose_uploads_are_atomic(make, memfs):
+    store, writers = _object_store(memfs)
+    d = make(fs=store, atomic_uploads=True)
+    d.login()
+    d.send("TYPE I")
+    assert codes(d.stor("obj.bin", b"x"))[-1] == 226
+    assert [path for path, _ in writers] == ["/obj.bin"]

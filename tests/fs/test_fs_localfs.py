@@ -308,8 +308,8 @@ def test_rename_without_replacing_falls_back_to_link(fs, tree, monkeypatch):
 def test_a_recreated_home_gets_a_fresh_handle(tmp_path):
     """LocalFS holds an fd on its root: a home moved away and made anew must not keep
     being served from the old directory (uploads would land in a deleted tree)."""
-    from ftpd.auth.base import Account
     from ftpd.app import local_fs as _local_fs
+    from ftpd.auth.base import Account
 
     home = tmp_path / "home"
     home.mkdir()

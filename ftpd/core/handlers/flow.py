@@ -55,6 +55,14 @@ def close_file(f: Any) -> OSError | None:
     return None
 
 
+def abort_file(f: Any) -> None:
+    """Discard a failed upload (``abort()``, fs/base.py: an object store leaves nothing)."""
+    try:
+        f.abort()
+    except OSError:
+        pass
+
+
 def finish_upload(fs: FileSystem, temp: str, path: str, ok: bool,
                   unique: bool) -> OSError | FTPError | None:
     """Atomic uploads: rename the temporary into place on success, remove it otherwise.
@@ -94,6 +102,8 @@ def _finish_files(s: Session, t: A.Transfer,
     f: Any = t.source if t.direction == "send" else t.sink
     if t.meta.get("kind") == "listing":
         getattr(f, "close", lambda: None)()  # a generator: nothing to wait for
+    elif error is not None and t.direction == "recv" and hasattr(f, "abort"):
+        yield s.cleanup(abort_file, f)  # a failed upload, discarded rather than completed
     elif f is not None and hasattr(f, "close"):
         close_error = yield s.cleanup(close_file, f)
         if error is None and close_error is not None:

@@ -242,7 +242,8 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
         _check_file(st, basename(vpath), offset)
         append = False  # RFC 3659 5.4: after REST, APPE acts identically to STOR
     target = vpath
-    if s.config.atomic_uploads and not append and not offset:
+    atomic_already = getattr(s.fs, "uploads_are_atomic", False)  # an object store
+    if s.config.atomic_uploads and not append and not offset and not atomic_already:
         target = join(parent(vpath), f"{TEMP_PREFIX}{s.config.token(6)}")
     f = yield s.ask(open_write, s.fs, target, offset, append, unique)
     t = A.Transfer("recv", sink=f, transform=FromNetwork() if s.type == "A" else None)
