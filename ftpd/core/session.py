@@ -399,9 +399,15 @@ class Session:
     def _settle(self) -> None:
         """Once no command waits for the transport: the commands that waited for it
         (ABOR, a QUIT sent during a transfer), a close that waited for a cleanup, the
-        server's stop, then the queued lines, in order."""
-        while self._suspended is None and self._current is None:
-            if self._waiters:
+        server's stop, then the queued lines, in order. During a transfer: the queued
+        lines that act during one."""
+        while self._current is None:
+            if self._suspended is not None:
+                line = self._queued_urgent() if self.state is State.TRANSFER else None
+                if line is None:
+                    return
+                self._execute(line)
+            elif self._waiters:
                 self._advance(self._waiters.pop(0), None, None)
             elif self._closing is not None:
                 reason, self._closing = self._closing, None
@@ -417,6 +423,18 @@ class Session:
                     self._drop_cleartext()
             else:
                 return
+
+    def _queued_urgent(self) -> bytes | LineTooLong | None:
+        """A line queued while a command waited that may act now its transfer runs, as
+        if it had come just now: the head of the queue if it acts during a transfer, else
+        an ABOR anywhere in it. Removed from the queue."""
+        for i, line in enumerate(self._queue):
+            verb = dispatch.line_verb(line)
+            spec = self.table.commands.get(verb) if verb else None
+            if spec is not None and spec.during_transfer and (i == 0 or spec.overtakes):
+                del self._queue[i]
+                return line
+        return None
 
     def _may_close_now(self) -> bool:
         """No transfer runs and no cleanup must finish first (timeout, shutdown)."""
