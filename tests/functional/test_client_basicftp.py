@@ -119,6 +119,8 @@ def test_basicftp_all_operations_on_one_connection(client_ftpd, client_certs, tm
     assert results[6] == big.stat().st_size
     assert [(e["name"], e["type"]) for e in results[11]] == [("tree", "dir")]
     assert not (server.root / renamed.lstrip("/")).exists()
+    if mode != "plain":  # data connections were protected too
+        assert "] PROT P" in server.log()
 
     # two control connections carried every transfer: the uploads, then the downloads
     sessions = list(commands_by_session(server.log()).values())

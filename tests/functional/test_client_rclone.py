@@ -86,6 +86,8 @@ def test_rclone_copy_up_check_lsjson_and_down(client_ftpd, client_certs, tmp_pat
     down = tmp_path / "down"
     rclone.ok("copy", ":ftp:up", str(down), "--transfers", "4", "--checkers", "4")
     assert tree_digest(down) == expected
+    if mode != "plain":  # data connections were protected too
+        assert "] PROT P" in server.log()
 
 
 def test_rclone_check_sees_a_changed_file(client_ftpd, client_certs, tmp_path):
