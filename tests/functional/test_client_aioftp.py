@@ -1,8 +1,11 @@
 """The aioftp client (asyncio, from the test extras) against the real ftpd: a recursive
 MLSD listing and MLST stat of a tree with spaces, non-ASCII names and empty files;
 upload, download and append streams, a download from an offset (REST); a 10 MiB round
-trip. Plain FTP only: aioftp's data connections do not resume the control
-connection's TLS session, which ftpd requires. Every file is compared by SHA-256."""
+trip. Every file is compared by SHA-256.
+
+Plain FTP only: over TLS aioftp (0.28) shakes hands on a passive data connection
+before it sends the transfer command, while ftpd, like ProFTPD, starts TLS there only
+for that command, so each waits for the other (the clients' side of jlaffaye/ftp#282)."""
 
 from __future__ import annotations
 
