@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ftpd.io.tls_tickets import issue_ticket
 from ftpd.log import get_logger
 
 if TYPE_CHECKING:
@@ -132,6 +133,10 @@ class TLSManager:
                             "session: refused (--tls-reuse required)", conn.peer[0])
                 channel._finish("tls")
                 return
+            # This data connection used up the client's ticket (curl's OpenSSL uses one
+            # once): the next reply on the control connection carries a fresh one.
+            if conn.tls is not None and not conn.closed:
+                issue_ticket(conn.tls)
             channel._pump_start()
 
         def failed(exc: Exception) -> None:
