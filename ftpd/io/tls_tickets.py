@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-_api: Any = None  # (ctypes, SSL_new_session_ticket, SSL_get_ex_data), or False: none
+_api: Any = None  # (ctypes, SSL_new_session_ticket, SSL_get_ex_data, _SSLSocket), or False
 
 
 def issue_ticket(sock: Any) -> bool:
@@ -59,17 +59,18 @@ def _bind() -> Any:
         lib = ctypes.CDLL(getattr(_ssl, "__file__", None))  # None: _ssl is built in
         new_ticket = lib.SSL_new_session_ticket  # OpenSSL 3.0 and later
         get_ex_data = lib.SSL_get_ex_data
+        socket_type = _ssl._SSLSocket
     except (ImportError, OSError, AttributeError):
         return None
     new_ticket.argtypes, new_ticket.restype = [ctypes.c_void_p], ctypes.c_int
     get_ex_data.argtypes, get_ex_data.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_void_p
-    return ctypes, new_ticket, get_ex_data
+    return ctypes, new_ticket, get_ex_data, socket_type
 
 
 def _ssl_pointer(api: Any, sslobj: Any) -> int | None:
     """The ``SSL*`` inside CPython's ``_ssl._SSLSocket`` *sslobj*, checked."""
-    ctypes, _, get_ex_data = api
-    if sslobj is None or type(sslobj).__module__ != "_ssl":
+    ctypes, _, get_ex_data, socket_type = api
+    if type(sslobj) is not socket_type:
         return None
     word = ctypes.sizeof(ctypes.c_void_p)
     offset = object.__basicsize__ + word  # PyObject_HEAD, then the socket weakref
