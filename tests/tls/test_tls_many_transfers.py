@@ -92,6 +92,22 @@ def test_curl_mixed_uploads_and_downloads_on_one_connection(ftpd, certs, tmp_pat
     _one_session_no_refusal(server)
 
 
+@needs_curl
+def test_curl_upload_upload_download_as_written_in_the_issue(ftpd, certs, tmp_path, home):
+    """``-T a URL1 -T b URL2 -o x URL3``, word for word: curl binds ``-o x`` to the
+    first URL (an upload, so x stays empty) and writes URL3 to stdout."""
+    server = ftpd()
+    files = _payloads(server, tmp_path, ["a.bin", "b.bin", "srv-3.bin"])
+    result = curl(["--ssl-reqd", "-T", "a.bin", server.url("a.bin"), "-T", "b.bin",
+                   server.url("b.bin"), "-o", "x", server.url("srv-3.bin")],
+                  certs.ca, tmp_path, home)
+    assert result.returncode == 0, result.stderr
+    assert sha256(result.stdout) == sha256(files["srv-3.bin"])
+    for name in ("a.bin", "b.bin"):
+        _assert_same(server.root / name, files[name])
+    _one_session_no_refusal(server)
+
+
 @needs_lftp
 def test_lftp_several_files_in_one_session(ftpd, certs, tmp_path, home):
     server = ftpd()
