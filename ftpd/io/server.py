@@ -142,12 +142,21 @@ class Server:
                 self._arm_idle_timer()
 
     def start_workers(self) -> None:
-        """The auth worker pool (created on first use, or before privileges drop)."""
+        """The worker pools: the auth pool (password hashing) and the filesystem pool
+        (the core's asks). Made on first use, or before privileges drop (--run-as)."""
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(self.options.auth_workers,
                                                 thread_name_prefix="ftpd-auth")
+        self._start_fs_pool()
+
+    def _start_fs_pool(self) -> Any:
+        if self._fs_pool is None:
+            from ftpd.io.pool import WorkerPool
+
+            self._fs_pool = WorkerPool(self.options.fs_workers, self.loop.call_soon_threadsafe)
+        return self._fs_pool
 
     def run_in_pool(self, fn: Callable[..., Any], args: tuple[Any, ...],
                     done: Callable[[Any, BaseException | None], None]) -> None:
@@ -156,25 +165,8 @@ class Server:
         a slow or hung storage must not hold up logins, nor slow password hashing
         the file operations of sessions already in. Bounded: a storage that hangs
         ties up at most ``fs_workers`` threads; further calls wait in its queue."""
-        if self._fs_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._fs_pool = ThreadPoolExecutor(self.options.fs_workers,
-                                               thread_name_prefix="ftpd-fs")
-        post = self.loop.call_soon_threadsafe
-
-        def work() -> None:
-            try:
-                result = fn(*args)
-            except Exception as exc:  # reaches the command as a reply, at its yield
-                post(done, None, exc)
-            except BaseException as exc:  # SystemExit from a plugin must not stop the loop
-                post(done, None, RuntimeError(f"{type(exc).__name__} in a filesystem call"))
-            else:
-                post(done, result, None)
-
         try:
-            self._fs_pool.submit(work)
+            self._start_fs_pool().submit(fn, args, done)
         except RuntimeError as exc:  # the pool is shut down: the server is stopping
             done(None, exc)
 
@@ -354,8 +346,9 @@ class Server:
         self.bus.generate("core.shutdown", ServerEvent(time.time()))
         for listener in self.event_listeners:
             listener.close()
-        for pool in (self._executor, self._fs_pool):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._fs_pool is not None:
+            self._fs_pool.shutdown()
         self.loop.close()
 
