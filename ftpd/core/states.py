@@ -19,6 +19,8 @@ class State(Enum):
     STARTING_TLS = "starting-tls"  # AUTH TLS replied; the handshake is under way
     CLOSED = "closed"  # the session is over (a cleanup may still finish)
 
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code
+
 
 class Event(Enum):
     START = "start"  # the greeting
@@ -27,6 +29,8 @@ class Event(Enum):
     TLS = "tls"  # a command yielded StartTLS (after its reply)
     ANSWER = "answer"  # the transport answered (or failed) the order
     CLOSE = "close"  # QUIT, timeout, shutdown, too many errors, EOF; refused at connect
+
+    __hash__ = object.__hash__
 
 
 S, E = State, Event
