@@ -21,6 +21,7 @@ from ftpd.core import dispatch
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
 from ftpd.core.events import LogoutEvent, SessionInfo
+from ftpd.core.listing import numeric_owners
 from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
 from ftpd.core.states import ON_LINE, Event, State, transition
@@ -39,10 +40,6 @@ def _no_filesystem(account: Account) -> FileSystem:
     raise OSError(38, "no filesystem configured (SessionConfig.fs_factory)")
 
 
-def _numeric_owners(uid: int, gid: int) -> tuple[str, str]:
-    return str(uid), str(gid)
-
-
 def _urandom_token(nbytes: int) -> str:
     import os
 
@@ -58,7 +55,7 @@ class SessionConfig:
 
     def __init__(self, *, table: CommandTable | None = None,
                  fs_factory: Callable[[Account], FileSystem] = _no_filesystem,
-                 owner_names: Callable[[int, int], tuple[str, str]] = _numeric_owners,
+                 owner_names: Callable[[int, int], tuple[str, str]] = numeric_owners,
                  token: Callable[[int], str] = _urandom_token,
                  banner: str = "ftpd ready.", masquerade_address: str | None = None,
                  passive_ports: range | None = None, permit_foreign_addresses: bool = False,
