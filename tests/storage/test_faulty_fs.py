@@ -23,6 +23,9 @@ CALLS = [
     pytest.param("stat", [], "SIZE hello.txt", id="stat"),
     pytest.param("stat", ["PASV"], "LIST", id="stat-list"),
     pytest.param("listdir", [], "STAT /", id="listdir-stat"),
+    pytest.param("open_write", ["PASV"], "STOR new.txt", id="open-write"),
+    pytest.param("mkdir", [], "MKD d", id="mkdir"),
+    pytest.param("stat", [], "CWD /", id="stat-cwd"),
 ]
 
 
@@ -48,3 +51,38 @@ def test_a_fault_is_a_reply_and_one_log_line(method, before, command, fault, cod
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert verb in lines[0].getMessage()
+
+
+class _BadCloseWriter:
+    """A writer whose close() (where an upload is committed) raises *fault*."""
+
+    def __init__(self, fault: BaseException) -> None:
+        self.fault = fault
+
+    def write(self, data):
+        return len(data)
+
+    def close(self):
+        raise self.fault
+
+
+@pytest.mark.parametrize("fault,code", [
+    pytest.param(OSError(28, "No space left on device"), 452, id="ENOSPC"),
+    pytest.param(RuntimeError("the plugin's commit failed"), 451, id="Exception"),
+])
+def test_an_upload_whose_close_fails_gets_that_reply_and_the_session_goes_on(fault, code):
+    import ftplib
+    import io
+
+    class Store(MemoryFS):
+        def open_write(self, vpath, **kw):
+            return _BadCloseWriter(fault)
+
+    with FTPServer(Store(), users={"alice": "pw"}) as server:
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port, timeout=10)
+        ftp.login("alice", "pw")
+        with pytest.raises(ftplib.Error, match=f"^{code}"):
+            ftp.storbinary("STOR x", io.BytesIO(b"data"))
+        assert ftp.voidcmd("NOOP").startswith("200")
+        ftp.quit()
