@@ -1,0 +1,163 @@
+"""The loop's injectable clock (issue 11, point 8): timers run on a ``VirtualClock``
+that stands still until a test moves it, or jumps to the next timer when the loop is
+idle (autojump), while sockets are still served for real. Every timer of ``ftpd/io``
+reads the loop's clock, never ``time`` directly."""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from ftpsupport import DEADLINE, RawControl, loop_turns
+
+import ftpd.io
+from ftpd.embed import FTPServer
+from ftpd.fs.memory import MemoryFS
+from ftpd.io.clock import RealClock, VirtualClock
+from ftpd.io.loop import EventLoop
+
+
+def test_the_loop_runs_on_real_time_unless_told():
+    loop = EventLoop()
+    try:
+        assert isinstance(loop.clock, RealClock)
+        assert loop.time() <= loop.time()  # monotonic
+    finally:
+        loop.close()
+
+
+def test_virtual_time_moves_only_when_advanced():
+    clock = VirtualClock(start=5.0)
+    assert clock.time() == clock.time() == 5.0
+    clock.advance(2.5)
+    assert clock.time() == 7.5
+    assert clock.wall() - clock.time() == VirtualClock(start=5.0).wall() - 5.0
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+
+
+def test_autojump_runs_timers_in_order_at_their_virtual_times():
+    clock = VirtualClock(autojump_threshold=0)
+    loop = EventLoop(clock)
+    fired: list[tuple[str, float]] = []
+    loop.call_later(300, lambda: fired.append(("b", clock.time())))
+    loop.call_later(20, lambda: fired.append(("a", clock.time())))
+    loop.call_later(3600, lambda: (fired.append(("c", clock.time())), loop.stop()))
+    try:
+        loop.run()  # would take an hour on the real clock
+    finally:
+        loop.close()
+    assert fired == [("a", 20.0), ("b", 300.0), ("c", 3600.0)]
+    assert clock.jumps == 3
+
+
+def test_autojump_serves_ready_sockets_before_jumping():
+    clock = VirtualClock(autojump_threshold=0)
+    loop = EventLoop(clock)
+    left, right = socket.socketpair()
+    seen: list[tuple[bytes, float]] = []
+
+    def readable() -> None:
+        seen.append((left.recv(100), clock.time()))
+        loop.remove_reader(left)
+
+    loop.add_reader(left, readable)
+    loop.call_later(60, loop.stop)
+    right.sendall(b"ready")
+    try:
+        loop.run()
+    finally:
+        loop.close()
+        left.close()
+        right.close()
+    assert seen == [(b"ready", 0.0)]  # read before time jumped to the timer
+    assert clock.time() == 60.0
+
+
+def test_advance_from_another_thread_wakes_a_loop_blocked_on_virtual_time():
+    clock = VirtualClock()
+    loop = EventLoop(clock)
+    fired = threading.Event()
+    reached: list[float] = []
+    loop.call_later(300, lambda: (reached.append(clock.time()), fired.set(), loop.stop()))
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        turned = threading.Event()
+        clock.advance(299.0)
+        loop.call_soon_threadsafe(turned.set)  # the loop has looked at 299 s: not yet
+        assert turned.wait(DEADLINE)
+        assert not fired.is_set() and reached == []
+        clock.advance(1.0)
+        assert fired.wait(DEADLINE)
+        assert reached == [300.0]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(DEADLINE)
+        loop.close()
+    assert not clock._wakers, "a closed loop is no longer woken by the clock"
+
+
+def test_an_embedded_300s_control_timeout_on_virtual_time():
+    clock = VirtualClock()
+    with FTPServer(MemoryFS({}), users={"u": "p"}, clock=clock, timeout=300) as server:
+        assert server.clock is clock
+        with RawControl("127.0.0.1", server.port) as c:
+            c.login("u", "p")
+            clock.advance(299.0)
+            loop_turns(server)
+            assert c.silent(), "cut before the timeout"
+            assert c.cmd("NOOP")[0] == 200  # a whole command: the 300 s start again
+            clock.advance(299.0)
+            loop_turns(server)
+            assert c.silent(), "the NOOP did not count as activity"
+            clock.advance(1.0)
+            code, text = c.reply()
+            assert code == 421, text
+            assert c.wait_closed()
+    assert clock.time() == 599.0
+
+
+def test_the_sessions_clock_is_tied_to_the_virtual_clock():
+    clock = VirtualClock(epoch=1_000_000.0)
+    times: list[float] = []
+    with FTPServer(MemoryFS({}), users={"u": "p"}, clock=clock) as server:
+        server.bus.register("session.login", lambda data, name: times.append(data.time))
+        clock.advance(42.0)
+        with RawControl("127.0.0.1", server.port) as c:
+            c.login("u", "p")
+            loop_turns(server)  # the event follows the reply
+    assert len(times) == 1
+    stamp = times[0].timestamp() if hasattr(times[0], "timestamp") else times[0]
+    assert stamp == 1_000_042.0
+
+
+def test_autojump_can_be_switched_on_while_serving():
+    clock = VirtualClock()
+    with FTPServer(MemoryFS({}), users={"u": "p"}, clock=clock, timeout=900) as server:
+        with RawControl("127.0.0.1", server.port) as c:
+            c.login("u", "p")
+            loop_turns(server)
+            assert c.silent()
+            clock.autojump_threshold = 0
+            assert c.reply()[0] == 421  # at once in real time, 900 s in virtual time
+            assert clock.time() >= 900.0
+            clock.autojump_threshold = math.inf
+
+
+TIME_READS = re.compile(r"\btime\.(monotonic|perf_counter|sleep)\(|\bfrom time import\b")
+
+
+def test_io_timers_read_the_loops_clock_only():
+    io_dir = Path(ftpd.io.__file__).parent
+    files = [*io_dir.glob("*.py"), io_dir.parent / "embed.py"]
+    offenders = [f"{path.name}:{n}: {line.strip()}"
+                 for path in files if path.name != "clock.py"
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if TIME_READS.search(line)]
+    assert len(files) >= 8
+    assert offenders == []
