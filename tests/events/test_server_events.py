@@ -177,14 +177,16 @@ def queue_take(mq, count: int, timeout: float = DEADLINE) -> list[tuple[bytes, i
     import sysv_ipc
 
     got: list[tuple[bytes, int]] = []
-    end = time.monotonic() + timeout
-    while len(got) < count:
-        try:
-            got.append(mq.receive(block=False))
-        except sysv_ipc.BusyError:
-            if time.monotonic() > end:
-                pytest.fail(f"{len(got)} of {count} queue messages in {timeout}s: {got}")
-            time.sleep(0.01)
+
+    def have_all() -> bool:
+        for _ in range(count - len(got)):  # what is there now, never more than wanted
+            try:
+                got.append(mq.receive(block=False))
+            except sysv_ipc.BusyError:
+                break
+        return len(got) >= count
+
+    wait_until(have_all, f"{count} queue messages (have {got})", timeout, interval=0.01)
     return got
 
 
@@ -508,10 +510,8 @@ def test_full_queue_drops_are_counted_and_never_block(ftpd, tmp_path, queue_key)
     assert re.search(r" WARNING " + first + "$", server.log(), re.M), server.log()
 
     data = os.urandom(1 << 20)
-    started = time.monotonic()
-    reply = store(client, "big.bin", data)
-    elapsed = time.monotonic() - started
-    assert reply.startswith("226") and elapsed < 5.0, (reply, elapsed)
+    reply = store(client, "big.bin", data)  # a send blocking on the full queue never ends
+    assert reply.startswith("226"), reply
     assert (server.root / "big.bin").read_bytes() == data
     client.quit()
     assert server.stop() == 0

@@ -8,7 +8,6 @@ reaches it, and "others go on" is an ordering: their replies come while the gues
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
