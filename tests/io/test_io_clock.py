@@ -149,6 +149,32 @@ def test_autojump_can_be_switched_on_while_serving():
             clock.autojump_threshold = math.inf
 
 
+def test_shutdown_timeout_on_virtual_time(tmp_path):
+    """A graceful stop waits for a running transfer, --shutdown-timeout long at most."""
+    with open(tmp_path / "big.bin", "wb") as f:  # sparse: more than socket buffers hold
+        f.truncate(64 << 20)
+    clock = VirtualClock()
+    server = FTPServer(str(tmp_path), users={"u": "p"}, clock=clock, timeout=0,
+                       data_timeout=0, shutdown_timeout=60).start()
+    assert server._thread is not None
+    with RawControl("127.0.0.1", server.port) as c:
+        c.login("u", "p")
+        c.expect("TYPE I", 200)
+        host, port = c.pasv()
+        with socket.create_connection((host, port), timeout=DEADLINE) as data:
+            data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.expect("RETR big.bin", 150)  # and never read: it cannot finish
+            server.server.stop()
+            loop_turns(server)
+            clock.advance(60 - 1 / 16)
+            loop_turns(server)
+            assert server._thread.is_alive() and c.silent(), "stopped before the timeout"
+            clock.advance(1 / 16)
+            server._thread.join(DEADLINE)
+            assert not server._thread.is_alive()
+            assert c.wait_closed()
+
+
 TIME_READS = re.compile(r"\btime\.(monotonic|perf_counter|sleep)\(|\bfrom time import\b")
 
 
