@@ -124,10 +124,20 @@ def test_handed_a_listening_socket_with_idle_timeout():
         clock.advance(60 - 1 / 16)
         loop_turns(server)
         assert thread.is_alive(), "exited before the idle timeout"
+        ftp3 = connect("127.0.0.1", port, "alice", "secret")  # in time: idle no more
+        clock.advance(3600)
+        loop_turns(server)
+        assert thread.is_alive()
+        ftp3.quit()
+        _sessions_left(server, 0)
+        idle_since = clock.time()
+        clock.advance(60 - 1 / 16)
+        loop_turns(server)
+        assert thread.is_alive(), "exited before the idle timeout"
         clock.advance(1 / 16)
         thread.join(DEADLINE)  # serve_forever returns
         assert not thread.is_alive()
-        assert idle_events == [3660.0]
+        assert idle_events == [idle_since + 60]
     finally:
         server.stop()
         listener.close()

@@ -164,13 +164,14 @@ def test_xinetd_wait_one_process_then_idle_exit(procs, tmp_path, served, ftpd):
     pid = one_server(served, xinetd)
     second = session(port)  # at the same time, same process
     assert servers(served, xinetd) == [pid]
-    for ctl in (first, second):
-        ctl.expect("PWD", 257)
-        finish(ctl)
-    for _ in range(3):  # one after the other, well within the idle timeout
-        ctl = session(port)
+    second.expect("PWD", 257)
+    finish(second)
+    for _ in range(3):  # one after the other, while the first holds the process (an
+        ctl = session(port)  # idle second between them would end it, under load)
         assert servers(served, xinetd) == [pid]
         finish(ctl)
+    first.expect("PWD", 257)
+    finish(first)
     idle_since = time.monotonic()
     wait_pid_gone(pid, 1 + DEADLINE)
     assert time.monotonic() - idle_since >= 0.9, "exited before --idle-timeout passed"
