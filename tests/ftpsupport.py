@@ -138,12 +138,12 @@ def wait_until(predicate: Callable[[], Any], what: str = "condition",
 
 
 def loop_turns(server: Any, turns: int = 2) -> None:
-    """Wait until the loop of an embedded server (``ftpd.embed.FTPServer``) has gone
+    """Wait until the loop of an in-process server (``ftpd.embed.FTPServer``) has gone
     round *turns* times. Whatever a client sent before the call has then been read and
     handled (two turns: the first may have begun just before the bytes arrived), and
     every timer due at the current virtual time has run, so any reply it caused is
     already in the client's socket: "nothing yet" is a fact, not a race."""
-    loop = server.server.loop
+    loop = getattr(server, "server", server).loop  # an FTPServer, or its Server
     for _ in range(turns):
         done = threading.Event()
         loop.call_soon_threadsafe(done.set)

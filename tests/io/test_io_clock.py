@@ -15,10 +15,15 @@ import pytest
 from ftpsupport import DEADLINE, RawControl, loop_turns
 
 import ftpd.io
+from ftpd.auth.base import ChainAuthorizer
+from ftpd.core.session import SessionConfig
 from ftpd.embed import FTPServer
 from ftpd.fs.memory import MemoryFS
 from ftpd.io.clock import RealClock, VirtualClock
 from ftpd.io.loop import EventLoop
+from ftpd.io.server import Server, ServerOptions
+from ftpd.launch.context import Endpoint, LaunchContext
+from ftpd.launch.standalone import bind
 
 
 def test_the_loop_runs_on_real_time_unless_told():
@@ -173,6 +178,38 @@ def test_shutdown_timeout_on_virtual_time(tmp_path):
             server._thread.join(DEADLINE)
             assert not server._thread.is_alive()
             assert c.wait_closed()
+
+
+def test_watchdog_pings_at_half_the_interval_on_virtual_time():
+    """WATCHDOG_USEC=500000: a ping at start, then one every 0.25 s, none in between."""
+    clock = VirtualClock()
+    sent: list[tuple[str, float]] = []
+    launch = LaunchContext("systemd", listeners=[Endpoint(bind("127.0.0.1", 0))],
+                           notify=lambda m: sent.append((m, clock.time())),
+                           watchdog_usec=500_000)
+    server = Server(launch, SessionConfig(), ChainAuthorizer(), ServerOptions(), clock=clock)
+    thread = threading.Thread(target=server.serve)
+    thread.start()
+
+    def pings() -> list[float]:
+        return [when for message, when in list(sent) if message == "WATCHDOG=1"]
+
+    try:
+        assert server.wait_started()
+        assert pings() == [0.0]
+        for n in range(1, 6):
+            clock.advance(0.25 - 1 / 16)
+            loop_turns(server)
+            assert len(pings()) == n, "pinged before half the interval"
+            clock.advance(1 / 16)
+            loop_turns(server)
+            assert len(pings()) == n + 1
+        assert pings() == [0.25 * n for n in range(6)]
+    finally:
+        server.stop()
+        thread.join(DEADLINE)
+    assert not thread.is_alive()
+    assert ("READY=1", 0.0) in sent
 
 
 TIME_READS = re.compile(r"\btime\.(monotonic|perf_counter|sleep)\(|\bfrom time import\b")
