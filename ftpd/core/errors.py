@@ -30,6 +30,9 @@ _ERRNO_REPLIES = {
     errno.EDQUOT: (552, "Disk quota exceeded"),
     errno.EFBIG: (552, "File too large"),
     errno.EROFS: (550, "Read-only filesystem"),
+    # remote storage (S3) that did not answer, or failed on its side: try again later
+    errno.ETIMEDOUT: (451, "Storage not answering; try again later"),
+    getattr(errno, "EREMOTEIO", errno.ETIMEDOUT): (451, "Storage error; try again later"),
 }
 
 

@@ -13,6 +13,17 @@ replaces a file as ``os.rename`` does.
 Optional: ``lstat_entries(vdir, names)`` yielding ``(name, lstat)`` for entries of one
 directory, when the filesystem can do that faster than one ``lstat`` per path (LIST of
 a large directory uses it).
+
+Optional, on a writer returned by ``open_write``: ``abort()``, the way a server says
+"discard this upload" (ABOR, a lost data connection, a server stop). ``close()`` means
+the upload is complete; after ``abort()`` nothing of it may remain. An object store
+needs it (S3FS: ``close()`` completes the multipart upload, ``abort()`` aborts it, so
+no object and no pending upload is left); a plain file may do without. A server calls
+``abort()`` instead of ``close()`` when the transfer failed, if the writer has it.
+
+Optional: a true class attribute ``uploads_are_atomic``: what ``open_write`` writes appears
+whole, only at ``close()`` (S3FS), so ``--atomic-uploads`` needs no temporary name and
+rename (which on S3 would be a copy and a delete).
 """
 
 from __future__ import annotations
