@@ -20,6 +20,7 @@ from typing import Any
 from ftpd.auth.base import ALL_PERMS, Account, AnonymousAuthorizer, ChainAuthorizer
 from ftpd.core.session import SessionConfig
 from ftpd.fs.base import FileSystem
+from ftpd.io.clock import Clock
 from ftpd.io.server import Server, ServerOptions
 from ftpd.launch.context import Endpoint, LaunchContext
 from ftpd.launch.standalone import bind
@@ -48,7 +49,7 @@ class FTPServer:
                  host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None,
                  idle_timeout: float = 0.0, timeout: float = 300.0,
                  data_timeout: float = 300.0, shutdown_timeout: float = 5.0,
-                 clock: Any = None, **session_options: Any) -> None:
+                 clock: Clock | None = None, **session_options: Any) -> None:
         if isinstance(fs, str):
             from ftpd.fs.local import LocalFS
 
@@ -81,7 +82,7 @@ class FTPServer:
         return self.address[1]
 
     @property
-    def clock(self) -> Any:
+    def clock(self) -> Clock:
         """The clock every timer of this server runs on."""
         return self.server.loop.clock
 

@@ -10,6 +10,23 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the loop asks of its clock."""
+
+    def time(self) -> float: ...  # for timers: monotonic seconds
+
+    def wall(self) -> float: ...  # for event stamps: a Unix timestamp
+
+    def select_timeout(self, delay: float) -> float | None: ...
+
+    def idle(self, next_timer: float) -> None: ...
+
+    def subscribe(self, wake: Callable[[], None]) -> None: ...
+
+    def unsubscribe(self, wake: Callable[[], None]) -> None: ...
 
 
 class RealClock:
@@ -26,7 +43,7 @@ class RealClock:
     @staticmethod
     def select_timeout(delay: float) -> float:
         """Real seconds the loop may block when its next timer is *delay* away."""
-        return delay
+        return max(0.0, delay)
 
     def idle(self, next_timer: float) -> None:
         """The loop waited and nothing happened: real time moved by itself."""

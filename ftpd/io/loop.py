@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ftpd.io.clock import RealClock
+from ftpd.io.clock import Clock, RealClock
 from ftpd.log import get_logger
 
 log = get_logger("ftpd.loop")
@@ -37,8 +37,8 @@ class EventLoop:
     ``call_soon_threadsafe``, ``add_signal_handler``, ``run``/``stop``. Timers run on
     *clock* (``ftpd.io.clock``): real time, or a test's virtual time."""
 
-    def __init__(self, clock: Any = None) -> None:
-        self.clock = clock if clock is not None else RealClock()
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else RealClock()
         self.selector = selectors.DefaultSelector()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()

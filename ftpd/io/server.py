@@ -18,6 +18,7 @@ from ftpd.core.ids import server_key, session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
+from ftpd.io.clock import Clock
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.launch.context import Endpoint, LaunchContext
@@ -49,7 +50,7 @@ class ServerOptions(Record):
 class Server:
     def __init__(self, launch: LaunchContext, session_config: SessionConfig,
                  authorizer: Authorizer, options: ServerOptions | None = None,
-                 bus: Any = None, clock: Any = None) -> None:
+                 bus: Any = None, clock: Clock | None = None) -> None:
         """*clock* (``ftpd.io.clock``) drives every timer: real time unless a test
         passes a ``VirtualClock``."""
         if bus is None:
