@@ -95,6 +95,19 @@ def test_delay_is_remembered_per_address_across_sessions(root):
             assert _fail_login(server, c, 0.25)[0] == 530
 
 
+def test_failures_are_forgotten_after_a_quiet_period(root):
+    """The throttle reads the sessions' clock, tied to the server's virtual clock: ten
+    quiet minutes later the address starts again from the base delay."""
+    with _serve(root, base_delay=0.25, attempts=2) as server:
+        with Control(server.port) as c:
+            assert _fail_login(server, c, 0.25)[0] == 530
+            assert _fail_login(server, c, 0.5)[0] == 530
+            assert c.closed()
+        server.clock.advance(LoginThrottle().forget_after + 1)
+        with Control(server.port) as c:
+            assert _fail_login(server, c, 0.25)[0] == 530
+
+
 def test_default_max_login_attempts_is_three(ftpd):
     server = ftpd()  # --failed-login-delay 0 from the fixture, attempts default
     with server.control() as c:
