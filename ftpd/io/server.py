@@ -168,10 +168,17 @@ class Server:
         a slow or hung storage must not hold up logins, nor slow password hashing
         the file operations of sessions already in. Bounded: a storage that hangs
         ties up at most ``fs_workers`` threads; further calls wait in its queue."""
+        loop = self.loop
+
+        def answered(result: Any, exc: BaseException | None) -> None:
+            loop.outstanding -= 1
+            done(result, exc)
+
+        loop.outstanding += 1  # the loop is not idle while a call is out (virtual time)
         try:
-            self._start_fs_pool().submit(fn, args, done)
+            self._start_fs_pool().submit(fn, args, answered)
         except RuntimeError as exc:  # the pool is shut down: the server is stopping
-            done(None, exc)
+            answered(None, exc)
 
     def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
         """Run the authorizer off the loop (password hashing is slow by design)."""
@@ -184,6 +191,11 @@ class Server:
             self.loop.call_soon(done, account)
             return
         self.start_workers()
+        loop = self.loop
+
+        def answered(account: Any) -> None:
+            loop.outstanding -= 1
+            done(account)
 
         def check() -> None:
             try:
@@ -191,8 +203,9 @@ class Server:
             except Exception:
                 log.exception("authorizer failed for %r", username)
                 account = None
-            self.loop.call_soon_threadsafe(done, account)
+            loop.call_soon_threadsafe(answered, account)
 
+        loop.outstanding += 1  # the loop is not idle while a check is out (virtual time)
         self._executor.submit(check)
 
     # -- listening ----------------------------------------------------------------------

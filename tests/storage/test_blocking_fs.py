@@ -79,3 +79,34 @@ def test_a_file_opened_for_a_client_that_left_meanwhile_is_closed():
             assert wait_until(lambda: len(fs.opened) == 1 and fs.opened[0].closed)
             b.expect("NOOP", 200)
     assert not fs.gave_up
+
+
+def test_virtual_time_does_not_jump_while_a_call_is_out():
+    """Under a VirtualClock that jumps to the next timer as soon as the loop is idle, a
+    loop waiting for the worker pool is not idle: the control timeout must not fire
+    while the filesystem call is under way (it would have answered 421)."""
+    from ftpd.io.clock import VirtualClock
+
+    class CountingClock(VirtualClock):
+        turns = 0  # loop iterations that asked how long they may wait
+
+        def select_timeout(self, delay):
+            self.turns += 1
+            return super().select_timeout(delay)
+
+    clock = CountingClock()
+    fs = BlockingFS(MemoryFS({"/hello.txt": b"hello\n"}))
+    with FTPServer(fs, users={"alice": "pw"}, clock=clock, timeout=300) as server:
+        with _login(server.port, "alice", "pw") as a:
+            a.expect("TYPE I", 200)
+            fs.armed = True
+            a.send_line("SIZE hello.txt")
+            assert fs.entered.wait(DEADLINE)
+            mark = clock.turns
+            clock.autojump_threshold = 0  # jump whenever the loop has nothing to do
+            assert wait_until(lambda: clock.turns >= mark + 20)  # it went round, waiting
+            jumps = clock.jumps
+            clock.autojump_threshold = float("inf")
+            fs.release()
+            assert a.reply() == (213, "213 6")
+            assert jumps == 0, "virtual time jumped while a call was out"
