@@ -58,6 +58,15 @@ def nobody_can_log_in(settings: Settings) -> bool:
     return bool(settings.no_anonymous and not settings.username and not settings.users)
 
 
+def missing_drop_box(settings: Settings) -> str | None:
+    """The real directory --anonymous-upload names, if it is not one (a warning at
+    start-up: anonymous cannot create it)."""
+    if not settings.anonymous_upload:
+        return None
+    path = os.path.join(serving_root(settings), settings.anonymous_upload.lstrip("/"))
+    return None if os.path.isdir(path) else path
+
+
 def build_tls(settings: Settings) -> Any:
     """The TLS manager, or None; a bad certificate or key is a configuration error."""
     if not settings.tls_cert or settings.tls == "off":
@@ -118,6 +127,8 @@ def build_session_config(settings: Settings, table: Any = None) -> SessionConfig
         max_login_attempts=settings.max_login_attempts,
         throttle=LoginThrottle(base_delay=settings.failed_login_delay),
         atomic_uploads=settings.atomic_uploads,
+        hide=tuple(settings.hide),
+        anonymous_upload=settings.anonymous_upload,
     )
     if table is not None:
         config.table = table

@@ -291,6 +291,10 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
         if app.nobody_can_log_in(settings):
             log.warning("--no-anonymous without --username or --users: nobody can log in")
+        drop_box = app.missing_drop_box(settings)
+        if drop_box:
+            log.warning("--anonymous-upload: %s is not a directory: anonymous uploads will "
+                        "fail", drop_box)
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
             from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload

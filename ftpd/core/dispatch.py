@@ -67,9 +67,11 @@ def check(s: Session, spec: CommandSpec, cmd: Command) -> bool:
         cmd.add_err(501, f"Syntax error: {spec.name} takes no argument.")
     elif spec.login and s.account is None:
         cmd.add_err(530, "Please log in with USER and PASS first.")
-    elif spec.perm and s.account is not None and not s.account.can(spec.perm):
+    elif spec.perm and s.account is not None and not s.may(spec.perm):
         cmd.add_err(550, "Permission denied.")
         cmd.info["refused"] = True
+    elif spec.perm:
+        cmd.info["perm"] = spec.perm  # the letter the path policy checks (Session.resolve)
     return not cmd.failed
 
 

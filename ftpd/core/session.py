@@ -17,12 +17,13 @@ from typing import Any, NamedTuple
 
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
 from ftpd.core import actions as A
-from ftpd.core import dispatch
+from ftpd.core import dispatch, dropbox
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
+from ftpd.core.errors import FTPError
 from ftpd.core.events import LogoutEvent, SessionInfo
-from ftpd.core.listing import numeric_owners
-from ftpd.core.paths import resolve
+from ftpd.core.listing import Hidden, numeric_owners
+from ftpd.core.paths import parent, resolve
 from ftpd.core.replies import Reply
 from ftpd.core.states import ON_LINE, Event, State, transition
 from ftpd.core.throttle import LoginThrottle
@@ -50,8 +51,9 @@ class SessionConfig:
     """What every session of one server shares: policy, limits, the command table, and
     what the core gets from outside, injected: ``fs_factory`` (an account's filesystem;
     called in the worker pool), ``owner_names`` (uid, gid -> names for LIST), ``clock``
-    and ``token`` (n random bytes as hex: STOU and atomic-upload names). Keywords only;
-    ``replace(**changes)`` gives a modified copy."""
+    and ``token`` (n random bytes as hex: STOU and atomic-upload names). Path policy:
+    ``hide`` (``--hide`` patterns) and ``anonymous_upload`` (the drop box, a virtual
+    path). Keywords only; ``replace(**changes)`` gives a modified copy."""
 
     def __init__(self, *, table: CommandTable | None = None,
                  fs_factory: Callable[[Account], FileSystem] = _no_filesystem,
@@ -64,7 +66,9 @@ class SessionConfig:
                  max_listing_entries: int = 200_000, tls_mode: str = "off",
                  tls_anonymous: bool = False, tls_available: bool = False,
                  implicit_tls: bool = False, server_scope: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time, shutting_down: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, shutting_down: bool = False,
+                 hide: tuple[str, ...] | list[str] = (),
+                 anonymous_upload: str | None = None) -> None:
         self.table = table if table is not None else _default_table()
         self.fs_factory = fs_factory
         self.owner_names = owner_names
@@ -85,6 +89,26 @@ class SessionConfig:
         self.server_scope: dict[str, Any] = server_scope if server_scope is not None else {}
         self.clock = clock
         self.shutting_down = shutting_down
+        self.hide = hide
+        self.anonymous_upload = anonymous_upload
+
+    @property
+    def hide(self) -> tuple[str, ...]:
+        """The ``--hide`` patterns; ``hidden`` is their matcher."""
+        return self.hidden.patterns
+
+    @hide.setter
+    def hide(self, patterns: tuple[str, ...] | list[str]) -> None:
+        self.hidden = Hidden(patterns)
+
+    @property
+    def anonymous_upload(self) -> str | None:
+        """The drop box's virtual path (normalised: ``incoming`` is ``/incoming``)."""
+        return self._anonymous_upload
+
+    @anonymous_upload.setter
+    def anonymous_upload(self, vdir: str | None) -> None:
+        self._anonymous_upload = resolve("/", vdir) if vdir else None
 
     def replace(self, **changes: Any) -> SessionConfig:
         import copy
@@ -490,7 +514,36 @@ class Session:
         return dispatch.check(self, spec, cmd)
 
     def resolve(self, arg: str) -> str:
-        return resolve(self.cwd, arg)
+        """The virtual path a client's *arg* names, and the one place the path policy
+        applies, for every command: a ``--hide`` name anywhere in it is refused as if
+        it did not exist (550, ENOENT); an anonymous session gets the drop box's rules
+        for the letter of the running command (``core.dropbox``)."""
+        vpath = resolve(self.cwd, arg, self.config.hidden)
+        box = self.config.anonymous_upload
+        acc = self.account
+        if box is not None and acc is not None and acc.anonymous:
+            cmd = self._current
+            letter = cmd.info.get("perm") if cmd is not None else None
+            if not dropbox.allows(box, vpath, letter, acc.can("w")):
+                if cmd is not None:
+                    cmd.info["refused"] = True
+                raise FTPError(550, "Permission denied.")
+        return vpath
+
+    def may(self, letter: str) -> bool:
+        """Whether the account has permission *letter*. Anonymous may store (``w``) when
+        there is a drop box: where, ``resolve`` decides once it sees the path."""
+        acc = self.account
+        if acc is None:
+            return False
+        if acc.can(letter):
+            return True
+        return letter == "w" and acc.anonymous and self.config.anonymous_upload is not None
+
+    def drop_box_upload(self, vpath: str) -> bool:
+        """An anonymous upload into the drop box: new files only (an exclusive create)."""
+        box = self.config.anonymous_upload
+        return box is not None and self.anonymous and parent(vpath) == box
 
     @property
     def anonymous(self) -> bool:
