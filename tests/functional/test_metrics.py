@@ -8,6 +8,7 @@ import ftplib
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -258,3 +259,16 @@ def test_timed_filesystem_times_calls_and_forwards_the_rest(tmp_path):
     assert local.replaced() is False  # not a storage call: forwarded, untimed
     memory = TimedFileSystem(MemoryFS(), lambda op, s: seen.append(op))
     assert not hasattr(memory, "lstat_entries")  # MemoryFS has none: the listing knows
+
+
+def test_storage_calls_stay_timed_after_a_reload(metrics_server):
+    server = metrics_server()
+    os.kill(server.pid, signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in server.log(), "the reload")
+    ftp = server.ftp()
+    ftp.voidcmd("MKD after-reload")
+    ftp.quit()
+    after = sessions_open(server, 0)
+    assert value(after, "ftpd_storage_call_seconds_count", op="mount") == 1
+    assert value(after, "ftpd_storage_call_seconds_count", op="mkdir") == 1
+    assert value(after, "ftpd_logins_total", result="ok") == 1  # the bus still listened
