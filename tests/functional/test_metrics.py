@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 from fhelpers import LoopFTP, connect
-from ftpsupport import DEADLINE, FtpdProcess, free_port, listens, netloc, start_ftpd, wait_until
+from ftpsupport import (
+    DEADLINE,
+    FtpdProcess,
+    free_port,
+    has_ipv6_loopback,
+    listens,
+    netloc,
+    start_ftpd,
+    wait_until,
+)
 
 parser = pytest.importorskip("prometheus_client.parser")
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
@@ -29,17 +38,19 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 class MetricsFtpd(FtpdProcess):
     """ftpd serving *root* to USER on one port and its metrics on *metrics_port*."""
 
-    def __init__(self, args: list[str], *, root: Path, metrics_port: int, **kw) -> None:
+    def __init__(self, args: list[str], *, root: Path, metrics_host: str, metrics_port: int,
+                 **kw) -> None:
         super().__init__(args, **kw)
-        self.root, self.metrics_port = root, metrics_port
+        self.root, self.metrics_host, self.metrics_port = root, metrics_host, metrics_port
 
     def ftp(self) -> ftplib.FTP:
         return connect(self.host, self.port, USER, PASSWORD)
 
     def scrape(self) -> Samples:
         """``curl -s http://HOST:PORT/metrics``, parsed: (sample name, labels) -> value."""
-        done = subprocess.run(["curl", "-sS", "--max-time", str(DEADLINE),
-                               f"http://{netloc(self.host, self.metrics_port)}/metrics"],
+        done = subprocess.run(["curl", "-sS", "-g", "--max-time", str(DEADLINE),
+                               f"http://{netloc(self.metrics_host, self.metrics_port)}"
+                               "/metrics"],
                               capture_output=True, text=True, timeout=DEADLINE * 2)
         assert done.returncode == 0, done.stderr
         samples: Samples = {}
@@ -61,7 +72,7 @@ def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
 def metrics_server(tmp_path: Path):
     servers: list[MetricsFtpd] = []
 
-    def start(*args: str) -> MetricsFtpd:
+    def start(*args: str, metrics_host: str = "127.0.0.1") -> MetricsFtpd:
         root = tmp_path / "root"
         root.mkdir(exist_ok=True)
 
@@ -69,8 +80,8 @@ def metrics_server(tmp_path: Path):
             return MetricsFtpd(
                 ["-l", f"127.0.0.1:{ports[0]}", "-r", str(root), "-v", "-u", USER, "-P",
                  PASSWORD, "--failed-login-delay", "0", "--shutdown-timeout", "5",
-                 "--metrics", f"127.0.0.1:{ports[1]}", *args],
-                root=root, port=ports[0], metrics_port=ports[1],
+                 "--metrics", netloc(metrics_host, ports[1]), *args],
+                root=root, port=ports[0], metrics_host=metrics_host, metrics_port=ports[1],
                 log_path=tmp_path / f"ftpd-{attempt}.log")
 
         server = start_ftpd(spawn, nports=2, probe=listens)  # no probe session to count
@@ -204,6 +215,15 @@ def test_event_sink_drops_are_read_at_scrape_time(metrics_server, full_queue):
     ftp.quit()  # and the logout
     after = sessions_open(server, 0)
     assert value(after, "ftpd_event_sink_dropped_total", **sink) == 3
+
+
+def test_metrics_on_ipv6_loopback(metrics_server):
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    server = metrics_server(metrics_host="::1")
+    server.ftp().quit()
+    assert value(sessions_open(server, 0), "ftpd_sessions_total") == 1
+    assert f"metrics on http://[::1]:{server.metrics_port}/metrics" in server.log()
 
 
 def ftpd_once(*args: str, wrapper: str | None = None) -> subprocess.CompletedProcess:
