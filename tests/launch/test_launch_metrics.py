@@ -4,12 +4,15 @@ inetd no-wait connection pays for."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
 import sys
 
 import pytest
-from ftpsupport import free_port, stop_pid, wait_until
-from lhelpers import Control, connected_pair, wait_exit
+from ftpsupport import DEADLINE, free_port, read_text, stop_pid, wait_until
+from lhelpers import Control, connected_pair, wait_exit, wait_listening, wait_pid_gone
 
 # ftpd's own main(), writing the names of every module imported when the process ends.
 RECORD_MODULES = """import atexit, sys
@@ -70,3 +73,32 @@ def test_metrics_refused_under_nowait_in_one_line(served, inetd_spawn, tmp_path)
     assert wait_exit(proc) == 2
     [line] = log.read_text().splitlines()
     assert "--metrics" in line and "inetd no-wait" in line, line
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_metrics_served_by_the_detached_daemon(served, procs, tmp_path, ftpd):
+    """The HTTP thread starts after -d forks (a thread does not survive a fork)."""
+    pytest.importorskip("prometheus_client")
+    port, metrics_port = free_port(), free_port()
+    pidfile, log = tmp_path / "ftpd.pid", tmp_path / "ftpd.log"
+    procs.mark(f"127.0.0.1:{port}")  # whatever happens, the daemon goes
+    launcher = procs.start([ftpd, "-d", "--pidfile", str(pidfile), "-l", f"127.0.0.1:{port}",
+                            "-r", str(served), "--log", str(log), "--metrics",
+                            f"127.0.0.1:{metrics_port}"])
+    assert wait_exit(launcher) == 0
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit(),
+               "the daemon's pidfile")
+    pid = int(pidfile.read_text().split()[0])
+    wait_listening(port)
+    wait_listening(metrics_port)
+    ctl = Control.connect("127.0.0.1", port)
+    assert ctl.reply()[0] == 220
+    ctl.login("anonymous", "guest@example.org")
+    ctl.expect("QUIT", 221)
+    ctl.close()
+    scraped = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{metrics_port}/metrics"],
+                             capture_output=True, text=True, timeout=DEADLINE)
+    assert 'ftpd_logins_total{result="ok"} 1.0' in scraped.stdout.splitlines(), scraped
+    os.kill(pid, signal.SIGTERM)
+    wait_pid_gone(pid)
+    assert "Traceback" not in read_text(log)
