@@ -197,9 +197,12 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     """Reload: new sessions get the new policy; running ones keep what they have."""
     os.umask(settings.umask)
     new_listeners = build_listeners(settings, server.bus)
-    for old in server.event_listeners:
-        old.close()
+    old_listeners = server.event_listeners
+    for listener in old_listeners:
+        listener.close()
     server.event_listeners = new_listeners
+    if server.metrics is not None:  # the closed sinks' drops still count
+        server.metrics.live.sinks_replaced(old_listeners, new_listeners)
     server.tls = build_tls(settings)
     server.authorizer = authorizer
     old = server.config

@@ -9,6 +9,7 @@ for numbers nobody could aggregate, so that mode refuses --metrics (``ftpd.cli``
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,7 +73,8 @@ class Metrics(Listener):
             self.bytes.labels(direction)
             self.files.labels(direction)
         self._storage_children: dict[str, Any] = {}
-        reg.register(LiveCollector(server))
+        self.live = LiveCollector(server)
+        reg.register(self.live)
         self._httpd: Any = None
 
     # -- the bus ----------------------------------------------------------------------
@@ -143,11 +145,31 @@ class Metrics(Listener):
 
 
 class LiveCollector:
-    """Values read from the server at scrape time, on the HTTP thread: only a length and
-    integer attributes, which the loop thread replaces atomically."""
+    """Values read at scrape time, on the HTTP thread: the number of connections, and
+    the sinks' own ``dropped`` counters. Sinks that a reload closed are folded into a
+    total per sink, so the counter never goes back."""
 
     def __init__(self, server: Any) -> None:
         self.server = server
+        self._lock = threading.Lock()
+        self._sinks: list[Any] = []
+        self._retired: dict[str, int] = {}
+
+    def sinks_replaced(self, old: list[Any], new: list[Any]) -> None:
+        """*old* listeners are closed (their counts final); *new* ones serve from now."""
+        with self._lock:
+            for sink in old:
+                if hasattr(sink, "dropped"):
+                    self._retired[sink.description] = (
+                        self._retired.get(sink.description, 0) + sink.dropped)
+            self._sinks = [sink for sink in new if hasattr(sink, "dropped")]
+
+    def _dropped(self) -> dict[str, int]:
+        with self._lock:
+            totals = dict(self._retired)
+            for sink in self._sinks:
+                totals[sink.description] = totals.get(sink.description, 0) + sink.dropped
+        return totals
 
     def describe(self) -> list[Any]:
         return self._families()
@@ -163,9 +185,8 @@ class LiveCollector:
         sessions, dropped = self._families()
         sessions.add_metric([], len(self.server.connections))
         yield sessions
-        for listener in list(self.server.event_listeners):
-            if hasattr(listener, "dropped"):
-                dropped.add_metric([listener.description], listener.dropped)
+        for description, count in self._dropped().items():
+            dropped.add_metric([description], count)
         yield dropped
 
 
@@ -229,6 +250,7 @@ def start_metrics(server: Any, address: tuple[str, int]) -> Metrics:
     metrics = Metrics(server)
     host, port = metrics.serve(*address)
     metrics.attach(server.bus)
+    metrics.live.sinks_replaced([], server.event_listeners)
     from ftpd.launch.standalone import format_address
 
     log.info("metrics on http://%s/metrics", format_address(host, port))

@@ -215,6 +215,11 @@ def test_event_sink_drops_are_read_at_scrape_time(metrics_server, full_queue):
     ftp.quit()  # and the logout
     after = sessions_open(server, 0)
     assert value(after, "ftpd_event_sink_dropped_total", **sink) == 3
+    os.kill(server.pid, signal.SIGHUP)  # the sink is closed and opened afresh
+    wait_until(lambda: "configuration reloaded" in server.log(), "the reload")
+    server.ftp().quit()  # a login and a logout, dropped by the new sink
+    after = sessions_open(server, 0)
+    assert value(after, "ftpd_event_sink_dropped_total", **sink) == 5  # never back
 
 
 def test_metrics_on_ipv6_loopback(metrics_server):
