@@ -47,7 +47,7 @@ class MetricsFtpd(FtpdProcess):
         return connect(self.host, self.port, USER, PASSWORD)
 
     def scrape(self) -> Samples:
-        """``curl -s http://HOST:PORT/metrics``, parsed: (sample name, labels) -> value."""
+        """``curl -sS http://HOST:PORT/metrics``, parsed: (sample name, labels) -> value."""
         done = subprocess.run(["curl", "-sS", "-g", "--max-time", str(DEADLINE),
                                f"http://{netloc(self.metrics_host, self.metrics_port)}"
                                "/metrics"],
