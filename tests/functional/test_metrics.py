@@ -297,3 +297,17 @@ def test_storage_calls_stay_timed_after_a_reload(metrics_server):
     assert value(after, "ftpd_storage_call_seconds_count", op="mount") == 1
     assert value(after, "ftpd_storage_call_seconds_count", op="mkdir") == 1
     assert value(after, "ftpd_logins_total", result="ok") == 1  # the bus still listened
+
+
+@pytest.mark.parametrize("written, address", [
+    ("metrics = 9102", ("127.0.0.1", 9102)),  # a bare port: loopback, not every interface
+    ('metrics = "9102"', ("127.0.0.1", 9102)),
+    ('metrics = "0.0.0.0:9102"', ("0.0.0.0", 9102)),
+    ('metrics = "[::1]:9102"', ("::1", 9102)),
+])
+def test_metrics_key_in_the_config_file(tmp_path, written, address):
+    from ftpd.config import resolve
+
+    config = tmp_path / "ftpd.conf"
+    config.write_text(written + "\n")
+    assert resolve({"config": str(config)}, str(tmp_path)).metrics == address
