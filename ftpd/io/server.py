@@ -69,6 +69,7 @@ class Server:
         self.tls: Any = None  # ftpd.io.tls.TLSManager when FTPS is configured
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
+        self.metrics: Any = None  # ftpd.metrics.Metrics with --metrics (read at scrape time)
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
