@@ -1,0 +1,201 @@
+"""``--proxy-protocol``: a real ftpd told that 127.0.0.1 is its load balancer. Raw
+sockets from 127.0.0.1 play the balancer (a header, then the client's bytes); the
+session must see the carried client address — STAT's "Connected to", the bounce
+check, the passive theft check, the per-IP cap — and a connection from the balancer
+without a valid header is closed without a word."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from ftpsupport import FtpdProcess, RawControl, start_ftpd, wait_until
+
+from ftpd.io.proxyproto import v1_header, v2_header
+
+HOST = "127.0.0.1"
+CLIENT = ("203.0.113.7", 40001)
+OTHER = ("203.0.113.8", 40002)
+FRONT = ("198.51.100.1", 21)
+PAYLOAD = bytes(range(256)) * 300
+
+
+def start(tmp_path: Path, *args: str) -> FtpdProcess:
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    (root / "file.bin").write_bytes(PAYLOAD)
+
+    def spawn(ports: list[int], attempt: int) -> FtpdProcess:
+        argv = ["-l", f"{HOST}:{ports[0]}", "-r", str(root), "-v", "-u", "user", "-P", "pw",
+                "--failed-login-delay", "0", "--shutdown-timeout", "5", *args]
+        return FtpdProcess(argv, port=ports[0], log_path=tmp_path / f"ftpd{attempt}.log")
+
+    # the readiness probe connects from 127.0.0.1 and sends nothing: with a balancer on
+    # loopback that is a connection without a header, dropped (and logged) after 10 s
+    # at most, which is fine: the probe only needs the port to accept
+    return start_ftpd(spawn)
+
+
+@pytest.fixture
+def balanced(tmp_path: Path):
+    server = start(tmp_path, "--proxy-protocol", HOST)
+    yield server
+    server.stop()
+
+
+def through_balancer(server: FtpdProcess, header: bytes, first: bytes = b"") -> RawControl:
+    """A control connection from the 'balancer': *header*, and *first* in the same
+    packet (a client's first command may arrive with it)."""
+    conn = RawControl(server.host, server.port, greet=False)
+    conn.send(header + first)
+    return conn
+
+
+def connected_to(conn: RawControl) -> str:
+    text = conn.expect("STAT", 211)
+    return next(line for line in text.splitlines() if "Connected to" in line)
+
+
+@pytest.mark.parametrize("make", [v1_header, v2_header], ids=["v1", "v2"])
+def test_session_sees_the_carried_client(balanced, make):
+    with through_balancer(balanced, make(CLIENT, FRONT), b"USER user\r\n") as conn:
+        assert conn.reply()[0] == 220
+        assert conn.reply()[0] == 331  # the command sent with the header was kept
+        conn.expect("PASS pw", 230)
+        assert connected_to(conn).endswith(CLIENT[0])
+    wait_until(lambda: f"{CLIENT[0]}:{CLIENT[1]} via balancer {HOST}" in balanced.log(),
+               "the carried address in the log")
+
+
+def test_header_byte_by_byte(balanced):
+    with through_balancer(balanced, b"") as conn:
+        for byte in v2_header(CLIENT, FRONT):
+            conn.send(bytes([byte]))
+        assert conn.reply()[0] == 220
+        conn.login()
+        assert connected_to(conn).endswith(CLIENT[0])
+
+
+def test_local_command_is_a_health_check_served_as_the_balancer(balanced):
+    with through_balancer(balanced, v2_header(None)) as conn:
+        assert conn.reply()[0] == 220
+        conn.login()
+        assert connected_to(conn).endswith(HOST)
+        conn.expect("QUIT", 221)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"USER user\r\n", "no PROXY header"),  # a client reaching ftpd past the balancer
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", "bad v1 header"),
+    (b"PROXY TCP4 1.2.3.4 " + b"9" * 120, "too long"),
+    (b"\r\n\r\n\x00\r\nQUIT\n\x21\x31\x00\x00", "TCP only"),
+])
+def test_no_valid_header_is_closed_without_a_reply(balanced, data, reason):
+    with through_balancer(balanced, data) as conn:
+        assert conn.wait_closed()
+        assert conn.received == b""
+    wait_until(lambda: f"{HOST}: dropped: " in balanced.log() and reason in balanced.log(),
+               "one log line for the drop")
+
+
+def test_closing_within_the_header_is_dropped_and_the_server_goes_on(balanced):
+    conn = through_balancer(balanced, v2_header(CLIENT, FRONT)[:10])
+    conn.close()
+    wait_until(lambda: "closed within the PROXY header" in balanced.log(), "the drop logged")
+    with through_balancer(balanced, v1_header(CLIENT, FRONT)) as again:
+        assert again.reply()[0] == 220
+
+
+def test_per_ip_cap_counts_the_carried_address(tmp_path):
+    server = start(tmp_path, "--proxy-protocol", HOST, "--max-connections-per-ip", "1")
+    try:
+        with through_balancer(server, v2_header(CLIENT, FRONT)) as first:
+            assert first.reply()[0] == 220
+            with through_balancer(server, v2_header(CLIENT, FRONT)) as second:
+                assert second.reply()[0] == 421  # the same client, via the same balancer
+            with through_balancer(server, v1_header(OTHER, FRONT)) as other:
+                assert other.reply()[0] == 220  # another client, via the same balancer
+    finally:
+        server.stop()
+
+
+def test_port_bounce_check_uses_the_carried_client(balanced):
+    with through_balancer(balanced, v2_header(CLIENT, FRONT)) as conn:
+        assert conn.reply()[0] == 220
+        conn.login()
+        # 127.0.0.1 is where the bytes come from, but not the client: a bounce
+        assert "bounce" in conn.expect("PORT 127,0,0,1,200,10", 501)
+        assert "bounce" in conn.expect("EPRT |1|127.0.0.1|51210|", 501)
+        conn.expect("PORT 203,0,113,7,200,10", 200)  # the client's own address is fine
+
+
+def closed_silently(sock: socket.socket) -> bool:
+    """The server closed *sock* (a FIN, or a reset: it left our bytes unread) having
+    sent nothing."""
+    sock.settimeout(10)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def data_connection(port: int, header: bytes) -> socket.socket:
+    sock = socket.create_connection((HOST, port), timeout=10)
+    sock.sendall(header)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    for _ in range(100_000):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_passive_data_through_the_balancer_and_the_theft_check(balanced):
+    with through_balancer(balanced, v2_header(CLIENT, FRONT)) as conn:
+        assert conn.reply()[0] == 220
+        conn.login()
+        conn.expect("TYPE I", 200)
+        _, port = conn.pasv()
+        thief = data_connection(port, v2_header(OTHER, FRONT))  # another client: theft
+        nothing = data_connection(port, b"RAW BYTES\r\n")  # no header from the balancer
+        with thief, nothing:
+            assert closed_silently(thief)
+            assert closed_silently(nothing)
+        wait_until(lambda: f"{OTHER[0]} via balancer {HOST} refused" in balanced.log(),
+                   "the theft logged with the carried address")
+        with data_connection(port, v1_header(CLIENT, FRONT)) as data:
+            conn.send_line("RETR file.bin")
+            assert conn.reply()[0] in (125, 150)
+            assert read_all(data) == PAYLOAD
+        assert conn.reply()[0] == 226
+
+
+def test_passive_header_naming_the_balancer_is_theft(balanced):
+    """A data connection from the balancer must carry a header; one whose header names
+    127.0.0.1 when the client is 203.0.113.7 is theft too."""
+    with through_balancer(balanced, v2_header(CLIENT, FRONT)) as conn:
+        assert conn.reply()[0] == 220
+        conn.login()
+        _, port = conn.pasv()
+        with data_connection(port, v2_header((HOST, 5000), FRONT)) as data:
+            assert closed_silently(data)
+        conn.expect("ABOR", (225, 226))
+
+
+def test_header_from_anyone_else_is_a_bad_command(tmp_path):
+    server = start(tmp_path, "--proxy-protocol", "192.0.2.0/24")
+    try:
+        with RawControl(server.host, server.port) as conn:
+            assert conn.greeting[0] == 220
+            code, _ = conn.cmd(v1_header(CLIENT, FRONT).rstrip(b"\r\n"))
+            assert code == 500
+            conn.login()
+            assert connected_to(conn).endswith(HOST)  # no header took effect
+    finally:
+        server.stop()
