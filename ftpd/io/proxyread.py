@@ -64,9 +64,9 @@ class ProxyHeaderReader:
         except OSError as exc:
             self._fail(f"connection lost ({exc.strerror or exc})")
             return
-        if not chunk:
-            self._fail("closed before a PROXY header" if not self._buffer
-                       else "closed within the PROXY header")
+        if not chunk:  # nothing at all: a plain TCP check, most likely
+            self._fail("closed within the PROXY header" if self._buffer
+                       else "closed before a PROXY header", quiet=not self._buffer)
             return
         try:
             header = parse(self._buffer + chunk)
@@ -94,8 +94,8 @@ class ProxyHeaderReader:
     def _timed_out(self) -> None:
         self._fail("no PROXY header in time")
 
-    def _fail(self, reason: str) -> None:
-        log.warning("%s: dropped: %s", self.peer, reason)
+    def _fail(self, reason: str, quiet: bool = False) -> None:
+        (log.info if quiet else log.warning)("%s: dropped: %s", self.peer, reason)
         self._finish(None)
 
     def _finish(self, header: ProxyHeader | None) -> None:

@@ -125,8 +125,11 @@ class Server:
         from ftpd.io.proxyread import carried_peer
 
         client = carried_peer(header, peer)
-        log.info("%s:%s via balancer %s (PROXY v%d%s)", client[0], client[1], peer[0],
-                 header.version, "" if header.client else ", no address: health check")
+        if header.client is None:  # the balancer's own health check: served as itself
+            log.debug("%s: PROXY v%d health check (no address)", peer[0], header.version)
+        else:
+            log.info("%s:%s via balancer %s (PROXY v%d)", client[0], client[1], peer[0],
+                     header.version)
         self._adopt(sock, implicit_tls, client)
 
     def _after_drop(self) -> None:
