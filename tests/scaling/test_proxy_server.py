@@ -199,3 +199,40 @@ def test_header_from_anyone_else_is_a_bad_command(tmp_path):
             assert connected_to(conn).endswith(HOST)  # no header took effect
     finally:
         server.stop()
+
+
+def test_implicit_ftps_behind_the_balancer(tmp_path):
+    """The header comes before the TLS handshake, and the reader takes not one byte of
+    the ClientHello that follows it."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = tmp_path / "cert.pem"
+    ca.issue_cert(HOST).private_key_and_cert_chain_pem.write_to_path(str(cert))
+    root = tmp_path / "root"
+    root.mkdir()
+
+    def spawn(ports: list[int], attempt: int) -> FtpdProcess:
+        argv = ["-l", f"{HOST}:{ports[0]}", "--implicit-listen", f"{HOST}:{ports[1]}",
+                "--tls-cert", str(cert), "-r", str(root), "-u", "user", "-P", "pw",
+                "--failed-login-delay", "0", "--proxy-protocol", HOST]
+        return FtpdProcess(argv, port=ports[0], log_path=tmp_path / f"tls{attempt}.log")
+
+    server = start_ftpd(spawn, nports=2)
+    try:
+        implicit_port = int(server.argv[server.argv.index("--implicit-listen") + 1]
+                            .rpartition(":")[2])
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        raw = socket.create_connection((HOST, implicit_port), timeout=10)
+        raw.sendall(v2_header(CLIENT, FRONT))
+        conn = RawControl.__new__(RawControl)
+        conn.attach(context.wrap_socket(raw, server_hostname=HOST))
+        with conn:
+            assert conn.reply()[0] == 220
+            conn.login()
+            assert connected_to(conn).endswith(CLIENT[0])
+    finally:
+        server.stop()
