@@ -7,10 +7,11 @@ without a valid header is closed without a word."""
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
-from ftpsupport import FtpdProcess, RawControl, start_ftpd, wait_until
+from ftpsupport import FtpdProcess, RawControl, ftpd_argv, start_ftpd, stop_pid, wait_until
 
 from ftpd.io.proxyproto import v1_header, v2_header
 
@@ -236,3 +237,59 @@ def test_implicit_ftps_behind_the_balancer(tmp_path):
             assert connected_to(conn).endswith(CLIENT[0])
     finally:
         server.stop()
+
+
+def inetd_session(tmp_path: Path, first: bytes) -> tuple[socket.socket, subprocess.Popen]:
+    """ftpd -I serving one loopback connection (fds 0 and 1, as inetd hands it over)
+    after the 'balancer' sent *first*."""
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    with socket.create_server((HOST, 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        server_side, _ = listener.accept()
+    with server_side:
+        proc = subprocess.Popen(
+            ftpd_argv("-I", "-r", str(root), "-u", "user", "-P", "pw", "--log",
+                      str(tmp_path / "inetd.log"), "--proxy-protocol", HOST),
+            stdin=server_side.fileno(), stdout=server_side.fileno(),
+            stderr=subprocess.DEVNULL)
+    client.sendall(first)
+    return client, proc
+
+
+def test_inetd_nowait_reads_the_header_first(tmp_path):
+    client, proc = inetd_session(tmp_path, v1_header(CLIENT, FRONT) + b"USER user\r\n")
+    try:
+        conn = RawControl.__new__(RawControl)
+        conn.attach(client)
+        assert conn.reply()[0] == 220
+        assert conn.reply()[0] == 331
+        conn.expect("PASS pw", 230)
+        assert connected_to(conn).endswith(CLIENT[0])
+        conn.expect("QUIT", 221)
+        assert proc.wait(10) == 0
+    finally:
+        client.close()
+        stop_pid(proc)
+
+
+def test_inetd_nowait_without_a_header_exits_without_a_reply(tmp_path):
+    client, proc = inetd_session(tmp_path, b"USER user\r\n")
+    try:
+        assert closed_silently(client)
+        assert proc.wait(10) == 0
+        assert "dropped: no PROXY header" in (tmp_path / "inetd.log").read_text()
+    finally:
+        client.close()
+        stop_pid(proc)
+
+
+def test_sigterm_with_a_header_pending_exits_0_and_closes_it(tmp_path):
+    server = start(tmp_path, "--proxy-protocol", HOST)
+    conn = through_balancer(server, v2_header(CLIENT, FRONT)[:9])
+    try:
+        wait_until(lambda: "closed before a PROXY header" in server.log(), "the probe's drop")
+        assert server.stop() == 0
+        assert closed_silently(conn.sock)
+    finally:
+        conn.close()
