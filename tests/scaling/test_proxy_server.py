@@ -293,3 +293,24 @@ def test_sigterm_with_a_header_pending_exits_0_and_closes_it(tmp_path):
         assert closed_silently(conn.sock)
     finally:
         conn.close()
+
+
+def test_events_carry_the_client_address(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind((HOST, 0))
+        receiver.settimeout(10)
+        sink = f"udp:{HOST}:{receiver.getsockname()[1]}"
+        server = start(tmp_path, "--proxy-protocol", HOST, "--event-sink", sink)
+        try:
+            with through_balancer(server, v2_header(CLIENT, FRONT)) as conn:
+                assert conn.reply()[0] == 220
+                conn.login()
+            frames = []
+            for _ in range(20):  # the login event, among at most a few others
+                frames.append(receiver.recv(65536))
+                if CLIENT[0].encode() in frames[-1]:
+                    break
+            assert CLIENT[0].encode() in frames[-1], frames
+            assert not any(b"127.0.0.1" in frame for frame in frames), frames
+        finally:
+            server.stop()
