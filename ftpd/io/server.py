@@ -107,6 +107,12 @@ class Server:
             if peer[0] in networks:
                 from ftpd.io.proxyread import ProxyHeaderReader
 
+                if len(self.header_readers) >= self.options.max_connections:
+                    log.warning("%s: dropped: %d PROXY headers pending already", peer[0],
+                                len(self.header_readers))
+                    sock.close()
+                    return
+
                 def done(header: Any) -> None:
                     self.header_readers.discard(reader)
                     self._proxied(sock, implicit_tls, peer, header)

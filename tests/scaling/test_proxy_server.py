@@ -314,3 +314,18 @@ def test_events_carry_the_client_address(tmp_path):
             assert not any(b"127.0.0.1" in frame for frame in frames), frames
         finally:
             server.stop()
+
+
+def test_headers_pending_are_capped_by_max_connections(tmp_path):
+    server = start(tmp_path, "--proxy-protocol", HOST, "--max-connections", "1")
+    try:
+        wait_until(lambda: "closed before a PROXY header" in server.log(), "the probe's drop")
+        header = v2_header(CLIENT, FRONT)
+        with through_balancer(server, header[:5]) as pending:
+            with through_balancer(server, header) as second:  # waits behind none: dropped
+                assert closed_silently(second.sock)
+            wait_until(lambda: "1 PROXY headers pending already" in server.log(), "the drop")
+            pending.send(header[5:])
+            assert pending.reply()[0] == 220
+    finally:
+        server.stop()
