@@ -102,6 +102,7 @@ def build_options(settings: Settings) -> ServerOptions:
         idle_timeout=settings.idle_timeout,
         shutdown_timeout=settings.shutdown_timeout,
         proxy_networks=proxy_networks,
+        server_id=settings.server_id,
     )
 
 
@@ -118,7 +119,8 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
 
             run_as = parse_run_as(settings.run_as)[:2]
         try:
-            listeners = install_sinks(bus, settings.event_sink, run_as=run_as)
+            listeners = install_sinks(bus, settings.event_sink, run_as=run_as,
+                                      server_id=settings.server_id)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         except (SinkError, OSError) as exc:
