@@ -50,12 +50,14 @@ def parse(data: bytes | bytearray | memoryview) -> ProxyHeader | None:
 
 
 def wanted(data: bytes | bytearray) -> int:
-    """How many more bytes may be read without reading past the header: a reader that
-    asks for no more never takes bytes the session should have (it peeks otherwise)."""
-    if len(data) >= V2_FIXED and data.startswith(V2_SIGNATURE):
+    """The most bytes worth asking for next: for v2, exactly what is left of the header
+    (its fixed part, then its length field's count); for v1, what is left of the
+    107-byte limit — a line has no length, so the reader peeks that much and takes
+    only up to the CRLF that ``parse`` finds."""
+    if V2_SIGNATURE.startswith(bytes(data[:len(V2_SIGNATURE)])):  # v2, or nothing yet
+        if len(data) < V2_FIXED:
+            return V2_FIXED - len(data)  # the fixed part belongs to any v2 header
         return max(0, V2_FIXED + struct.unpack_from("!H", data, 14)[0] - len(data))
-    if len(data) < len(V2_SIGNATURE) and V2_SIGNATURE.startswith(bytes(data)):
-        return V2_FIXED - len(data)  # the fixed part belongs to any v2 header
     return max(0, V1_MAX - len(data))
 
 

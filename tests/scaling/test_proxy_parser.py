@@ -169,3 +169,12 @@ def test_arbitrary_bytes_never_crash(data):
     except ProxyError:
         return
     assert header is None or 0 < header.consumed <= len(data)
+
+
+def test_wanted_within_the_fixed_part_of_v2():
+    header = v2_header(CLIENT4, SERVER4)
+    assert wanted(b"") == 16
+    for n in range(16):
+        assert wanted(header[:n]) == 16 - n
+    assert wanted(header[:16]) == len(header) - 16
+    assert wanted(b"PROXY ") == V1_MAX - 6
