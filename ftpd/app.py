@@ -89,6 +89,11 @@ def build_session_config(settings: Settings, table: Any = None) -> SessionConfig
 
 
 def build_options(settings: Settings) -> ServerOptions:
+    proxy_networks = None
+    if settings.proxy_protocol:  # ipaddress only when a balancer is configured
+        from ftpd.io.proxyread import ProxyNetworks
+
+        proxy_networks = ProxyNetworks(settings.proxy_protocol)
     return ServerOptions(
         timeout=settings.timeout,
         data_timeout=settings.data_timeout,
@@ -96,6 +101,7 @@ def build_options(settings: Settings) -> ServerOptions:
         max_connections_per_ip=settings.max_connections_per_ip,
         idle_timeout=settings.idle_timeout,
         shutdown_timeout=settings.shutdown_timeout,
+        proxy_networks=proxy_networks,
         server_id=settings.server_id,
     )
 

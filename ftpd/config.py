@@ -79,6 +79,12 @@ def _ip(value: Any) -> str:
     return str(ipaddress.ip_address(_str(value)))
 
 
+def _network(value: Any) -> str:
+    import ipaddress
+
+    return str(ipaddress.ip_network(_str(value), strict=False))
+
+
 def _umask(value: Any) -> int:
     # A TOML integer is ambiguous (22 is not 022, 0o22 is not visibly octal): refused.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -149,6 +155,9 @@ SETTINGS: list[Setting] = [
       metavar="LOW-HIGH"),
     S("masquerade-address", _ip, None, "Address announced in PASV replies (behind NAT).",
       metavar="IP"),
+    S("proxy-protocol", _network, [], "Connections from this address or CIDR (a load "
+      "balancer) must begin with a PROXY v1/v2 header; the client it names is the peer "
+      "(repeatable).", multiple=True, metavar="ADDR"),
     S("max-connections", _number(int, 1), 512, "Connections served at once; over the cap: "
       "421 and close.", metavar="N", section="Limits"),
     S("max-connections-per-ip", _number(int), 0, "Connections from one address (0 = "
