@@ -100,8 +100,13 @@ def build_options(settings: Settings) -> ServerOptions:
 
 
 def build_listeners(settings: Settings, bus: Any) -> list[Any]:
-    """NcFTPd sinks and the xferlog: bus listeners opened now, before privileges drop."""
-    listeners: list[Any] = []
+    """The session log, NcFTPd sinks and the xferlog: bus listeners opened now, before
+    privileges drop."""
+    from ftpd.sessionlog import SessionLog
+
+    session_log = SessionLog()
+    session_log.attach(bus)
+    listeners: list[Any] = [session_log]
     if settings.event_sink:  # the codec and sinks cost ~10 ms to import: only when used
         from ftpd.config import ConfigError
         from ftpd.events.sinks import SinkError, install_sinks
@@ -112,10 +117,12 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
 
             run_as = parse_run_as(settings.run_as)[:2]
         try:
-            listeners = install_sinks(bus, settings.event_sink, run_as=run_as)
+            listeners += install_sinks(bus, settings.event_sink, run_as=run_as)
         except ValueError as exc:
+            session_log.close()
             raise ConfigError(str(exc)) from None
         except (SinkError, OSError) as exc:
+            session_log.close()
             raise StartupError(str(exc)) from None
     if settings.xferlog:
         from ftpd.events.xferlog import XferLog
