@@ -32,17 +32,18 @@ class ServerOptions(Record):
     """Limits and timers of the transport (the core's policy is SessionConfig)."""
 
     __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
-                 "idle_timeout", "shutdown_timeout", "auth_workers")
+                 "idle_timeout", "shutdown_timeout", "auth_workers", "access")
 
     def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
                  max_connections: int = 512, max_connections_per_ip: int = 0,
                  idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
-                 auth_workers: int = 2) -> None:
+                 auth_workers: int = 2, access: Any = None) -> None:
         self.timeout, self.data_timeout = timeout, data_timeout
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
         self.idle_timeout, self.shutdown_timeout = idle_timeout, shutdown_timeout
         self.auth_workers = auth_workers
+        self.access = access  # ftpd.access.AccessRules (--allow/--deny), or None
 
 
 class Server:
@@ -96,26 +97,39 @@ class Server:
         except OSError:  # the client is already gone (getpeername fails)
             sock.close()
             return
-        refuse = None
         host = conn.peer[0]
-        if self.stopping:
-            refuse = "Server shutting down."
-        elif len(self.connections) >= self.options.max_connections:
-            refuse = "Too many connections; try again later."
-        elif 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
-            refuse = "Too many connections from your address."
+        refusal = self._refusal(host)
         self.connections.add(conn)
         self.per_ip[host] += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if refuse is not None:
-            log.info("refused %s: %s", host, refuse)
+        if refusal is None:
+            conn.start()
+        else:
+            from ftpd.sessionlog import refused_line
+
+            reason, text = refusal
+            log.info("%s", refused_line(conn.session.session_id, host, reason))
             if implicit_tls:  # no TLS handshake for a refusal: just close
                 conn.close()
                 return
-        conn.start(refuse)
+            conn.start(text)
         self._status()
+
+    def _refusal(self, host: str) -> tuple[str, str] | None:
+        """Why a new connection from *host* is turned away (the log's reason, the 421
+        text), or None. --allow/--deny come before anything else."""
+        access = self.options.access
+        if access is not None and not access.permits(host):
+            return "deny", "Service not available for your address."
+        if self.stopping:
+            return "shutdown", "Server shutting down."
+        if len(self.connections) >= self.options.max_connections:
+            return "max-connections", "Too many connections; try again later."
+        if 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
+            return "max-connections-per-ip", "Too many connections from your address."
+        return None
 
     def connection_closed(self, conn: ControlConnection) -> None:
         if conn not in self.connections:
