@@ -81,7 +81,7 @@ def _banner(value: Any) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     if any(not ch.isprintable() and ch not in "\n\t" for ch in text):
-        raise ValueError("must not contain control characters (a newline starts a new line)")
+        raise ValueError("must not contain control characters")
     return text
 
 
