@@ -136,6 +136,7 @@ def build_options(settings: Settings) -> ServerOptions:
         max_connections_per_ip=settings.max_connections_per_ip,
         idle_timeout=settings.idle_timeout,
         shutdown_timeout=settings.shutdown_timeout,
+        server_id=settings.server_id,
         access=build_access(settings),
     )
 
@@ -158,7 +159,8 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
 
             run_as = parse_run_as(settings.run_as)[:2]
         try:
-            listeners += install_sinks(bus, settings.event_sink, run_as=run_as)
+            listeners += install_sinks(bus, settings.event_sink, run_as=run_as,
+                                       server_id=settings.server_id)
         except ValueError as exc:
             session_log.close()
             raise ConfigError(str(exc)) from None

@@ -285,7 +285,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         ftpd_log.configure(
             "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
             under_systemd=inherited.mode == "systemd",
-            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"))
+            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"),
+            server_id=settings.server_id)
         if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
         if app.nobody_can_log_in(settings):
@@ -298,6 +299,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
                 check_run_as_access(settings.run_as, app.reload_files(settings))
             preload(server)
             drop_privileges(settings.run_as)
+            log.info("running as %s", settings.run_as)
     except ConfigError as exc:
         return inherited.report(f"error: {exc}", 2)
     except (app.StartupError, PrivilegeError) as exc:

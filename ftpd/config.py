@@ -98,6 +98,13 @@ def _umask(value: Any) -> int:
     return number
 
 
+def _server_id(value: Any) -> str:
+    text = _str(value)
+    if not 0 < len(text) <= 64 or not text.isprintable() or any(c.isspace() for c in text):
+        raise ValueError(f"expected 1 to 64 printable characters without spaces, got {value!r}")
+    return text
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if _str(value) not in choices:
@@ -204,8 +211,11 @@ SETTINGS: list[Setting] = [
       "address (repeatable).", multiple=True, metavar="ADDR", section="TLS"),
     S("implicit", _bool, False, "Under -I/-W: the inherited socket speaks implicit FTPS.",
       flag=True, section="TLS"),
-    S("event-sink", _str, [], "Send NcFTPd-format events to udp:HOST:PORT or "
-      "mqueue:KEY[,perm=MODE] (repeatable).", multiple=True, metavar="SPEC",
+    S("event-sink", _str, [], "Send NcFTPd-format events to udp:HOST:PORT, "
+      "mqueue:KEY[,perm=MODE] or redis://HOST:PORT/STREAM[?maxlen=N] (repeatable).",
+      multiple=True, metavar="SPEC", section="Events"),
+    S("server-id", _server_id, None, "This server's name in the log, in events sent to "
+      "Redis and mixed into session ids (default: the host name).", metavar="NAME",
       section="Events"),
     S("xferlog", _str, None, "Write one wu-ftpd/ProFTPD xferlog line per transfer.",
       metavar="FILE", section="Events"),
@@ -332,9 +342,17 @@ def resolve(cli: dict[str, Any], cwd: str | None = None) -> Settings:
 def _check_sink(spec: str) -> None:
     """Validate an --event-sink spec's syntax without opening it."""
     scheme, sep, rest = spec.partition(":")
+    if scheme == "redis":
+        from ftpd.events.redisurl import parse_url
+
+        try:
+            parse_url(spec)
+        except ValueError as exc:
+            raise ConfigError(f"--event-sink {exc}") from None
+        return
     if scheme not in ("udp", "mqueue") or not sep or not rest:
-        raise ConfigError(f"--event-sink {spec!r}: expected udp:HOST:PORT or "
-                          "mqueue:KEY[,perm=MODE]")
+        raise ConfigError(f"--event-sink {spec!r}: expected udp:HOST:PORT, "
+                          "mqueue:KEY[,perm=MODE] or redis://HOST:PORT/STREAM")
 
 
 def check(settings: Settings) -> None:
@@ -347,6 +365,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("--verbose and --quiet exclude each other")
     for spec in settings.event_sink:
         _check_sink(spec)
+    if settings.server_id is None:
+        settings["server_id"] = os.uname().nodename
     if settings.tls is None:
         settings["tls"] = "explicit" if settings.tls_cert else "off"
     if settings.tls != "off" and not settings.tls_cert:

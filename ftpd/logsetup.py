@@ -11,7 +11,16 @@ import socket
 import stat
 import sys
 
-FORMAT = "%(asctime)s ftpd[%(process)d] %(levelname)s %(message)s"
+FORMAT = "%(asctime)s {server} ftpd[%(process)d] %(levelname)s %(message)s"
+
+
+def formats(server_id: str | None) -> tuple[str, str]:
+    """(stderr and file format, syslog and journal prefix) for --server-id *server_id*:
+    a column after the time in our own lines; syslog and the journal record the host name
+    themselves, so there the id leads the message only when it is not the host name."""
+    server = (server_id or os.uname().nodename).replace("%", "%%")
+    prefix = "" if server_id in (None, os.uname().nodename) else f"[{server}] "
+    return FORMAT.format(server=server), prefix
 
 
 class JournalHandler(logging.Handler):
@@ -21,16 +30,17 @@ class JournalHandler(logging.Handler):
     _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
                  logging.CRITICAL: 2}
 
-    def __init__(self) -> None:
+    def __init__(self, server_id: str = "") -> None:
         super().__init__()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.extra = f"FTPD_SERVER_ID={server_id}\n" if server_id else ""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = self.format(record).replace("\n", " ")
             prio = self._PRIORITY.get(record.levelno, 6)
-            data = f"MESSAGE={msg}\nPRIORITY={prio}\nSYSLOG_IDENTIFIER=ftpd\n".encode(
-                "utf-8", "replace")
+            data = (f"MESSAGE={msg}\nPRIORITY={prio}\nSYSLOG_IDENTIFIER=ftpd\n"
+                    f"{self.extra}").encode("utf-8", "replace")
             self.sock.sendto(data, self.PATH)
         except OSError:
             pass
@@ -69,11 +79,20 @@ def choose(where: str, *, under_systemd: bool, stderr_is_client: bool) -> str:
 SYSLOG_PATHS = ("/dev/log", "/var/run/syslog")  # Linux and the BSDs; macOS
 
 
+class Formats:
+    """The line formats for one --server-id: a column after the time in our own lines
+    (stderr, file); a prefix for syslog and the journal (see ``formats``)."""
+
+    def __init__(self, server_id: str | None) -> None:
+        self.server_id = server_id or ""
+        self.line, self.prefix = formats(server_id)
+
+
 def _syslog_path() -> str | None:
     return next((p for p in SYSLOG_PATHS if os.path.exists(p)), None)
 
 
-def _syslog_handler() -> logging.Handler | None:
+def _syslog_handler(fmt: Formats) -> logging.Handler | None:
     from logging.handlers import SysLogHandler
 
     path = _syslog_path()
@@ -83,48 +102,49 @@ def _syslog_handler() -> logging.Handler | None:
         handler = SysLogHandler(address=path, facility=SysLogHandler.LOG_FTP)
     except OSError:  # a socket nobody reads
         return None
-    handler.setFormatter(logging.Formatter("ftpd[%(process)d]: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"ftpd[%(process)d]: {fmt.prefix}%(message)s"))
     return handler
 
 
-def _stderr_handler() -> logging.Handler:
+def _stderr_handler(fmt: Formats) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(logging.Formatter(fmt.line))
     return handler
 
 
-def _handler(target: str) -> tuple[logging.Handler, str | None]:
+def _handler(target: str, fmt: Formats) -> tuple[logging.Handler, str | None]:
     """The handler for *target*, or the next that works and why: logs never vanish
     into a missing socket (a container without syslog or journald)."""
     if target == "journal":
         if os.path.exists(JournalHandler.PATH):
-            handler: logging.Handler = JournalHandler()
-            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler: logging.Handler = JournalHandler(fmt.server_id)
+            handler.setFormatter(logging.Formatter(f"{fmt.prefix}%(message)s"))
             return handler, None
-        syslog = _syslog_handler()
+        syslog = _syslog_handler(fmt)
         if syslog is not None:
             return syslog, f"no {JournalHandler.PATH}: logging to syslog"
-        return _stderr_handler(), f"no {JournalHandler.PATH} nor syslog socket: logging to stderr"
+        return (_stderr_handler(fmt),
+                f"no {JournalHandler.PATH} nor syslog socket: logging to stderr")
     if target == "syslog":
-        syslog = _syslog_handler()
+        syslog = _syslog_handler(fmt)
         if syslog is not None:
             return syslog, None
-        return _stderr_handler(), f"no syslog socket ({SYSLOG_PATHS[0]}): logging to stderr"
+        return _stderr_handler(fmt), f"no syslog socket ({SYSLOG_PATHS[0]}): logging to stderr"
     if target == "stderr":
-        return _stderr_handler(), None
+        return _stderr_handler(fmt), None
     from logging.handlers import WatchedFileHandler
 
     handler = WatchedFileHandler(target)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(logging.Formatter(fmt.line))
     return handler, None
 
 
 def setup(where: str, level: int, *, under_systemd: bool = False,
-          stderr_is_client: bool = False) -> logging.Handler:
+          stderr_is_client: bool = False, server_id: str | None = None) -> logging.Handler:
     """Install one handler on the ``ftpd`` logger tree; returns it (for reopen). When
     the destination is missing, the fallback says so in one warning line."""
     target = choose(where, under_systemd=under_systemd, stderr_is_client=stderr_is_client)
-    handler, fallback = _handler(target)
+    handler, fallback = _handler(target, Formats(server_id))
     root = logging.getLogger("ftpd")
     for old in list(root.handlers):
         root.removeHandler(old)

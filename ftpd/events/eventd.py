@@ -51,6 +51,31 @@ def _mode(text: str) -> int:
     raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}")
 
 
+def _redis_url(text: str) -> Any:
+    from ftpd.events.redisurl import parse_url
+
+    try:
+        return parse_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if 0 < value < 1e9:
+        return value
+    raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+
+
+def _name(text: str) -> str:
+    if text and text.isprintable() and " " not in text:
+        return text
+    raise argparse.ArgumentTypeError(f"not a name (printable, no spaces): {text!r}")
+
+
 def _positive(text: str) -> int:
     if text.isdigit() and int(text) > 0:
         return int(text)
@@ -65,10 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
                      "(0 picks a free port, logged with -v)")
     src.add_argument("-k", "--key", type=_key, help="read the System V message queue KEY "
                      "(0x78C0FFEE or decimal), creating it if absent")
+    src.add_argument("--redis", type=_redis_url, metavar="URL", help="read the Redis stream "
+                     "redis://HOST:PORT/STREAM in the consumer group --group")
     p.add_argument("-b", "--bind", metavar="ADDR", help="address to bind with -p "
                    "(default 127.0.0.1)")
     p.add_argument("--perm", type=_mode, default=0o600, metavar="MODE",
                    help="mode of a queue created with -k (default 0600)")
+    p.add_argument("--group", type=_name, metavar="NAME", help="with --redis: the consumer "
+                   "group (created at the start of the stream if absent)")
+    p.add_argument("--consumer", type=_name, metavar="NAME", help="with --redis: this "
+                   "consumer's name in the group (default HOST-PID)")
+    p.add_argument("--claim-idle", type=_seconds, metavar="SEC", help="with --redis: claim "
+                   "entries other consumers left unacknowledged this long (default 60)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every event in one line")
     p.add_argument("-d", "--detach", action="store_true",
                    help="run in the background (logging to syslog)")
@@ -218,14 +251,70 @@ def _setup_logging(verbose: bool, syslog: bool) -> None:
         logger.propagate = False
 
 
+def _check_source(args: argparse.Namespace) -> None:
+    """Flags that only go with one transport."""
+    if args.port is None and args.key is None and args.redis is None:
+        raise UsageError("one of -p PORT (UDP), -k KEY (message queue) or --redis URL "
+                         "is required")
+    if args.bind is not None and args.port is None:
+        raise UsageError("-b/--bind: only with -p")
+    if args.redis is not None and not args.group:
+        raise UsageError("--redis needs --group NAME")
+    for flag in ("group", "consumer", "claim_idle"):
+        if getattr(args, flag) is not None and args.redis is None:
+            raise UsageError(f"--{flag.replace('_', '-')}: only with --redis")
+
+
+class Source:
+    """The opened transport: where it is (for the log), the fds -d must keep, its reader."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sock = self.mq = self.redis = None
+        if args.port is not None:
+            self.sock = open_udp(args.bind or "127.0.0.1", args.port)
+            host, port = self.sock.getsockname()[:2]
+            self.where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
+        elif args.redis is not None:
+            from ftpd.events.redisconsumer import default_consumer, open_group
+
+            self.redis = open_group(args.redis, args.group)
+            args.consumer = args.consumer or default_consumer()
+            self.where = f"redis {args.redis} group {args.group} as {args.consumer}"
+        else:
+            self.mq = open_queue(args.key, args.perm)
+            self.where = f"message queue {args.key:#x} (id {self.mq.id})"
+
+    @staticmethod
+    def describe(args: argparse.Namespace) -> str:
+        """What could not be opened, for the error line."""
+        if args.port is not None:
+            return f"udp {args.bind or '127.0.0.1'}:{args.port}"
+        if args.redis is not None:
+            return f"redis {args.redis}"
+        return f"message queue {args.key:#x}"
+
+    def fds(self) -> set[int]:
+        return {s.fileno() for s in (self.sock, self.redis and self.redis.sock)
+                if s is not None}
+
+    def reader(self, backlog: queue.Queue[Any]) -> Any:
+        if self.sock is not None:
+            return UdpReader(self.sock, backlog)
+        if self.redis is not None:
+            from ftpd.events.redisconsumer import RedisReader
+
+            args = self.args
+            return RedisReader(args.redis, args.group, args.consumer,
+                               args.claim_idle or 60.0, backlog, self.redis)
+        return QueueReader(self.mq, backlog)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ftpd-eventd console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.port is None and args.key is None:
-            raise UsageError("one of -p PORT (UDP) or -k KEY (message queue) is required")
-        if args.bind is not None and args.port is None:
-            raise UsageError("-b/--bind: only with -p")
+        _check_source(args)
         before = _open_fds()
         handler = load_handler(args.handler) if args.handler else None
         handler_fds = _open_fds() - before  # files the handler opened: kept by -d
@@ -234,18 +323,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write(f"{PROG}: {exc}\n")
         raise SystemExit(2) from None
     _setup_logging(args.verbose, syslog=False)
-    sock = mq = None
     try:  # open everything that can fail while we still have a terminal
-        if args.port is not None:
-            sock = open_udp(args.bind or "127.0.0.1", args.port)
-            host, port = sock.getsockname()[:2]
-            where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
-        else:
-            mq = open_queue(args.key, args.perm)
-            where = f"message queue {args.key:#x} (id {mq.id})"
-    except Exception as exc:  # OSError, sysv_ipc errors
-        what = (f"udp {args.bind or '127.0.0.1'}:{args.port}" if args.port is not None
-                else f"message queue {args.key:#x}")
+        source = Source(args)
+    except Exception as exc:  # OSError, RespError, sysv_ipc errors
+        what = Source.describe(args)
         sys.stderr.write(f"{PROG}: {what}: {getattr(exc, 'strerror', None) or exc}\n")
         raise SystemExit(1) from None
     if args.pidfile:
@@ -257,9 +338,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(1) from None
 
     def run() -> int:
-        backlog: queue.Queue[Any] = queue.Queue(args.backlog)
-        reader = UdpReader(sock, backlog) if sock is not None else QueueReader(mq, backlog)
-        log.info("reading %s", where)
+        reader = source.reader(queue.Queue(args.backlog))
+        log.info("reading %s", source.where)
         return serve(reader, Dispatcher(handler, command, args.workers, args.verbose))
 
     pidfile = None
@@ -270,9 +350,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.detach:
         import daemon
 
-        context = daemon.DaemonContext(
-            umask=0o022, pidfile=pidfile, signal_map={},
-            files_preserve=sorted(handler_fds | ({sock.fileno()} if sock is not None else set())))
+        context = daemon.DaemonContext(umask=0o022, pidfile=pidfile, signal_map={},
+                                       files_preserve=sorted(handler_fds | source.fds()))
         with context:
             _setup_logging(args.verbose, syslog=True)
             status = run()

@@ -11,15 +11,17 @@ from typing import Any, ClassVar
 from ftpd.events.ncftpd import MAGIC, MalformedMessage
 
 __all__ = [
-    "decode", "Event", "DownloadEvent", "UploadEvent", "ListingEvent", "DeleteEvent",
-    "MkdirEvent", "RenameEvent", "SymlinkEvent", "ChmodEvent", "LoginEvent", "LogoutEvent",
+    "decode", "Message", "DownloadMessage", "UploadMessage", "ListingMessage", "DeleteMessage",
+    "MkdirMessage", "RenameMessage", "SymlinkMessage", "ChmodMessage", "LoginMessage", "LogoutMessage",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Message:
     """An event message. Used as is for types this version does not know; *extra* holds the
-    tokens after the known ones (all tokens after the sixth for an unknown type)."""
+    tokens after the known ones (all tokens after the sixth for an unknown type). *server*
+    is the sending server's ``--server-id`` when the transport carries it (a Redis stream
+    entry's ``server`` field), else empty."""
 
     name: ClassVar[str] = "unknown"
     type: str
@@ -29,10 +31,11 @@ class Event:
     host: str
     session_id: str
     extra: tuple[str, ...] = ()
+    server: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Transfer(Event):
+class _Transfer(Message):
     path: str
     bytes: int
     duration: float
@@ -44,17 +47,17 @@ class _Transfer(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DownloadEvent(_Transfer):
+class DownloadMessage(_Transfer):
     name: ClassVar[str] = "download"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UploadEvent(_Transfer):
+class UploadMessage(_Transfer):
     name: ClassVar[str] = "upload"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListingEvent(Event):
+class ListingMessage(Message):
     name: ClassVar[str] = "listing"
     path: str
     status: str
@@ -63,46 +66,46 @@ class ListingEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeleteEvent(Event):
+class DeleteMessage(Message):
     name: ClassVar[str] = "delete"
     path: str
     kind: str  # "file" or "dir"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MkdirEvent(Event):
+class MkdirMessage(Message):
     name: ClassVar[str] = "mkdir"
     path: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RenameEvent(Event):
+class RenameMessage(Message):
     name: ClassVar[str] = "rename"
     old_path: str
     new_path: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SymlinkEvent(Event):
+class SymlinkMessage(Message):
     name: ClassVar[str] = "symlink"
     target: str
     link_path: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChmodEvent(Event):
+class ChmodMessage(Message):
     name: ClassVar[str] = "chmod"
     path: str
     mode: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoginEvent(Event):
+class LoginMessage(Message):
     name: ClassVar[str] = "login"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LogoutEvent(Event):
+class LogoutMessage(Message):
     name: ClassVar[str] = "logout"
     duration: int
     files_down: int
@@ -150,26 +153,27 @@ def _kind(tok: str) -> str:
 
 _TRANSFER = (("path", str), ("bytes", _int), ("duration", _float), ("rate", _float),
              ("status", str), ("transfer_type", str), ("offset", _int), ("file_size", _int))
-_DECODERS: dict[str, tuple[type[Event], tuple[tuple[str, Any], ...]]] = {
-    "R": (DownloadEvent, _TRANSFER),
-    "S": (UploadEvent, _TRANSFER),
-    "T": (ListingEvent, (("path", str), ("status", str), ("pattern", str),
+_DECODERS: dict[str, tuple[type[Message], tuple[tuple[str, Any], ...]]] = {
+    "R": (DownloadMessage, _TRANSFER),
+    "S": (UploadMessage, _TRANSFER),
+    "T": (ListingMessage, (("path", str), ("status", str), ("pattern", str),
                          ("recursive", _flag))),
-    "D": (DeleteEvent, (("path", str), ("kind", _kind))),
-    "M": (MkdirEvent, (("path", str),)),
-    "N": (RenameEvent, (("old_path", str), ("new_path", str))),
-    "L": (SymlinkEvent, (("target", str), ("link_path", str))),
-    "C": (ChmodEvent, (("path", str), ("mode", _mode))),
-    "I": (LoginEvent, ()),
-    "O": (LogoutEvent, (("duration", _int), ("files_down", _int), ("bytes_down", _int),
+    "D": (DeleteMessage, (("path", str), ("kind", _kind))),
+    "M": (MkdirMessage, (("path", str),)),
+    "N": (RenameMessage, (("old_path", str), ("new_path", str))),
+    "L": (SymlinkMessage, (("target", str), ("link_path", str))),
+    "C": (ChmodMessage, (("path", str), ("mode", _mode))),
+    "I": (LoginMessage, ()),
+    "O": (LogoutMessage, (("duration", _int), ("files_down", _int), ("bytes_down", _int),
                         ("files_up", _int), ("bytes_up", _int), ("reason", str))),
 }
-_UNKNOWN: tuple[type[Event], tuple[tuple[str, Any], ...]] = (Event, ())
+_UNKNOWN: tuple[type[Message], tuple[tuple[str, Any], ...]] = (Message, ())
 
 
-def decode(data: bytes) -> Event:
+def decode(data: bytes, server: str = "") -> Message:
     """Parse one message (a datagram, or a queue message with its trailing NUL) into a typed,
-    immutable event. Raises MalformedMessage for anything that is not a valid frame."""
+    immutable event; *server* is the sender's id where the transport says it. Raises
+    MalformedMessage for anything that is not a valid frame."""
     if data[-1:] == b"\0":
         data = data[:-1]
     if data[:4] != MAGIC:
@@ -201,4 +205,5 @@ def decode(data: bytes) -> Event:
     except (OverflowError, OSError, ValueError) as exc:
         raise MalformedMessage(f"bad time {toks[1][:40]!r}") from exc
     fields = {name: conv(tok) for (name, conv), tok in zip(layout, toks[6:need], strict=True)}
-    return cls(toks[0], when, toks[2], toks[3], toks[4], toks[5], tuple(toks[need:]), **fields)
+    return cls(toks[0], when, toks[2], toks[3], toks[4], toks[5], tuple(toks[need:]), server,
+               **fields)

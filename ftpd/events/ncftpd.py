@@ -8,24 +8,24 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ftpd.events.messages import (
-        ChmodEvent,
-        DeleteEvent,
-        DownloadEvent,
-        Event,
-        ListingEvent,
-        LoginEvent,
-        LogoutEvent,
-        MkdirEvent,
-        RenameEvent,
-        SymlinkEvent,
-        UploadEvent,
+        ChmodMessage,
+        DeleteMessage,
+        DownloadMessage,
+        ListingMessage,
+        LoginMessage,
+        LogoutMessage,
+        Message,
+        MkdirMessage,
+        RenameMessage,
+        SymlinkMessage,
+        UploadMessage,
         decode,
     )
 
 __all__ = [
     "ENCODED_EVENTS", "MAX_BODY", "MalformedMessage", "encode", "shorten_path", "decode",
-    "Event", "DownloadEvent", "UploadEvent", "ListingEvent", "DeleteEvent", "MkdirEvent",
-    "RenameEvent", "SymlinkEvent", "ChmodEvent", "LoginEvent", "LogoutEvent",
+    "Message", "DownloadMessage", "UploadMessage", "ListingMessage", "DeleteMessage", "MkdirMessage",
+    "RenameMessage", "SymlinkMessage", "ChmodMessage", "LoginMessage", "LogoutMessage",
 ]
 _DECODING = frozenset(__all__[5:])
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ftpd.events.messages import Event, decode
+from ftpd.events.messages import Message, decode
 from ftpd.events.ncftpd import MalformedMessage
 
 log = logging.getLogger("ftpd.eventd")
@@ -34,36 +34,49 @@ def _text(name: str, value: Any) -> str:
     return str(value)
 
 
-def event_fields(ev: Event) -> list[tuple[str, str]]:
-    """(name, text) for every field of *ev*: the common ones, the type's own, then any
-    tokens this version does not know as token_N (N as numbered in EVENTS.md)."""
+def event_fields(ev: Message) -> list[tuple[str, str]]:
+    """(name, text) for every field of *ev*: the common ones, the sender's server id, the
+    type's own, then any tokens this version does not know as token_N (N as numbered in
+    EVENTS.md)."""
     out = [("event", ev.name), ("type", ev.type), ("time", str(int(ev.time.timestamp()))),
-           ("user", ev.user), ("email", ev.email), ("host", ev.host), ("session", ev.session_id)]
-    own = dataclasses.fields(ev)[7:]
+           ("user", ev.user), ("email", ev.email), ("host", ev.host), ("session", ev.session_id),
+           ("server", ev.server)]
+    own = dataclasses.fields(ev)[8:]  # after type ... session_id, extra and server
     out += [(f.name, _text(f.name, getattr(ev, f.name))) for f in own]
     first = 7 + len(own)
     out += [(f"token_{first + i}", tok) for i, tok in enumerate(ev.extra)]
     return out
 
 
-def event_env(ev: Event) -> dict[str, str]:
+def event_env(ev: Message) -> dict[str, str]:
     """The FTPD_* environment of an --exec command (FTPD_EVENT=upload, FTPD_PATH=...)."""
     env = {"FTPD_" + name.upper(): value for name, value in event_fields(ev)}
     env["FTPD_SESSION_ID"] = ev.session_id
     return env
 
 
-def describe(ev: Event) -> str:
+def describe(ev: Message) -> str:
     """One readable line (-v): ``upload user=alice host=... path=/incoming/report.pdf ...``."""
     parts = [ev.name, ev.time.strftime("at=%Y-%m-%dT%H:%M:%SZ")]
     for name, value in event_fields(ev)[1:]:
-        if name in ("type", "time") or (name == "email" and not value):
+        if name in ("type", "time") or (name in ("email", "server") and not value):
             continue
         parts.append(f"{name}={shlex.quote(value)}")
     return " ".join(parts)
 
 
 # -- what to do with an event --------------------------------------------------------------
+
+class Delivery:
+    """A message that must be settled: ``settle(True)`` once its handler and --exec command
+    succeeded, ``settle(False)`` when one failed (a Redis entry is then not acknowledged
+    and will be handled again). Plain bytes in the backlog need no settling."""
+
+    __slots__ = ("data", "server", "settle")
+
+    def __init__(self, data: bytes, server: str, settle: Callable[[bool], None]) -> None:
+        self.data, self.server, self.settle = data, server, settle
+
 
 class Dispatcher:
     """Decodes messages and calls the handler (in this thread, in order) and the --exec
@@ -75,7 +88,7 @@ class Dispatcher:
         self.command = list(command) if command else None
         self.verbose = verbose
         self.events = self.malformed = 0
-        self._methods: dict[type, Callable[[Event], Any] | None] = {}
+        self._methods: dict[type, Callable[[Message], Any] | None] = {}
         self._pool: Any = None
         if self.command:
             from concurrent.futures import ThreadPoolExecutor
@@ -85,32 +98,42 @@ class Dispatcher:
             # the daemon's own environment, without FTPD_* that could be mistaken for fields
             self._base_env = {k: v for k, v in os.environ.items() if not k.startswith("FTPD_")}
 
-    def dispatch(self, data: bytes) -> None:
+    def dispatch(self, item: bytes | Delivery) -> None:
+        """Handle one message from the backlog: raw bytes, or a Delivery to settle."""
+        if isinstance(item, Delivery):
+            data, server, settle = item.data, item.server, item.settle
+        else:
+            data, server, settle = item, "", _unsettled
         try:
-            ev = decode(data)
+            ev = decode(data, server)
         except MalformedMessage as exc:
             self.malformed += 1
             log.warning("malformed message skipped (%s): %r", exc, bytes(data[:60]))
+            settle(True)  # it will never decode: handling it again would not help
             return
         self.events += 1
         if self.verbose:
             log.info("%s", describe(ev))
+        ok = True
         if self.handler is not None:
             method = self._method(type(ev))
             if method is not None:
                 try:
                     method(ev)
                 except Exception:
+                    ok = False
                     log.exception("handler failed on %s event", ev.name)
-        if self._pool is not None:
-            self._slots.acquire()
-            try:
-                self._pool.submit(self._run, ev)
-            except BaseException:
-                self._slots.release()
-                raise
+        if self._pool is None:
+            settle(ok)
+            return
+        self._slots.acquire()
+        try:
+            self._pool.submit(self._run, ev, ok, settle)
+        except BaseException:
+            self._slots.release()
+            raise
 
-    def _method(self, cls: type) -> Callable[[Event], Any] | None:
+    def _method(self, cls: type) -> Callable[[Message], Any] | None:
         try:
             return self._methods[cls]
         except KeyError:
@@ -120,23 +143,33 @@ class Dispatcher:
             self._methods[cls] = found
             return found
 
-    def _run(self, ev: Event) -> None:
+    def _run(self, ev: Message, ok: bool, settle: Callable[[bool], None]) -> None:
         command = self.command or []
         try:
             env = {**self._base_env, **event_env(ev)}
             done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, check=False)
             if done.returncode:
+                ok = False
                 log.warning("--exec %s: exit status %d on %s event", command[0],
                             done.returncode, ev.name)
         except Exception as exc:
+            ok = False
             log.error("--exec %s failed on %s event: %s", command[0], ev.name, exc)
         finally:
             self._slots.release()
+        try:
+            settle(ok)
+        except Exception:
+            log.exception("settling the %s event failed", ev.name)
 
     def close(self) -> None:
         """Wait for the commands still running."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def _unsettled(ok: bool) -> None:
+    """Datagrams and queue messages are gone once read: nothing to acknowledge."""
 
 
 # -- readers: transport -> backlog -----------------------------------------------------------
@@ -169,6 +202,9 @@ class Reader(threading.Thread):
 
     def wake(self) -> None:
         """Interrupt a blocking read (safe in a signal handler, repeatable)."""
+
+    def close(self) -> None:
+        """After the last message was handled: finish what settling left (Redis acks)."""
 
 
 class UdpReader(Reader):
@@ -273,5 +309,6 @@ def serve(reader: Reader, dispatcher: Dispatcher) -> int:
             break
         dispatcher.dispatch(item)
     dispatcher.close()
+    reader.close()
     log.info("stopped: %d event(s), %d malformed", dispatcher.events, dispatcher.malformed)
     return 1 if reader.failed else 0

@@ -26,7 +26,7 @@ class SinkError(OSError):
 
 
 class Sink(Listener):
-    """What UDP and message-queue sinks share: bus wiring and drop accounting."""
+    """What every sink shares: bus wiring and drop accounting."""
 
     description = "sink"
     events = ENCODED_EVENTS
@@ -61,6 +61,10 @@ class Sink(Listener):
             log.warning("event sink %s: dropped %d message(s) (%d in all): %s",
                         self.description, self._unlogged, self.dropped, self._last_error)
             self._unlogged = 0
+
+    def start(self, loop: Any) -> None:
+        """The server's loop, handed over when it starts serving: sinks that do their I/O
+        on it (Redis) begin there; the others send directly and ignore it."""
 
     def close(self) -> None:
         """Stop listening and release the transport; drops not yet logged are logged now."""
@@ -200,13 +204,27 @@ def parse_key(text: str) -> int:
     return key
 
 
+SPEC_FORMS = "udp:HOST:PORT, mqueue:KEY[,perm=MODE] or redis://HOST:PORT/STREAM"
+
+
 def parse_sink_spec(spec: str, *, owner_uid: int | None = None,
-                    owner_gid: int | None = None) -> Sink:
-    """``udp:HOST:PORT`` (HOST may be ``[v6]``) or ``mqueue:KEY[,perm=MODE]`` to an opened
-    sink. Raises ValueError naming the bad part, SinkError when it cannot be opened."""
+                    owner_gid: int | None = None, server_id: str = "") -> Sink:
+    """``udp:HOST:PORT`` (HOST may be ``[v6]``), ``mqueue:KEY[,perm=MODE]`` or
+    ``redis://HOST:PORT/STREAM[?maxlen=N&queue=N]`` to an opened sink; *server_id* goes with
+    every message sent to Redis. Raises ValueError naming the bad part, SinkError when it
+    cannot be opened."""
     scheme, sep, rest = spec.partition(":")
     if not sep:
-        raise ValueError(f"event sink {spec!r}: expected udp:HOST:PORT or mqueue:KEY")
+        raise ValueError(f"event sink {spec!r}: expected {SPEC_FORMS}")
+    if scheme == "redis":
+        from ftpd.events.redis import RedisSink  # only servers with a Redis sink pay for it
+        from ftpd.events.redisurl import parse_url
+
+        try:
+            url = parse_url(spec)
+        except ValueError as exc:
+            raise ValueError(f"event sink {exc}") from None
+        return RedisSink(url, server_id)
     if scheme == "udp":
         host, sep, port_text = rest.rpartition(":")
         if not sep or not host:
@@ -238,7 +256,7 @@ def parse_sink_spec(spec: str, *, owner_uid: int | None = None,
             if perm > 0o777:
                 raise ValueError(f"event sink {spec!r}: bad perm {value!r} (at most 0777)")
         return MqueueSink(key, perm, owner_uid=owner_uid, owner_gid=owner_gid)
-    raise ValueError(f"event sink {spec!r}: unknown kind {scheme!r} (udp or mqueue)")
+    raise ValueError(f"event sink {spec!r}: unknown kind {scheme!r} (udp, mqueue or redis)")
 
 
 def _resolve_user(run_as: Any) -> tuple[int | None, int | None]:
@@ -257,15 +275,19 @@ def _resolve_user(run_as: Any) -> tuple[int | None, int | None]:
     return entry.pw_uid, entry.pw_gid
 
 
-def install_sinks(bus: EventBus, specs: Iterable[str], run_as: Any = None) -> list[Sink]:
+def install_sinks(bus: EventBus, specs: Iterable[str], run_as: Any = None,
+                  server_id: str | None = None) -> list[Sink]:
     """Open every ``--event-sink`` and attach it to *bus*. *run_as* (a user name, uid,
     ``pwd`` entry or ``(uid, gid)``) is who the server will run as: queues we create are
-    handed to it. On any failure the sinks already opened are closed and the error raised."""
+    handed to it. *server_id* (default: the host name) is sent with every Redis message.
+    On any failure the sinks already opened are closed and the error raised."""
     uid, gid = _resolve_user(run_as)
+    server_id = server_id or os.uname().nodename
     sinks: list[Sink] = []
     try:
         for spec in specs:
-            sinks.append(parse_sink_spec(spec, owner_uid=uid, owner_gid=gid))
+            sinks.append(parse_sink_spec(spec, owner_uid=uid, owner_gid=gid,
+                                         server_id=server_id))
     except BaseException:
         for sink in sinks:
             sink.close()

@@ -148,6 +148,10 @@ class EventLoop:
     def stop(self) -> None:
         self._running = False
 
+    def is_running(self) -> bool:
+        """Whether run() is going on (a listener closing now must not wait)."""
+        return self._running
+
     def _run_once(self) -> None:
         timeout: float | None = None
         if self._ready:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ftpd.auth.base import Authorizer
 from ftpd.core.events import ServerEvent
-from ftpd.core.ids import session_id
+from ftpd.core.ids import server_key, session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
@@ -32,17 +32,19 @@ class ServerOptions(Record):
     """Limits and timers of the transport (the core's policy is SessionConfig)."""
 
     __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
-                 "idle_timeout", "shutdown_timeout", "auth_workers", "access")
+                 "idle_timeout", "shutdown_timeout", "auth_workers", "server_id", "access")
 
     def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
                  max_connections: int = 512, max_connections_per_ip: int = 0,
                  idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
-                 auth_workers: int = 2, access: Any = None) -> None:
+                 auth_workers: int = 2, server_id: str | None = None,
+                 access: Any = None) -> None:
         self.timeout, self.data_timeout = timeout, data_timeout
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
         self.idle_timeout, self.shutdown_timeout = idle_timeout, shutdown_timeout
         self.auth_workers = auth_workers
+        self.server_id = server_id or os.uname().nodename  # --server-id: in session ids
         self.access = access  # ftpd.access.AccessRules (--allow/--deny), or None
 
 
@@ -70,6 +72,7 @@ class Server:
         self._listeners: list[Endpoint] = []
         self._counter = 0
         self._pid = os.getpid()
+        self._key_of: tuple[str, int] = ("", 0)  # (server id, its server_key), cached
         self._idle_timer: TimerHandle | None = None
         self._executor: Any = None
         self._started = threading.Event()
@@ -89,7 +92,10 @@ class Server:
 
     def _next_id(self) -> str:
         self._counter += 1
-        return session_id(time.time(), self._pid, self._counter)
+        server_id = self.options.server_id
+        if self._key_of[0] != server_id:  # first id, or --server-id changed on reload
+            self._key_of = (server_id, server_key(server_id))
+        return session_id(time.time(), self._pid, self._counter, self._key_of[1])
 
     def _adopt(self, sock: socket.socket, implicit_tls: bool) -> None:
         try:
@@ -236,6 +242,7 @@ class Server:
             # the CLI blocks these until now, so none is lost or fatal during start-up
             signal.pthread_sigmask(signal.SIG_UNBLOCK,
                                    {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+        self.start_event_listeners()
         self.bus.generate("core.startup", ServerEvent(time.time(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
             self._adopt(ep.sock, ep.implicit_tls)
@@ -252,6 +259,14 @@ class Server:
                 self.loop.run()
         finally:
             self._cleanup()
+
+    def start_event_listeners(self) -> None:
+        """Hand the loop to event listeners that do their I/O on it (``start(loop)``, e.g.
+        the Redis sink); at start-up and after a reload built new ones. Idempotent."""
+        for listener in self.event_listeners:
+            start = getattr(listener, "start", None)
+            if start is not None:
+                start(self.loop)
 
     def _watchdog(self) -> None:
         assert self.launch.notify is not None
@@ -275,6 +290,7 @@ class Server:
         except Exception as exc:  # a bad new config keeps the old one
             log.error("reload failed, keeping the old configuration: %s", exc)
         else:
+            self.start_event_listeners()
             self.bus.generate("core.reload", ServerEvent(time.time()))
 
     def begin_shutdown(self) -> None:

@@ -30,26 +30,34 @@ def parse_run_as(text: str) -> tuple[int, int, str]:
     return entry.pw_uid, gid, entry.pw_name
 
 
+# What serving imports lazily, imported before --run-as drops root: after the drop the
+# standard library may not be readable (a Python under /root, say). The one list:
+# tests/launch/test_launch_preload.py serves a session touching every command under
+# ``python -X importtime`` and fails naming any module imported after the drop.
+PRELOAD = (
+    "calendar", "_strptime",  # MFMT (time.strptime imports _strptime on first use)
+    "concurrent.futures",  # the worker pools
+    "copy",  # SessionConfig.replace
+    "ctypes",  # LocalFS: openat2, renameat2
+    "fcntl",  # splice uploads
+    "grp", "pwd",  # listing owners
+    "hmac",  # -u/-P
+    "ipaddress",  # EPRT, --proxy-protocol, --allow/--deny
+    "random",  # passive ports
+    "secrets",  # STOU, atomic uploads
+    "tomllib",  # SIGHUP reload
+    "ftpd.core.handlers",
+    "ftpd.fs.local",  # each login's filesystem
+    "ftpd.launch.standalone",  # addresses, re-parsed on reload
+)
+
+
 def preload(server: Any) -> None:
-    """Import now what serving imports lazily: after the drop the standard library may
-    not be readable (a Python under /root, say). Also starts the auth worker pool."""
-    import calendar  # noqa: F401  (MFMT)
-    import concurrent.futures  # noqa: F401  (auth workers)
-    import copy  # noqa: F401  (SessionConfig.replace)
-    import ctypes  # noqa: F401  (LocalFS: openat2, renameat2)
-    import fcntl  # noqa: F401  (splice uploads)
-    import grp  # noqa: F401  (listing owners)
-    import hmac  # noqa: F401  (-u/-P)
-    import ipaddress  # noqa: F401  (EPRT)
-    import pwd  # noqa: F401  (listing owners)
-    import random  # noqa: F401  (passive ports)
-    import secrets  # noqa: F401  (STOU, atomic uploads)
-    import tomllib  # noqa: F401  (SIGHUP reload)
+    """Import every module of PRELOAD now, and start the worker pools."""
+    import importlib
 
-    import ftpd.core.handlers  # noqa: F401
-    import ftpd.fs.local  # noqa: F401  (each login's filesystem)
-    import ftpd.launch.standalone  # noqa: F401  (addresses, re-parsed on reload)
-
+    for name in PRELOAD:
+        importlib.import_module(name)
     server.start_workers()
 
 

@@ -35,10 +35,12 @@ def test_event_env_has_every_field():
     assert env == {
         "FTPD_EVENT": "upload", "FTPD_TYPE": "S", "FTPD_TIME": "1764079260",
         "FTPD_USER": "alice", "FTPD_EMAIL": "", "FTPD_HOST": "192.0.2.10",
-        "FTPD_SESSION": "aSW2YAAqAAEA", "FTPD_SESSION_ID": "aSW2YAAqAAEA",
+        "FTPD_SESSION": "aSW2YAAqAAEA", "FTPD_SESSION_ID": "aSW2YAAqAAEA", "FTPD_SERVER": "",
         "FTPD_PATH": "/incoming/report.pdf", "FTPD_BYTES": "1048576", "FTPD_DURATION": "2.150",
         "FTPD_RATE": "476.279", "FTPD_STATUS": "OK", "FTPD_TRANSFER_TYPE": "I",
         "FTPD_OFFSET": "0", "FTPD_FILE_SIZE": "1048576"}
+    env = event_env(decode(encode("fs.upload", upload()), server="web1"))
+    assert env["FTPD_SERVER"] == "web1" and env["FTPD_PATH"] == "/incoming/report.pdf"
     env = event_env(decode(encode("fs.chmod", core.ChmodEvent(ALICE, T, "/f", 0o755))))
     assert env["FTPD_EVENT"] == "chmod" and env["FTPD_MODE"] == "0755"
     env = event_env(decode(encode("fs.listing", core.ListingEvent(ANON, T, "/", "OK", "", True))))
@@ -49,6 +51,9 @@ def test_describe_is_one_readable_line():
     line = describe(decode(encode("fs.upload", upload(path="/in/a b.txt"))))
     assert line.startswith("upload at=2025-11-25T14:01:00Z user=alice host=192.0.2.10 ")
     assert "path='/in/a b.txt' bytes=1048576 " in line and "\n" not in line
+    assert "server=" not in line
+    line = describe(decode(encode("fs.upload", upload()), server="web1"))
+    assert " session=aSW2YAAqAAEA server=web1 path=" in line
 
 
 @pytest.mark.parametrize("args, word", [

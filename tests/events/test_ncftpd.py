@@ -193,7 +193,7 @@ def test_anything_encodes_to_a_frame_that_decodes(path, user, email, host, new):
 
 def test_decode_gives_typed_immutable_events():
     ev = decode(EXAMPLE)
-    assert isinstance(ev, ncftpd.UploadEvent) and ev.name == "upload" and ev.type == "S"
+    assert isinstance(ev, ncftpd.UploadMessage) and ev.name == "upload" and ev.type == "S"
     assert ev.time == datetime(2025, 11, 25, 14, 1, tzinfo=UTC)
     assert (ev.user, ev.email, ev.host, ev.session_id) == (
         "alice", "", "192.0.2.10", "aSW2YAAqAAEA")
@@ -209,21 +209,21 @@ def test_decode_gives_typed_immutable_events():
 def test_decode_every_type_round_trips():
     info = ALICE
     cases = {
-        "fs.download": (upload(direction="download"), ncftpd.DownloadEvent,
+        "fs.download": (upload(direction="download"), ncftpd.DownloadMessage,
                         {"path": "/incoming/report.pdf", "file_size": 1048576}),
         "fs.listing": (core.ListingEvent(info, T, "/pub", "OK", "*.c", True),
-                       ncftpd.ListingEvent, {"pattern": "*.c", "recursive": True}),
-        "fs.delete": (core.PathEvent(info, T, "/f"), ncftpd.DeleteEvent, {"kind": "file"}),
-        "fs.rmdir": (core.PathEvent(info, T, "/d", "dir"), ncftpd.DeleteEvent, {"kind": "dir"}),
-        "fs.mkdir": (core.PathEvent(info, T, "/m", "dir"), ncftpd.MkdirEvent, {"path": "/m"}),
-        "fs.rename": (core.RenameEvent(info, T, "/a", "/b"), ncftpd.RenameEvent,
+                       ncftpd.ListingMessage, {"pattern": "*.c", "recursive": True}),
+        "fs.delete": (core.PathEvent(info, T, "/f"), ncftpd.DeleteMessage, {"kind": "file"}),
+        "fs.rmdir": (core.PathEvent(info, T, "/d", "dir"), ncftpd.DeleteMessage, {"kind": "dir"}),
+        "fs.mkdir": (core.PathEvent(info, T, "/m", "dir"), ncftpd.MkdirMessage, {"path": "/m"}),
+        "fs.rename": (core.RenameEvent(info, T, "/a", "/b"), ncftpd.RenameMessage,
                       {"old_path": "/a", "new_path": "/b"}),
-        "fs.symlink": (core.SymlinkEvent(info, T, "t", "/l"), ncftpd.SymlinkEvent,
+        "fs.symlink": (core.SymlinkEvent(info, T, "t", "/l"), ncftpd.SymlinkMessage,
                        {"target": "t", "link_path": "/l"}),
-        "fs.chmod": (core.ChmodEvent(info, T, "/f", 0o640), ncftpd.ChmodEvent, {"mode": 0o640}),
-        "session.login": (core.LoginEvent(info, T), ncftpd.LoginEvent, {}),
+        "fs.chmod": (core.ChmodEvent(info, T, "/f", 0o640), ncftpd.ChmodMessage, {"mode": 0o640}),
+        "session.login": (core.LoginEvent(info, T), ncftpd.LoginMessage, {}),
         "session.logout": (core.LogoutEvent(info, T, 59.9, 1, 2, 3, 4, "TIMEOUT"),
-                           ncftpd.LogoutEvent, {"duration": 59, "files_down": 1, "bytes_down": 2,
+                           ncftpd.LogoutMessage, {"duration": 59, "files_down": 1, "bytes_down": 2,
                                                 "files_up": 3, "bytes_up": 4,
                                                 "reason": "TIMEOUT"}),
     }
@@ -244,14 +244,14 @@ def test_decode_strips_one_trailing_nul():
 def test_unknown_types_give_a_generic_event_with_the_raw_tokens():
     body = b"Z\n1764079260\nalice\n\n192.0.2.10\naSW2YAAqAAEA\nfoo\n\nbar\n"
     ev = decode(b"STR\n%3d\n" % len(body) + body)
-    assert type(ev) is ncftpd.Event and ev.name == "unknown" and ev.type == "Z"
+    assert type(ev) is ncftpd.Message and ev.name == "unknown" and ev.type == "Z"
     assert ev.extra == ("foo", "", "bar")
 
 
 def test_tokens_appended_by_a_newer_server_are_kept():
     body = EXAMPLE[8:] + b"future\n"
     ev = decode(b"STR\n%3d\n" % len(body) + body)
-    assert isinstance(ev, ncftpd.UploadEvent) and ev.extra == ("future",)
+    assert isinstance(ev, ncftpd.UploadMessage) and ev.extra == ("future",)
 
 
 @pytest.mark.parametrize("data, why", [
@@ -301,7 +301,7 @@ def test_arbitrary_bytes_decode_or_raise_malformed(data):
             ev = decode(candidate)
         except MalformedMessage:
             continue
-        assert isinstance(ev, ncftpd.Event)
+        assert isinstance(ev, ncftpd.Message)
 
 
 def test_decode_and_dispatch_at_least_20000_messages_a_second():
@@ -329,3 +329,19 @@ def test_decode_and_dispatch_at_least_20000_messages_a_second():
         best = min(best, time.perf_counter() - start)
     assert handler.count == 3 * 10 * len(frames)
     assert 20000 / best >= 20000, f"{20000 / best:.0f} messages/s"
+
+
+def test_one_name_per_fact_across_the_two_event_models():
+    """The bus carries the core's facts (``ftpd.core.events``); receivers decode wire
+    messages (``ftpd.events.messages``). No class name means both, so neither can be
+    mistaken for the other in a module or a handler."""
+    import ftpd.core.events as facts
+    import ftpd.events.messages as wire
+
+    def classes(module):
+        return {n for n, v in vars(module).items()
+                if isinstance(v, type) and v.__module__ == module.__name__}
+
+    assert classes(facts) and classes(wire)
+    assert not classes(facts) & classes(wire)
+    assert all(n.endswith("Message") for n in classes(wire) if not n.startswith("_"))

@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -87,14 +88,24 @@ def check_frame(data: bytes, expected: list[bytes | re.Pattern[bytes]]) -> list[
     return toks
 
 
+def pid_field(pid: int, server_id: str | None = None) -> int:
+    """The session id's pid field as ftpd-eventd(8) defines it: the pid xored with the
+    CRC-32 of the server id (default: the host name) folded to 16 bits."""
+    crc = zlib.crc32((server_id or os.uname().nodename).encode())
+    return (pid ^ (crc >> 16) ^ (crc & 0xFFFF)) & 0xFFFF
+
+
 class Expect:
     """One session's messages: the common tokens (type, time, user, email, host, session)
     and the type's own. The session id must be the same in every message of the session
-    and have NcFTPd's shape: start time, the server's pid, a counter and a zero byte."""
+    and have NcFTPd's shape: start time, the server's pid (mixed with the server id), a
+    counter and a zero byte."""
 
     def __init__(self, pid: int, started: float, user: bytes = USER.encode(),
-                 email: bytes = b"", host: bytes = HOST.encode()) -> None:
+                 email: bytes = b"", host: bytes = HOST.encode(),
+                 server_id: str | None = None) -> None:
         self.pid, self.user, self.email, self.host = pid, user, email, host
+        self.server_id = server_id
         self.started = int(started)  # before the server was started
         self.session: bytes | None = None
 
@@ -106,7 +117,7 @@ class Expect:
             raw = base64.b64decode(toks[5], validate=True)
             start, pid, _counter, zero = struct.unpack(">IHHB", raw)
             assert zero == 0
-            assert pid == self.pid & 0xFFFF, (pid, self.pid)
+            assert pid == pid_field(self.pid, self.server_id), (pid, self.pid)
             assert self.started - 1 <= start <= time.time() + 1, start
             self.session = toks[5]
         return toks
