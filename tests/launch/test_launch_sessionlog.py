@@ -50,14 +50,18 @@ def run_inetd(ftpd, served, inetd_spawn, *args: str, prefix: tuple[str, ...] = (
     assert wait_exit(proc) == 0
 
 
-def test_syslog_and_file_get_the_same_lines(ftpd, served, inetd_spawn, syslog, tmp_path):
-    run_inetd(ftpd, served, inetd_spawn, prefix=tuple(syslog.prefix))
+@pytest.mark.parametrize("server_id", [[], ["--server-id", "ftp1"]], ids=["host", "server-id"])
+def test_syslog_and_file_get_the_same_lines(ftpd, served, inetd_spawn, syslog, tmp_path,
+                                            server_id):
+    run_inetd(ftpd, served, inetd_spawn, *server_id, prefix=tuple(syslog.prefix))
     datagrams = [d for d in syslog.read() if "ftpd[" in d]
     assert datagrams and all(re.match(r"<\d+>ftpd\[\d+\]: ", d) for d in datagrams), datagrams
-    from_syslog = [d.split(": ", 1)[1] for d in datagrams]
+    lead = "[ftp1] " if server_id else ""  # syslog records the host; another id leads
+    assert all(d.split(": ", 1)[1].startswith(lead) for d in datagrams)
+    from_syslog = [d.split(": ", 1)[1][len(lead):] for d in datagrams]
 
     log = tmp_path / "ftpd.log"
-    run_inetd(ftpd, served, inetd_spawn, "--log", str(log))
+    run_inetd(ftpd, served, inetd_spawn, *server_id, "--log", str(log))
     from_file = [line.split(" INFO ", 1)[1] for line in log.read_text().splitlines()
                  if " INFO " in line]
     assert normalized(from_syslog) == normalized(from_file)
