@@ -11,6 +11,8 @@ import subprocess
 import pytest
 from ftpsupport import DEADLINE, RawControl, ftpd_argv, wait_until
 
+from ftpd import app, config
+
 
 def greeting(server) -> str:
     with RawControl(server.host, server.port, greet=False) as ctl:
@@ -74,3 +76,10 @@ def test_bad_banner_file_is_one_line_and_exit_2(tmp_path, content, reason):
     done = run_ftpd("--banner-file", str(banner))
     assert done.returncode == 2
     assert done.stderr == f"ftpd: error: --banner-file {banner}: {reason}\n"
+
+
+def test_a_toml_multi_line_string_is_a_multi_line_banner(tmp_path):
+    conf = tmp_path / "ftpd.toml"
+    conf.write_text('banner = """\nWelcome.\nBe nice."""\n')
+    settings = config.resolve({"config": str(conf)}, str(tmp_path))
+    assert app.read_banner(settings) == "Welcome.\nBe nice."
