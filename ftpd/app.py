@@ -77,7 +77,7 @@ MAX_BANNER_BYTES = 16 * 1024
 def read_banner(settings: Settings) -> str:
     """The 220 greeting: --banner, --banner-file (read now: at start-up and on SIGHUP),
     or the default. A missing, unreadable or unusable file is a configuration error."""
-    from ftpd.config import ConfigError, _banner
+    from ftpd.config import ConfigError, check_banner
 
     if settings.banner is not None:
         return settings.banner
@@ -93,7 +93,7 @@ def read_banner(settings: Settings) -> str:
         raise ConfigError(f"--banner-file {path}: longer than {MAX_BANNER_BYTES} bytes")
     try:
         text = "\n".join(data.decode("utf-8").splitlines()).rstrip("\n")
-        return _banner(text)
+        return check_banner(text)
     except ValueError as exc:  # UnicodeDecodeError included
         reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
         raise ConfigError(f"--banner-file {path}: {reason}") from None

@@ -76,7 +76,7 @@ def _network(value: Any) -> Any:
     return parse_network(_str(value))
 
 
-def _banner(value: Any) -> str:
+def check_banner(value: Any) -> str:
     text = _str(value)
     if not text.strip():
         raise ValueError("must not be empty")
@@ -151,7 +151,7 @@ SETTINGS: list[Setting] = [
       metavar="SEC", section="Limits"),
     S("data-timeout", _number(float), 300.0, "Stalled data connection timeout.",
       metavar="SEC", section="Limits"),
-    S("banner", _banner, None, "Text of the 220 greeting; a newline in it makes a "
+    S("banner", check_banner, None, "Text of the 220 greeting; a newline in it makes a "
       "multi-line 220.", metavar="TEXT"),
     S("banner-file", _str, None, "Read the 220 greeting from FILE (at start-up and on "
       "SIGHUP); one reply line per line.", metavar="FILE"),
