@@ -105,11 +105,11 @@ class ControlConnection:
             self.call(self.session.connection_lost)
             self.close()
             return
-        lines_before = self.session.lines_received
+        lines_before, arrived = self.session.lines_received, self.loop.time()
         self.call(self.session.receive, data)
         if self.session.lines_received != lines_before:
             # only whole commands count: a byte a second must not keep a session alive
-            self._last_activity = self.loop.time()
+            self._last_activity = arrived  # (when they came: the reply may be seen first)
         if self.tls is not None and not self.closed and self.sock.pending():
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 

@@ -18,6 +18,7 @@ from ftpd.core.ids import server_key, session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
+from ftpd.io.clock import Clock
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.launch.context import Endpoint, LaunchContext
@@ -51,7 +52,9 @@ class ServerOptions(Record):
 class Server:
     def __init__(self, launch: LaunchContext, session_config: SessionConfig,
                  authorizer: Authorizer, options: ServerOptions | None = None,
-                 bus: Any = None) -> None:
+                 bus: Any = None, clock: Clock | None = None) -> None:
+        """*clock* (``ftpd.io.clock``) drives every timer: real time unless a test
+        passes a ``VirtualClock``."""
         if bus is None:
             from ftpd.events.bus import EventBus
 
@@ -61,7 +64,7 @@ class Server:
         self.authorizer = authorizer
         self.options = options or ServerOptions()
         self.bus = bus
-        self.loop = EventLoop()
+        self.loop = EventLoop(clock)
         self.recv_buffer = bytearray(1 << 20)  # shared: the loop is single-threaded
         self.connections: set[ControlConnection] = set()
         self.per_ip: Counter[str] = Counter()
@@ -214,8 +217,8 @@ class Server:
         self._idle_timer = None
         if not self.connections:
             log.info("idle for %ss: exiting", self.options.idle_timeout)
-            self.bus.generate("core.idle-timeout",
-                              ServerEvent(time.time(), {"idle": self.options.idle_timeout}))
+            self.bus.generate("core.idle-timeout", ServerEvent(self.loop.clock.wall(),
+                                                               {"idle": self.options.idle_timeout}))
             self.loop.stop()
 
     def _status(self) -> None:
@@ -243,7 +246,8 @@ class Server:
             signal.pthread_sigmask(signal.SIG_UNBLOCK,
                                    {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         self.start_event_listeners()
-        self.bus.generate("core.startup", ServerEvent(time.time(), {"mode": self.launch.mode}))
+        self.bus.generate("core.startup",
+                          ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
             self._adopt(ep.sock, ep.implicit_tls)
         if not self.connections and not self.launch.per_connection:
@@ -291,7 +295,7 @@ class Server:
             log.error("reload failed, keeping the old configuration: %s", exc)
         else:
             self.start_event_listeners()
-            self.bus.generate("core.reload", ServerEvent(time.time()))
+            self.bus.generate("core.reload", ServerEvent(self.loop.clock.wall()))
 
     def begin_shutdown(self) -> None:
         """Stop accepting; idle sessions get 421 now, running transfers finish first."""
@@ -333,7 +337,7 @@ class Server:
             self.loop.forget(ep.sock)
             ep.sock.close()
         self._listeners.clear()
-        self.bus.generate("core.shutdown", ServerEvent(time.time()))
+        self.bus.generate("core.shutdown", ServerEvent(self.loop.clock.wall()))
         for listener in self.event_listeners:
             listener.close()
         if self._executor is not None:
