@@ -4,7 +4,6 @@ syslog form as rsyslog writes it, as it reads the file form."""
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import socket
@@ -89,26 +88,17 @@ def test_syslog_and_file_get_the_same_lines(ftpd, served, inetd_spawn, syslog, t
 
 
 @pytest.fixture
-def journal(monkeypatch, tmp_path):
-    """A journal socket of our own; the ``ftpd`` logger is restored afterwards."""
+def journal(monkeypatch, tmp_path, ftpd_logger):
+    """A journal socket of our own (the ``ftpd`` logger is restored afterwards)."""
     path = tmp_path / "journal"
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(str(path))
     receiver.settimeout(5)
     monkeypatch.setattr(logsetup.JournalHandler, "PATH", str(path))
-    root = logging.getLogger("ftpd")
-    saved = (list(root.handlers), root.level, root.propagate)
     try:
         yield receiver
     finally:
         receiver.close()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            handler.close()
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
-        root.propagate = saved[2]
 
 
 def test_the_journal_gets_the_same_message(journal):
