@@ -59,12 +59,24 @@ def nobody_can_log_in(settings: Settings) -> bool:
 
 
 def missing_drop_box(settings: Settings) -> str | None:
-    """The real directory --anonymous-upload names, if it is not one (a warning at
-    start-up: anonymous cannot create it)."""
+    """The real directory --anonymous-upload names, if it is not one (anonymous cannot
+    create it)."""
     if not settings.anonymous_upload:
         return None
     path = os.path.join(serving_root(settings), settings.anonymous_upload.lstrip("/"))
     return None if os.path.isdir(path) else path
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """Settings that work, but not as the operator probably meant: logged at start-up."""
+    warnings = []
+    if nobody_can_log_in(settings):
+        warnings.append("--no-anonymous without --username or --users: nobody can log in")
+    drop_box = missing_drop_box(settings)
+    if drop_box:
+        warnings.append(f"--anonymous-upload: {drop_box} is not a directory: anonymous "
+                        "uploads will fail")
+    return warnings
 
 
 def build_tls(settings: Settings) -> Any:

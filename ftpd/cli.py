@@ -292,12 +292,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
             server_id=settings.server_id)
         if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
-        if app.nobody_can_log_in(settings):
-            log.warning("--no-anonymous without --username or --users: nobody can log in")
-        drop_box = app.missing_drop_box(settings)
-        if drop_box:
-            log.warning("--anonymous-upload: %s is not a directory: anonymous uploads will "
-                        "fail", drop_box)
+        for warning in app.startup_warnings(settings):
+            log.warning("%s", warning)
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.run_as:
             from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
