@@ -234,7 +234,8 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
         _check_restart(s, vpath, offset)
         append = False  # RFC 3659 5.4: after REST, APPE acts identically to STOR
     target = vpath
-    if s.config.atomic_uploads and not append and not offset:
+    if s.config.atomic_uploads and not append and not offset \
+            and not getattr(s.fs, "uploads_are_atomic", False):  # S3: implied (fs/base.py)
         import secrets
 
         target = join(parent(vpath), f"{TEMP_PREFIX}{secrets.token_hex(6)}")
@@ -294,9 +295,11 @@ _STATUS = {None: "OK", "aborted": "ABOR", "reset": "INCOMPLETE", "timeout": "INC
            "connect": "ERROR"}
 
 
-def _close_file(t: A.Transfer) -> OSError | None:
+def _close_file(t: A.Transfer, failed: bool = False) -> OSError | None:
     f: Any = t.source if t.direction == "send" else t.sink
     close = getattr(f, "close", None)
+    if failed and t.direction == "recv":  # a failed upload is discarded, not completed
+        close = getattr(f, "abort", close)
     try:
         if close is not None:
             close()
@@ -340,7 +343,7 @@ def end_transfer(s: Session, cmd: Command, error: str | OSError | FTPError | Non
     assert t is not None
     s.transfer = None
     s.data_mode = None
-    close_error = _close_file(t)
+    close_error = _close_file(t, failed=error is not None)
     if error is None and close_error is not None:
         error = close_error
     kind = t.meta.get("kind")

@@ -1,0 +1,163 @@
+"""Wiring an ``s3://`` root: the S3 settings, the lean ordinary start, a missing client,
+credentials from a file, users' homes in a bucket, an unreachable store, and
+``--atomic-uploads`` implied."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import subprocess
+import sys
+
+import pytest
+from conftest import s3_env, start_s3ftpd
+from ftpsupport import DEADLINE, FtpdProcess, RawControl, free_port, ftpd_argv, start_ftpd
+from s3support import ACCESS_KEY, SECRET_KEY
+
+from ftpd.auth.users import hash_password
+from ftpd.config import ConfigError, resolve
+
+
+@pytest.mark.parametrize(("raw", "size"), [("8M", 8 << 20), ("5MiB", 5 << 20),
+                                           ("6291456", 6 << 20), ("1G", 1 << 30)])
+def test_part_size_takes_sizes(raw, size, tmp_path):
+    assert resolve({"s3_part_size": raw}, cwd=str(tmp_path)).s3_part_size == size
+
+
+@pytest.mark.parametrize("raw", ["4M", "lots", "8X", "-8M"])
+def test_part_size_below_five_mib_or_malformed_is_one_line(raw, tmp_path):
+    with pytest.raises(ConfigError, match="^--s3-part-size: "):
+        resolve({"s3_part_size": raw}, cwd=str(tmp_path))
+
+
+def test_s3_root_is_kept_as_a_url_and_checked(tmp_path):
+    settings = resolve({"root": "s3://bucket/some/prefix"}, cwd=str(tmp_path))
+    assert settings.root == "s3://bucket/some/prefix"
+    assert settings.s3_region == "us-east-1" and settings.s3_part_size == 8 << 20
+    with pytest.raises(ConfigError, match="^--root .*not a valid S3 bucket name"):
+        resolve({"root": "s3://Bad_Bucket/x"}, cwd=str(tmp_path))
+
+
+def run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(ftpd_argv(*args), capture_output=True, text=True,
+                          timeout=DEADLINE, stdin=subprocess.DEVNULL, **kw)
+
+
+def test_bad_s3_flags_exit_2_in_one_line():
+    for args in (["-r", "s3://Bad_Bucket"], ["-r", "s3://b0b/x", "--s3-part-size", "1M"]):
+        proc = run(args)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+SERVE_ONCE = """
+import sys
+from ftpd import app
+from ftpd.config import resolve
+settings = resolve({"root": sys.argv[1]})
+app.build_session_config(settings).fs_factory
+app.build_authorizer(settings)
+print(sorted(m for m in sys.modules if m == "obstore" or m.startswith(("obstore.", "ftpd.fs.s3"))))
+"""
+
+
+def test_an_ordinary_start_imports_no_s3_client(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", SERVE_ONCE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=DEADLINE, check=True)
+    assert proc.stdout.strip() == "[]"
+    proc = subprocess.run([sys.executable, "-c", SERVE_ONCE, "s3://bucket/p"],
+                          capture_output=True, text=True, timeout=DEADLINE, check=True)
+    assert "obstore" in proc.stdout  # configured: checked at start
+
+
+def test_missing_client_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "obstore.py").write_text("raise ImportError('no obstore here')\n")
+    proc = run(["-r", "s3://bucket/p", "-l", f"127.0.0.1:{free_port()}"],
+               env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'ftpd[s3]'" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_secret_file_is_exit_1(tmp_path):
+    proc = run(["-r", "s3://bucket/p", "--s3-access-key-id", "k",
+                "--s3-secret-access-key-file", str(tmp_path / "absent"),
+                "-l", f"127.0.0.1:{free_port()}"])
+    assert proc.returncode == 1 and "--s3-secret-access-key-file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_credentials_from_the_config_keys(seaweed, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET_KEY + "\n")
+    config = tmp_path / "ftpd.toml"
+    config.write_text(f's3-access-key-id = "{ACCESS_KEY}"\n'
+                      f's3-secret-access-key-file = "{secret}"\ns3-part-size = "5M"\n')
+    server = start_s3ftpd(tmp_path, seaweed.endpoint, "s3://ftpd/keys", "-c", str(config),
+                          env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    try:
+        ftp = ftplib.FTP(timeout=DEADLINE)
+        ftp.connect("127.0.0.1", server.port)
+        ftp.login("user", "pw")
+        ftp.storbinary("STOR k.txt", io.BytesIO(b"signed"))
+        ftp.quit()
+    finally:
+        server.stop()
+    status, body = seaweed.request("GET", key="keys/k.txt")
+    assert (status, body) == (200, b"signed")
+
+
+def test_users_homes_are_prefixes_in_the_bucket(seaweed, tmp_path):
+    users = tmp_path / "users.toml"
+    users.write_text(f'[users.alice]\npassword = "{hash_password("apw")}"\n'
+                     f'home = "s3://{seaweed.bucket}/homes/alice"\nperm = "elradfmw"\n')
+    status, _ = seaweed.request("PUT", key="homes/alice/hello.txt", body=b"hi alice")
+    assert status == 200
+
+    def spawn(ports: list[int], attempt: int) -> FtpdProcess:
+        argv = ["-l", f"127.0.0.1:{ports[0]}", "-r", str(tmp_path), "-n", "--users",
+                str(users), "--s3-endpoint", seaweed.endpoint, "--failed-login-delay", "0"]
+        return FtpdProcess(argv, port=ports[0], log_path=tmp_path / f"u{attempt}.log",
+                           env=s3_env())
+
+    server = start_ftpd(spawn)
+    try:
+        ftp = ftplib.FTP(timeout=DEADLINE)
+        ftp.connect("127.0.0.1", server.port)
+        ftp.login("alice", "apw")
+        assert ftp.nlst() == ["hello.txt"]
+        got = bytearray()
+        ftp.retrbinary("RETR hello.txt", got.extend)
+        assert bytes(got) == b"hi alice"
+        ftp.quit()
+    finally:
+        server.stop()
+
+
+def test_unreachable_endpoint_answers_451_not_a_hang(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    server = start_s3ftpd(tmp_path, dead, "s3://ftpd/p")
+    try:
+        with RawControl("127.0.0.1", server.port, timeout=3 * DEADLINE) as ctl:
+            ctl.login("user", "pw")
+            for cmd in ("CWD sub", "SIZE f", "MKD d"):
+                code, text = ctl.cmd(cmd)
+                assert code in (421, 451), (cmd, code, text)
+            assert ctl.cmd("NOOP")[0] == 200
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
+
+
+def test_atomic_uploads_are_implied_no_temporary_object(seaweed, tmp_path):
+    server = start_s3ftpd(tmp_path, seaweed.endpoint, "s3://ftpd/atomic", "--atomic-uploads")
+    try:
+        ftp = ftplib.FTP(timeout=DEADLINE)
+        ftp.connect("127.0.0.1", server.port)
+        ftp.login("user", "pw")
+        ftp.storbinary("STOR a.bin", io.BytesIO(b"whole"))
+        ftp.quit()
+    finally:
+        server.stop()
+    assert seaweed.keys("atomic/") == ["atomic/a.bin"]
+    assert "not atomic" not in server.log()  # no temporary renamed (a copy and a delete)
