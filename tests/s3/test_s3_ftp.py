@@ -8,6 +8,7 @@ import ftplib
 import io
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -198,4 +199,20 @@ def test_lost_control_connection_mid_upload_leaves_nothing(s3ftpd, seaweed):
     data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     data.close()
     _nothing_left(seaweed, f"{prefix}/lost.bin")
+    assert "Traceback" not in server.log()
+
+
+def test_server_stop_mid_upload_leaves_nothing(seaweed, tmp_path):
+    """SIGTERM while an upload stalls: the drain (--shutdown-timeout) ends, the session
+    is closed, and its multipart upload is aborted."""
+    from conftest import start_s3ftpd
+
+    server = start_s3ftpd(tmp_path, seaweed.endpoint, "s3://ftpd/stopped",
+                          "--shutdown-timeout", "1")
+    ctl, data = _start_upload(server, "stopped.bin")  # then the client stalls
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(DEADLINE)
+    data.close()
+    ctl.close()
+    _nothing_left(seaweed, "stopped/stopped.bin")
     assert "Traceback" not in server.log()

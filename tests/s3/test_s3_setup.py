@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import socket
 import subprocess
 import sys
 
@@ -161,3 +162,32 @@ def test_atomic_uploads_are_implied_no_temporary_object(seaweed, tmp_path):
         server.stop()
     assert seaweed.keys("atomic/") == ["atomic/a.bin"]
     assert "not atomic" not in server.log()  # no temporary renamed (a copy and a delete)
+
+
+def test_endpoint_that_never_answers_gets_451_not_a_hang(tmp_path):
+    with socket.socket() as silent:  # connections are accepted by the kernel, never served
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        server = start_s3ftpd(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}",
+                              "s3://ftpd/p")
+        try:
+            with RawControl("127.0.0.1", server.port, timeout=4 * DEADLINE) as ctl:
+                ctl.login("user", "pw")
+                code, text = ctl.cmd("CWD sub")
+                assert code in (421, 451), (code, text)
+        finally:
+            server.stop()
+    assert "Traceback" not in server.log()
+
+
+def test_no_such_bucket_is_550_and_one_log_line(seaweed, tmp_path):
+    server = start_s3ftpd(tmp_path, seaweed.endpoint, "s3://no-such-bucket/p")
+    try:
+        with RawControl("127.0.0.1", server.port) as ctl:
+            ctl.login("user", "pw")
+            code, _ = ctl.cmd("MKD d")
+            assert code == 550
+    finally:
+        server.stop()
+    failures = [line for line in server.log().splitlines() if "s3 " in line and "failed" in line]
+    assert len(failures) == 1 and "Traceback" not in server.log(), server.log()
