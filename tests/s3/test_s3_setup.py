@@ -8,7 +8,6 @@ import ftplib
 import io
 import socket
 import subprocess
-import sys
 
 import pytest
 from conftest import s3_env, start_s3ftpd
@@ -50,24 +49,39 @@ def test_bad_s3_flags_exit_2_in_one_line():
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-SERVE_ONCE = """
-import sys
-from ftpd import app
-from ftpd.config import resolve
-settings = resolve({"root": sys.argv[1]})
-app.build_session_config(settings).fs_factory
-app.build_authorizer(settings)
-print(sorted(m for m in sys.modules if m == "obstore" or m.startswith(("obstore.", "ftpd.fs.s3"))))
+RECORD_MODULES = """
+import atexit, os, sys
+def record():
+    with open(os.environ["RECORD_MODULES"], "w") as f:
+        f.write(" ".join(m for m in sys.modules
+                         if m == "obstore" or m.startswith(("obstore.", "ftpd.fs.s3"))))
+atexit.register(record)
 """
 
 
 def test_an_ordinary_start_imports_no_s3_client(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SERVE_ONCE, str(tmp_path)],
-                          capture_output=True, text=True, timeout=DEADLINE, check=True)
-    assert proc.stdout.strip() == "[]"
-    proc = subprocess.run([sys.executable, "-c", SERVE_ONCE, "s3://bucket/p"],
-                          capture_output=True, text=True, timeout=DEADLINE, check=True)
-    assert "obstore" in proc.stdout  # configured: checked at start
+    """A real start, login, listing and idle exit: neither obstore nor ftpd.fs.s3*
+    (a sitecustomize records the modules at exit)."""
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / "pub.txt").write_text("x")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(RECORD_MODULES)
+    record = tmp_path / "modules.txt"
+    env = {"PYTHONPATH": str(tmp_path / "site"), "RECORD_MODULES": str(record)}
+
+    def spawn(ports: list[int], attempt: int) -> FtpdProcess:
+        return FtpdProcess(["-l", f"127.0.0.1:{ports[0]}", "-r", str(tmp_path / "pub"),
+                            "--idle-timeout", "1"], port=ports[0], env=env,
+                           log_path=tmp_path / f"lean{attempt}.log")
+
+    server = start_ftpd(spawn)
+    ftp = ftplib.FTP(timeout=DEADLINE)
+    ftp.connect("127.0.0.1", server.port)
+    ftp.login()
+    assert ftp.nlst() == ["pub.txt"]
+    ftp.quit()
+    assert server.proc.wait(DEADLINE) == 0, server.log()
+    assert record.read_text() == ""
 
 
 def test_missing_client_is_one_line_and_exit_1(tmp_path):
