@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path
 
 import pytest
-from ftpsupport import FtpdProcess, start_ftpd
-from s3support import ACCESS_KEY, SECRET_KEY, Seaweed, weed_binary
+from s3ftpd import start_s3ftpd
+from s3support import Seaweed, weed_binary
 
 _prefixes = itertools.count(1)
 
@@ -28,21 +27,6 @@ def seaweed(tmp_path_factory):
         yield server
     finally:
         server.stop()
-
-
-def s3_env() -> dict[str, str]:
-    return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-
-
-def start_s3ftpd(tmp_path: Path, endpoint: str, root: str, *extra: str,
-                 env: dict[str, str] | None = None) -> FtpdProcess:
-    def spawn(ports: list[int], attempt: int) -> FtpdProcess:
-        argv = ["-l", f"127.0.0.1:{ports[0]}", "-r", root, "--s3-endpoint", endpoint,
-                "-u", "user", "-P", "pw", "--failed-login-delay", "0", "-v", *extra]
-        return FtpdProcess(argv, port=ports[0], log_path=tmp_path / f"ftpd-{attempt}.log",
-                           env=s3_env() if env is None else env)
-
-    return start_ftpd(spawn)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from ftpsupport import DEADLINE, RawControl, sha256, wait_until
+from s3ftpd import start_s3ftpd
 
 BIG = os.urandom(6 * 1024 * 1024 + 12345)  # two parts of --s3-part-size 5M
 CURL = shutil.which("curl")
@@ -205,8 +206,6 @@ def test_lost_control_connection_mid_upload_leaves_nothing(s3ftpd, seaweed):
 def test_server_stop_mid_upload_leaves_nothing(seaweed, tmp_path):
     """SIGTERM while an upload stalls: the drain (--shutdown-timeout) ends, the session
     is closed, and its multipart upload is aborted."""
-    from conftest import start_s3ftpd
-
     server = start_s3ftpd(tmp_path, seaweed.endpoint, "s3://ftpd/stopped",
                           "--shutdown-timeout", "1")
     ctl, data = _start_upload(server, "stopped.bin")  # then the client stalls

@@ -10,8 +10,8 @@ import socket
 import subprocess
 
 import pytest
-from conftest import s3_env, start_s3ftpd
 from ftpsupport import DEADLINE, FtpdProcess, RawControl, free_port, ftpd_argv, start_ftpd
+from s3ftpd import s3_env, start_s3ftpd
 from s3support import ACCESS_KEY, SECRET_KEY
 
 from ftpd.auth.users import hash_password
