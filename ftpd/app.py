@@ -88,14 +88,24 @@ def storage_factory(settings: Settings) -> Any:
     (``ftpd.fs.s3setup`` imported only when a login first meets one)."""
     made: list[Any] = []
 
-    def make(account: Any) -> Any:
-        if not account.home.startswith("s3://"):
-            return local_fs(account)
+    def s3(home: str) -> Any:
         if not made:
             from ftpd.fs.s3setup import s3_factory, s3_options
 
             made.append(s3_factory(s3_options(settings)))
-        return made[0](account.home)
+        return made[0](home) if home else None
+
+    if settings.s3_secret_access_key_file:  # read now, before privileges are dropped
+        try:
+            s3("")
+        except OSError as exc:
+            raise StartupError(f"--s3-secret-access-key-file {exc.filename}: "
+                               f"{exc.strerror}") from None
+
+    def make(account: Any) -> Any:
+        if not account.home.startswith("s3://"):
+            return local_fs(account)
+        return s3(account.home)
 
     return make
 
@@ -281,6 +291,9 @@ def reload_files(settings: Settings) -> list[tuple[str, str, int]]:
     files = []
     if settings.users:
         files.append(("--users", settings.users, os.O_RDONLY))
+    if settings.s3_secret_access_key_file:
+        files.append(("--s3-secret-access-key-file", settings.s3_secret_access_key_file,
+                      os.O_RDONLY))
     if settings.banner_file:
         files.append(("--banner-file", settings.banner_file, os.O_RDONLY))
     if settings.xferlog:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ftplib
 import io
+import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from ftpsupport import DEADLINE, FtpdProcess, RawControl, free_port, ftpd_argv, start_ftpd
@@ -205,3 +207,38 @@ def test_no_such_bucket_is_550_and_one_log_line(seaweed, tmp_path):
         server.stop()
     failures = [line for line in server.log().splitlines() if "s3 " in line and "failed" in line]
     assert len(failures) == 1 and "Traceback" not in server.log(), server.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs root")
+def test_secret_file_is_read_before_privileges_drop(seaweed, tmp_path):
+    """A secret the --run-as user cannot read is refused at start (a SIGHUP reads it
+    again); one it can read signs requests after the drop."""
+    import pwd
+    import shutil
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="ftpd-s3secret-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o755)
+        secret = shared / "secret"
+        secret.write_text(SECRET_KEY + "\n")
+        os.chmod(secret, 0o600)  # root's alone
+        args = ["--s3-access-key-id", ACCESS_KEY, "--s3-secret-access-key-file", str(secret),
+                "--run-as", "nobody"]
+        proc = run(["-r", "s3://ftpd/runas", "--s3-endpoint", seaweed.endpoint, *args,
+                    "-l", f"127.0.0.1:{free_port()}"])
+        assert proc.returncode == 2 and "--s3-secret-access-key-file" in proc.stderr
+        os.chown(secret, pwd.getpwnam("nobody").pw_uid, -1)
+        server = start_s3ftpd(tmp_path, seaweed.endpoint, "s3://ftpd/runas", *args,
+                              env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+        try:
+            ftp = ftplib.FTP(timeout=DEADLINE)
+            ftp.connect("127.0.0.1", server.port)
+            ftp.login("user", "pw")
+            ftp.storbinary("STOR r.txt", io.BytesIO(b"as nobody"))
+            ftp.quit()
+        finally:
+            server.stop()
+        assert seaweed.request("GET", key="runas/r.txt") == (200, b"as nobody")
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
