@@ -47,13 +47,29 @@ def build_authorizer(settings: Settings) -> Authorizer:
             raise StartupError(f"--users {settings.users}: {exc.strerror}") from None
     if not settings.no_anonymous:
         parts.append(AnonymousAuthorizer(root, writable=settings.write))
+    if settings.pam:  # after anonymous: "ftp" stays anonymous, without a PAM delay
+        parts.append(build_pam_authorizer(settings))
     return ChainAuthorizer(*parts)
+
+
+def build_pam_authorizer(settings: Settings) -> Authorizer:
+    from ftpd.auth.pam import PamAuthorizer, PamUnavailable, default_ftpusers
+    from ftpd.config import ConfigError
+
+    ftpusers = settings.ftpusers or default_ftpusers()
+    try:
+        return PamAuthorizer(settings.pam, ftpusers)
+    except PamUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"--ftpusers {ftpusers}: {exc.strerror}") from None
 
 
 def nobody_can_log_in(settings: Settings) -> bool:
     """Anonymous refused and no other user configured: a warning at start-up, since
     every login will fail."""
-    return bool(settings.no_anonymous and not settings.username and not settings.users)
+    return bool(settings.no_anonymous and not settings.username and not settings.users
+                and not settings.pam)
 
 
 def build_tls(settings: Settings) -> Any:
@@ -187,3 +203,5 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     server.config.throttle = old.throttle  # failures so far still count after a reload
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)
+    if server.spawner is not None:  # --pam: new session processes get the new settings
+        server.spawner.settings = settings

@@ -28,6 +28,9 @@ def _option(setting: Setting) -> Any:
     decls.append(key(setting.name))
     if setting.flag:  # None when not given: a flag in the file stands unless negated
         return click.Option(decls, is_flag=True, default=None, help=setting.help)
+    if setting.bare is not None:  # an optional value: ``--pam`` alone or ``--pam SERVICE``
+        return click.Option(decls, is_flag=False, flag_value=setting.bare, default=None,
+                            metavar=setting.metavar, help=setting.help)
     return click.Option(decls, multiple=setting.multiple, default=None,
                         metavar=setting.metavar, help=setting.help, show_envvar=False)
 
@@ -61,7 +64,12 @@ def fast_parse(argv: list[str]) -> dict[str, Any] | None:
     shorts = {s.short: s for s in SETTINGS if s.short}
     values: dict[str, Any] = {key(s.name): (() if s.multiple else None) for s in SETTINGS}
     args = iter(argv)
-    for arg in args:
+    again: list[str] = []  # an argument looked at as a value, to be read as an option
+
+    def take() -> str | None:
+        return again.pop() if again else next(args, None)
+
+    while (arg := take()) is not None:
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         setting = longs.get(name)
         if setting is None and name in negations and not eq:
@@ -82,7 +90,11 @@ def fast_parse(argv: list[str]) -> dict[str, Any] | None:
                 return None
             values[key(setting.name)] = True
             continue
-        value = inline if eq else next(args, None)
+        value = inline if eq else take()
+        if setting.bare is not None and not eq and (value is None or value.startswith("-")):
+            if value is not None:  # an optional value left out, as click reads it
+                again.append(value)
+            value = setting.bare
         if value is None:
             return None
         if setting.multiple:
@@ -258,8 +270,8 @@ def run(argv: list[str]) -> int:
     return serve(settings, raw, launch, inherited, tls, cwd)
 
 
-def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
-          tls: Any = None, cwd: str = "/") -> int:
+def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
+          tls: Any = None, cwd: str = "/", on_reload: Any = None) -> int:
     from ftpd import app
     from ftpd import log as ftpd_log
     from ftpd.config import LOG_DESTINATIONS
@@ -282,16 +294,22 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         from ftpd.launch.systemd import attach_notify
 
         attach_notify(launch)  # after detaching: the daemon closes what it does not keep
+        log_where = "syslog" if settings.daemon and settings.log == "auto" else settings.log
         ftpd_log.configure(
-            "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
+            log_where, level,
             under_systemd=inherited.mode == "systemd",
             stderr_is_client=inherited.mode in ("inetd", "inetd-wait"),
             server_id=settings.server_id)
         if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
             ftpd_log.install()  # open a log file now: as root, and failing at start-up
         if app.nobody_can_log_in(settings):
-            log.warning("--no-anonymous without --username or --users: nobody can log in")
+            log.warning("--no-anonymous without --username, --users or --pam: "
+                        "nobody can log in")
         server = app.build_server(settings, launch, authorizer, tls)
+        if settings.pam and not launch.per_connection:  # a process per session
+            from ftpd.launch.persession import attach
+
+            attach(server, settings, log_where, inherited.mode == "systemd")
         if settings.run_as:
             from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
 
@@ -306,7 +324,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         return inherited.report(str(exc), 1)
     except OSError as exc:
         return inherited.report(exc.strerror or str(exc), 1)
-    server.on_reload = lambda: reload(server, raw, settings, cwd)
+    server.on_reload = on_reload or (lambda: reload(server, raw, settings, cwd))
     log_sockets(launch, raw, server.addresses)
     try:
         server.serve()
@@ -342,7 +360,7 @@ def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:
 
     settings = resolve(raw, cwd)  # ConfigError: logged by the server, old config stays
     authorizer = app.build_authorizer(settings)
-    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon"):
+    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon", "pam"):
         if settings[name] != old[name]:
             log.warning("%s changed: restart to apply", name.replace("_", "-"))
     app.apply(server, settings, authorizer)

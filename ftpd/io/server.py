@@ -77,6 +77,7 @@ class Server:
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
         self.accept_pause = AcceptPause(self.loop)  # out of descriptors: wait, then retry
+        self.spawner: Any = None  # --pam on a shared loop: ftpd.launch.persession
 
     # -- sessions ---------------------------------------------------------------------
     def session_config(self, implicit_tls: bool) -> SessionConfig:
@@ -109,6 +110,12 @@ class Server:
             refuse = "Too many connections; try again later."
         elif 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
             refuse = "Too many connections from your address."
+        if refuse is None and self.spawner is not None:  # --pam: the session's own process
+            child = self.spawner.hand_over(conn)
+            if child is None:
+                refuse = "Service not available; try again later."
+            else:
+                conn = child
         self.connections.add(conn)
         self.per_ip[host] += 1
         if self._idle_timer is not None:
