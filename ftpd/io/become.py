@@ -49,10 +49,13 @@ def become(uid: int, gid: int, groups: tuple[int, ...]) -> None:
 
 def _preload(server: Any) -> None:
     """What serving imports later, imported while the standard library is surely
-    readable (a Python under /root is not, to the account)."""
+    readable (a Python under /root is not, to the account); the log handler installed
+    now and its file kept open (its directory may be closed to the account)."""
+    from ftpd import log as ftpd_log
     from ftpd.launch.daemon import preload
 
     preload(server)
+    ftpd_log.keep_open()
 
 
 def admit(conn: Any, account: Any) -> bool:

@@ -1,0 +1,146 @@
+"""The PAM authorizer against the real PAM stack, with throwaway accounts; becoming an
+account (in a separate process: a process becomes someone only once); the --pam and
+--ftpusers settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pamsupport import needs_system_users, pam_service, system_account
+
+from ftpd import app, cli
+from ftpd.auth.base import Account
+from ftpd.config import ConfigError, resolve
+
+
+# -- settings -------------------------------------------------------------------------------
+def test_pam_alone_means_the_ftpd_service_on_both_parsers() -> None:
+    command = cli.build_command()
+    for argv, service in ((["--pam"], "ftpd"), (["--pam", "svc"], "svc"),
+                          (["--pam", "-n"], "ftpd"), (["--pam=svc", "-n"], "svc")):
+        by_click = command.main(argv, prog_name="ftpd", standalone_mode=False)
+        fast = cli.fast_parse(argv)
+        assert fast is not None
+        assert by_click["pam"] == fast["pam"] == service, argv
+        assert by_click["no_anonymous"] == fast["no_anonymous"]
+
+
+def test_pam_in_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    conf = tmp_path / "ftpd.toml"
+    conf.write_text('pam = true\nftpusers = "deny.txt"\n')
+    settings = resolve({"config": str(conf)}, cwd=str(tmp_path))
+    assert settings.pam == "ftpd"
+    assert settings.ftpusers == str(tmp_path / "deny.txt")
+    conf.write_text('pam = "other"\n')
+    assert resolve({"config": str(conf)}, cwd=str(tmp_path)).pam == "other"
+    conf.write_text('pam = "../etc/x"\n')
+    with pytest.raises(ConfigError, match="pam"):
+        resolve({"config": str(conf)}, cwd=str(tmp_path))
+
+
+@pytest.mark.parametrize(("cli_values", "euid", "message"), [
+    ({"pam": "ftpd"}, 1000, "--pam needs root"),
+    ({"pam": "ftpd", "run_as": "nobody"}, 0, "--pam and --run-as exclude each other"),
+    ({"ftpusers": "/etc/ftpusers"}, 0, "--ftpusers needs --pam"),
+])
+def test_pam_setting_rules(cli_values: dict, euid: int, message: str,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    with pytest.raises(ConfigError, match=message):
+        resolve(cli_values)
+
+
+def test_pam_counts_as_a_way_to_log_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert app.nobody_can_log_in(resolve({"no_anonymous": True}))
+    assert not app.nobody_can_log_in(resolve({"no_anonymous": True, "pam": "ftpd"}))
+
+
+def test_account_without_system_ids_is_as_before() -> None:
+    account = Account("alice", "/srv/alice", "elr")
+    assert account.system is None
+    assert account == ("alice", "/srv/alice", "elr", False, "", None)
+
+
+def test_ftpusers_file_format(tmp_path: Path) -> None:
+    pytest.importorskip("pam")
+    from ftpd.auth.pam import PamAuthorizer
+
+    listed = tmp_path / "ftpusers"
+    listed.write_text("# comment\n  daemon \nbin # trailing\n\n")
+    authorizer = PamAuthorizer("ftpd", str(listed))
+    assert authorizer.ftpusers == {"daemon", "bin"}
+    assert authorizer.refused("daemon") == "listed in ftpusers"
+    assert authorizer.refused("root") == "root may not log in"
+
+
+# -- the real PAM stack ------------------------------------------------------------------
+@needs_system_users
+def test_pam_authorizer_accepts_the_password_and_carries_the_ids(tmp_path: Path) -> None:
+    from ftpd.auth.pam import PamAuthorizer
+
+    with pam_service() as service, system_account() as user:
+        authorizer = PamAuthorizer(service)
+        account = authorizer.authenticate(user.name, user.password)
+        assert account is not None
+        assert account.username == user.name and account.home == str(user.home)
+        uid, gid, groups = account.system
+        assert (uid, gid) == (user.uid, user.gid) and user.gid in groups
+        assert not account.anonymous
+        assert authorizer.authenticate(user.name, user.password + "x") is None
+        assert authorizer.authenticate(user.name + "-nobody", user.password) is None
+
+
+@needs_system_users
+def test_pam_authorizer_refuses_root_even_with_its_password(tmp_path: Path) -> None:
+    from ftpd.auth.pam import PamAuthorizer
+
+    with pam_service() as service, system_account(uid=0) as alias:
+        assert PamAuthorizer(service).authenticate(alias.name, alias.password) is None
+
+
+@needs_system_users
+def test_pam_authorizer_refuses_ftpusers_names(tmp_path: Path) -> None:
+    from ftpd.auth.pam import PamAuthorizer
+
+    with pam_service() as service, system_account() as user:
+        listed = tmp_path / "ftpusers"
+        listed.write_text(f"{user.name}\n")
+        assert PamAuthorizer(service, str(listed)).authenticate(user.name, user.password) \
+            is None
+        assert PamAuthorizer(service).authenticate(user.name, user.password) is not None
+
+
+BECOME = textwrap.dedent("""
+    import os, sys
+    from ftpd.io.become import BecomeError, become
+    uid, gid = int(sys.argv[1]), int(sys.argv[2])
+    try:
+        become(uid, gid, (gid,))
+    except BecomeError as exc:
+        print("refused:", exc)
+        sys.exit(0)
+    print(os.getresuid(), os.getresgid(), os.getgroups())
+""")
+
+
+@needs_system_users
+def test_become_drops_every_id_for_good() -> None:
+    with system_account() as user:
+        out = subprocess.run([sys.executable, "-c", BECOME, str(user.uid), str(user.gid)],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    ids = (user.uid,) * 3, (user.gid,) * 3, [user.gid]
+    assert out.strip() == " ".join(str(i) for i in ids)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_become_refuses_root() -> None:
+    out = subprocess.run([sys.executable, "-c", BECOME, "0", "0"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.strip() == "refused: refusing to become root"
