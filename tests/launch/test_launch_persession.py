@@ -1,0 +1,90 @@
+"""--pam in standalone mode: every connection is served by a process of its own, and the
+parent still enforces the connection caps, reaps children and passes SIGTERM on.
+Anonymous sessions suffice here (they too get a process each under --pam)."""
+
+from __future__ import annotations
+
+import ftplib
+import os
+from pathlib import Path
+
+import pytest
+from ftpsupport import DEADLINE, FtpdProcess, RawControl, start_ftpd, wait_until
+from pamsupport import needs_system_users
+
+pytestmark = needs_system_users
+
+
+@pytest.fixture
+def pam_server(served: Path, tmp_path: Path):
+    started: list[FtpdProcess] = []
+
+    def start(*extra: str) -> FtpdProcess:
+        server = start_ftpd(lambda ports, _: FtpdProcess(
+            ["-l", f"127.0.0.1:{ports[0]}", "-r", str(served), "--pam", "--log", "stderr",
+             "-v", *extra], port=ports[0], log_path=tmp_path / f"ftpd{len(started)}.log"))
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+def session_pids(server: FtpdProcess) -> set[int]:
+    """The session processes the parent's log says it started and has not reaped."""
+    log = server.log()
+    handed = {int(word) for line in log.splitlines() if "handed to process" in line
+              for word in line.split()[-1:]}
+    reaped = {int(line.split("session process ")[1].split()[0])
+              for line in log.splitlines() if "session process " in line}
+    return handed - reaped
+
+
+def test_each_session_has_its_own_process(pam_server) -> None:
+    server = pam_server()
+    wait_until(lambda: "handed to process" in server.log() and not session_pids(server),
+               "the start-up probe's session reaped")
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", server.port, timeout=DEADLINE)
+    try:
+        ftp.login()
+        assert ftp.nlst() == sorted(ftp.nlst()) and "README.txt" in ftp.nlst()
+        pids = wait_until(lambda: session_pids(server), "a session process")
+        (pid,) = pids
+        assert pid != server.pid
+        with open(f"/proc/{pid}/status") as status:
+            parent = [line for line in status if line.startswith("PPid:")][0]
+        assert int(parent.split()[1]) == server.pid
+    finally:
+        ftp.quit()
+    wait_until(lambda: not session_pids(server), "the session process reaped")
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), "the child gone (no zombie)")
+
+
+def test_children_count_against_the_caps_until_they_exit(pam_server) -> None:
+    server = pam_server("--max-connections-per-ip", "1")
+    wait_until(lambda: "handed to process" in server.log() and not session_pids(server),
+               "the start-up probe's session reaped")
+    with RawControl("127.0.0.1", server.port) as first:
+        assert first.greeting[0] == 220
+        with RawControl("127.0.0.1", server.port) as second:
+            assert second.greeting == (421, "421 Too many connections from your address.")
+        first.send_line("QUIT")
+        assert first.reply()[0] == 221
+    wait_until(lambda: not session_pids(server), "the first session reaped")
+    with RawControl("127.0.0.1", server.port) as third:
+        assert third.greeting[0] == 220
+
+
+def test_sigterm_drains_the_session_processes(pam_server) -> None:
+    server = pam_server()
+    with RawControl("127.0.0.1", server.port) as idle:
+        assert idle.greeting[0] == 220
+        wait_until(lambda: session_pids(server), "the session process")
+        server.proc.terminate()
+        code, text = idle.reply()
+        assert (code, "shutting down" in text) == (421, True)
+    assert server.proc.wait(DEADLINE) == 0
