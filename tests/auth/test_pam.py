@@ -144,3 +144,36 @@ def test_become_refuses_root() -> None:
     out = subprocess.run([sys.executable, "-c", BECOME, "0", "0"], capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert out.strip() == "refused: refusing to become root"
+
+
+class SystemAccountAuthorizer:
+    """Says yes to one system account (as PamAuthorizer would) without PAM."""
+
+    cheap = True
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+
+    def authenticate(self, username: str, password: str) -> Account | None:
+        if username == "local" and password == "pw":
+            return Account("local", self.home, "elr", system=(65534, 65534, (65534,)))
+        return None
+
+
+def test_a_shared_process_refuses_a_system_account_and_closes(tmp_path: Path) -> None:
+    """A process serving several sessions cannot become one account: 530, then closed,
+    and the process keeps its identity."""
+    import ftplib
+
+    from ftpd.embed import FTPServer
+
+    before = os.getresuid()
+    with FTPServer(str(tmp_path)) as server:
+        server.server.authorizer = SystemAccountAuthorizer(str(tmp_path))
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port, timeout=10)
+        with pytest.raises(ftplib.error_perm, match="^530"):
+            ftp.login("local", "pw")
+        assert ftp.file.readline() == ""  # closed by the server, nothing after the 530
+        ftp.close()
+    assert os.getresuid() == before
