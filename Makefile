@@ -1,11 +1,15 @@
 # make run: serve the current directory read-only to anonymous users on port 2121.
-# make test: the whole suite in .venv with the test extras.
+# make test: the whole suite in .venv with the test extras, and (where npm is) the
+# Node.js FTP client basic-ftp in .cache/npm for tests/functional/test_client_basicftp.py.
 # The editable install prefers setuptools' "compat" mode (a plain .pth entry: no import
 # hook, which would add ~10 ms to every inetd no-wait start from this venv); where a
 # setuptools no longer offers it, the default mode is used.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+NPM_PREFIX := .cache/npm
+BASIC_FTP  := basic-ftp@6.2.3
+NODE_DEPS  := $(if $(shell command -v npm),$(NPM_PREFIX)/.installed)
 
 .PHONY: run test lint bench clean
 
@@ -21,10 +25,16 @@ $(VENV)/.test-deps: $(BIN)/ftpd
 		|| $(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+$(NPM_PREFIX)/.installed: Makefile
+	mkdir -p $(NPM_PREFIX)
+	npm install --prefix $(NPM_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
+		--cache $(NPM_PREFIX)/_cache $(BASIC_FTP)
+	touch $@
+
 run: $(BIN)/ftpd
 	$(BIN)/ftpd --root . --listen 2121
 
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps $(NODE_DEPS)
 	$(BIN)/ruff check ftpd tests bench
 	$(BIN)/python -m pytest -q tests
 
@@ -35,4 +45,4 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ftpbench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .cache

@@ -83,7 +83,8 @@ class ControlConnection:
             return
         timeout = self.server.options.timeout
         idle = self.loop.time() - self._last_activity
-        if idle >= timeout and not self.transferring:
+        # a TLS handshake has its own deadline (ftpd.io.tls closes it without a word)
+        if idle >= timeout and not self.transferring and not self.tls_handshaking:
             self.call(self.session.timeout)
             if not self.closed:  # a transfer is running: look again later
                 self._idle_timer = self.loop.call_later(timeout, self._check_idle)

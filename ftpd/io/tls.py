@@ -11,12 +11,13 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ftpd.io.tls_tickets import issue_ticket
 from ftpd.log import get_logger
 
 if TYPE_CHECKING:
     from ftpd.io.control import ControlConnection
     from ftpd.io.data import DataChannel
-    from ftpd.io.loop import EventLoop
+    from ftpd.io.loop import EventLoop, TimerHandle
 
 log = get_logger("ftpd.tls")
 
@@ -80,6 +81,7 @@ class TLSManager:
             return
         conn.tls_handshaking = True
         loop = conn.loop
+        deadline = _handshake_deadline(conn)
 
         def begin() -> None:
             if conn.closed:
@@ -93,6 +95,8 @@ class TLSManager:
                                                       do_handshake_on_connect=False)
 
             def done() -> None:
+                if deadline is not None:
+                    deadline.cancel()
                 conn.tls_handshaking = False
                 conn.tls = conn.sock
                 # The control connection has its tickets; data connections must issue
@@ -106,6 +110,8 @@ class TLSManager:
                 conn.flush()
 
             def failed(exc: Exception) -> None:
+                if deadline is not None:
+                    deadline.cancel()
                 log.info("%s: TLS handshake failed: %s", conn.peer[0], exc)
                 conn.tls_handshaking = False
                 conn._out.clear()
@@ -132,6 +138,10 @@ class TLSManager:
                             "session: refused (--tls-reuse required)", conn.peer[0])
                 channel._finish("tls")
                 return
+            # This data connection used up the client's ticket (curl's OpenSSL uses one
+            # once): the next reply on the control connection carries a fresh one.
+            if conn.tls is not None and not conn.closed:
+                issue_ticket(conn.tls)
             channel._pump_start()
 
         def failed(exc: Exception) -> None:
@@ -139,6 +149,25 @@ class TLSManager:
             channel._finish("tls")
 
         handshake(loop, sock, done, failed)
+
+
+def _handshake_deadline(conn: ControlConnection) -> TimerHandle | None:
+    """A control handshake gets the control timeout (--timeout), counted from its start
+    and not stretched by bytes that trickle in; a stalled one is closed without a word
+    (a cleartext 421 would only confuse a client that is mid-handshake), so it cannot
+    hold a --max-connections-per-ip slot for good."""
+    timeout = conn.server.options.timeout
+    if timeout <= 0:
+        return None
+
+    def expire() -> None:
+        if conn.tls_handshaking and not conn.closed:
+            log.info("%s: TLS handshake not done within %gs (--timeout); closing",
+                     conn.peer[0], timeout)
+            conn._out.clear()
+            conn.close()
+
+    return conn.loop.call_later(timeout, expire)
 
 
 def handshake(loop: EventLoop, sock: ssl.SSLSocket, done: Callable[[], None],

@@ -108,3 +108,30 @@ def ftpd_server6(tmp_path: Path):
 def payload() -> bytes:
     """A few MB of random bytes (every byte value, CR and LF included)."""
     return os.urandom(3 * 1024 * 1024 + 12345)
+
+
+@pytest.fixture(scope="session")
+def client_certs(tmp_path_factory: pytest.TempPathFactory):
+    """A test CA and a server certificate for the real-client matrix (made with trustme)."""
+    from clientsupport import make_certs
+
+    return make_certs(tmp_path_factory.mktemp("client-certs"))
+
+
+@pytest.fixture
+def client_ftpd(tmp_path: Path, client_certs):
+    """Factory: ``client_ftpd(mode, *extra_args, root=...)`` with *mode* ``plain``,
+    ``explicit`` (AUTH TLS) or ``implicit`` (an implicit-FTPS listener too); stopped by
+    pid and checked (exit status, no traceback in its log) in teardown."""
+    from clientsupport import start_client_server
+
+    servers = []
+
+    def start(mode: str, *args: str, **kwargs: Any):
+        server = start_client_server(tmp_path, mode, client_certs, *args, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    problems = [problem for server in servers for problem in server.finish()]
+    assert not problems, "\n".join(problems)

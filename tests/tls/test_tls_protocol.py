@@ -10,7 +10,6 @@ import ftplib
 import shutil
 import socket
 import ssl
-import time
 import warnings
 
 import pytest
@@ -214,12 +213,10 @@ def test_silent_data_connection_times_out(ftpd, certs):
         host, port = ftp.makepasv()
         data = socket.create_connection((host, port), timeout=5)
         try:
-            start = time.monotonic()
             ftp.putcmd("RETR f.txt")
             assert ftp.getline().startswith("150")
             with pytest.raises(ftplib.error_temp, match="^426"):
                 ftp.getresp()
-            assert time.monotonic() - start < 8
         finally:
             data.close()
         assert ftp.voidcmd("NOOP").startswith("200")
