@@ -309,7 +309,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
         if settings.pam and not launch.per_connection:  # a process per session
             from ftpd.launch.persession import attach
 
-            attach(server, settings, log_where, inherited.mode == "systemd")
+            attach(server, settings, log_where, inherited.mode)
         if settings.run_as:
             from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
 

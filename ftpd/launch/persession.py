@@ -65,9 +65,10 @@ class ChildSession:
 class SessionSpawner:
     """Starts and reaps the session children of one Server."""
 
-    def __init__(self, server: Any, settings: Any, log_where: str, under_systemd: bool) -> None:
+    def __init__(self, server: Any, settings: Any, log_where: str,
+                 launched_by: str | None) -> None:
         self.server, self.settings = server, settings
-        self.log_where, self.under_systemd = log_where, under_systemd
+        self.log_where, self.launched_by = log_where, launched_by
         self.children: dict[int, ChildSession] = {}
         self._pidfds = hasattr(os, "pidfd_open")
         if not self._pidfds:
@@ -92,7 +93,7 @@ class SessionSpawner:
 
     def _order(self, implicit_tls: bool) -> bytes:
         return pickle.dumps({"settings": dict(self.settings), "log": self.log_where,
-                             "under_systemd": self.under_systemd,
+                             "launched_by": self.launched_by,
                              "implicit_tls": implicit_tls})
 
     def _spawn(self, sock: Any, implicit_tls: bool) -> int:
@@ -159,6 +160,7 @@ class SessionSpawner:
             self._reap(pid)
 
 
-def attach(server: Any, settings: Any, log_where: str, under_systemd: bool) -> None:
-    """--pam on a shared loop: every accepted connection goes to its own process."""
-    server.spawner = SessionSpawner(server, settings, log_where, under_systemd)
+def attach(server: Any, settings: Any, log_where: str, launched_by: str | None) -> None:
+    """--pam on a shared loop: every accepted connection goes to its own process, which
+    logs as the parent does (*launched_by*: the parent's launcher, None standalone)."""
+    server.spawner = SessionSpawner(server, settings, log_where, launched_by)

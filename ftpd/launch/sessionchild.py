@@ -21,14 +21,18 @@ log = get_logger("ftpd")
 class HandedOver:
     """What ``cli.serve`` needs of how it was started: where to log, how to refuse."""
 
-    def __init__(self, sock: socket.socket, under_systemd: bool) -> None:
+    def __init__(self, sock: socket.socket, launched_by: str | None) -> None:
         self.sock = sock
-        self.mode = "systemd" if under_systemd else None  # the journal, like the parent
+        self.mode = launched_by  # the parent's: its log goes to the journal, syslog, ...
 
     def report(self, message: str, code: int) -> int:
+        from ftpd.cli import syslog_error
         from ftpd.launch.inetd import refuse
 
-        print(f"ftpd: {message}", file=sys.stderr)  # the parent's stderr: its log
+        if self.mode in (None, "systemd"):
+            print(f"ftpd: {message}", file=sys.stderr)  # the parent's stderr: its log
+        else:  # under inetd the parent's stderr is /dev/null
+            syslog_error(message)
         refuse(self.sock, wait=False)
         return code
 
@@ -59,7 +63,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(order["settings"])
     settings.update(inetd=True, inetd_wait=False, daemon=False, pidfile=None,
                     launchd_socket=None, idle_timeout=0.0, log=order["log"])
-    inherited = HandedOver(sock, order["under_systemd"])
+    inherited = HandedOver(sock, order["launched_by"])
     launch = LaunchContext("inetd", connections=[
         Endpoint(sock, implicit_tls=order["implicit_tls"], inherited=True)])
     try:

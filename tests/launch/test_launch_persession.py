@@ -88,3 +88,32 @@ def test_sigterm_drains_the_session_processes(pam_server) -> None:
         code, text = idle.reply()
         assert (code, "shutting down" in text) == (421, True)
     assert server.proc.wait(DEADLINE) == 0
+
+
+def test_wait_mode_children_act_as_the_account_and_log_where_the_parent_does(
+        ftpd, served, procs, syslog, tmp_path) -> None:
+    """-W --pam: fd 0 is the listener; each session is a child that logs to syslog like
+    the parent (its stderr is /dev/null) and stores as the account."""
+    import io
+    import socket
+
+    from pamsupport import pam_service, system_account
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with pam_service() as service, system_account() as user:
+        try:
+            proc = procs.start([*syslog.prefix, ftpd, "-W", "-r", str(served), "--pam",
+                                service, "-n"], stdin=listener.fileno(),
+                               stdout=listener.fileno(), stderr=listener.fileno())
+        finally:
+            listener.close()
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", port, timeout=DEADLINE)
+        ftp.login(user.name, user.password)
+        ftp.storbinary("STOR w.txt", io.BytesIO(b"w"))
+        ftp.quit()
+        assert (user.home / "w.txt").stat().st_uid == user.uid
+        wait_until(lambda: any(f"session acts as {user.name}" in line
+                               for line in syslog.read()), "the child's log line in syslog")
+    assert proc.poll() is None
