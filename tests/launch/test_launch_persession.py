@@ -117,3 +117,55 @@ def test_wait_mode_children_act_as_the_account_and_log_where_the_parent_does(
         wait_until(lambda: any(f"session acts as {user.name}" in line
                                for line in syslog.read()), "the child's log line in syslog")
     assert proc.poll() is None
+
+
+IMPORT_LINE = __import__("re").compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
+
+
+def _every_family(ftp: ftplib.FTP) -> None:
+    """A session touching every command family (as test_launch_preload's)."""
+    import io
+
+    for line in ("SYST", "FEAT", "HELP", "STAT", "OPTS UTF8 ON", "TYPE I", "NOOP", "PWD"):
+        ftp.sendcmd(line)
+    ftp.storbinary("STOR up.bin", io.BytesIO(b"x" * 100_000))
+    ftp.storbinary("APPE up.bin", io.BytesIO(b"y" * 10))
+    ftp.sendcmd("REST 5")
+    ftp.retrbinary("RETR up.bin", lambda _b: None)
+    ftp.storbinary("STOU", io.BytesIO(b"unique"))
+    ftp.retrlines("LIST")
+    ftp.retrlines("NLST *.bin")
+    ftp.retrlines("MLSD")
+    for line in ("TYPE I", "MLST up.bin", "SIZE up.bin", "MDTM up.bin", "MFMT 20200101000000 up.bin",
+                 "SITE CHMOD 640 up.bin", "MKD d", "CWD d", "CDUP", "RMD d",
+                 "RNFR up.bin", "RNTO moved.bin", "STAT moved.bin", "DELE moved.bin"):
+        ftp.sendcmd(line)
+    ftp.set_pasv(False)
+    ftp.retrlines("LIST")
+
+
+def test_a_session_imports_nothing_after_becoming_its_account(tmp_path: Path) -> None:
+    """The session process imports what serving needs before it drops root: a Python
+    under /root (0700) is unreadable to the account. Every import reported (the children
+    inherit PYTHONPROFILEIMPORTTIME) after "session acts as" names a module missed."""
+    from pamsupport import pam_service, system_account
+
+    with pam_service() as service, system_account() as user:
+        server = start_ftpd(lambda ports, _: FtpdProcess(
+            ["-l", f"127.0.0.1:{ports[0]}", "--pam", service, "-n", "--log", "stderr",
+             "-v", "--atomic-uploads", "--failed-login-delay", "0"], port=ports[0],
+            log_path=tmp_path / "ftpd.log",
+            env={"PYTHONPROFILEIMPORTTIME": "1"}))
+        try:
+            ftp = ftplib.FTP()
+            ftp.connect("127.0.0.1", server.port, timeout=DEADLINE)
+            ftp.login(user.name, user.password)
+            _every_family(ftp)
+            ftp.quit()
+            wait_until(lambda: not session_pids(server), "the session reaped")
+        finally:
+            server.stop()
+        lines = server.log().splitlines()
+    marker = next(i for i, line in enumerate(lines) if "session acts as" in line)
+    late = [m.group(1) for line in lines[marker:] if (m := IMPORT_LINE.match(line))]
+    assert not late, f"imported after the session became its account: {late}"
