@@ -169,3 +169,35 @@ def test_a_session_imports_nothing_after_becoming_its_account(tmp_path: Path) ->
     marker = next(i for i, line in enumerate(lines) if "session acts as" in line)
     late = [m.group(1) for line in lines[marker:] if (m := IMPORT_LINE.match(line))]
     assert not late, f"imported after the session became its account: {late}"
+
+
+def test_after_sighup_new_session_processes_get_the_new_settings(served: Path,
+                                                                 tmp_path: Path) -> None:
+    import io
+    import signal
+
+    conf = tmp_path / "ftpd.toml"
+    conf.write_text(f'root = "{served}"\npam = true\nwrite = false\n')
+    server = start_ftpd(lambda ports, _: FtpdProcess(
+        ["-l", f"127.0.0.1:{ports[0]}", "-c", str(conf), "--log", "stderr"], port=ports[0],
+        log_path=tmp_path / "ftpd.log"))
+    try:
+        def upload(name: str) -> str:
+            ftp = ftplib.FTP()
+            ftp.connect("127.0.0.1", server.port, timeout=DEADLINE)
+            try:
+                ftp.login()
+                return ftp.storbinary(f"STOR {name}", io.BytesIO(b"x"))
+            except ftplib.error_perm as exc:
+                return str(exc)
+            finally:
+                ftp.close()
+
+        assert upload("before.txt").startswith("550")
+        conf.write_text(f'root = "{served}"\npam = true\nwrite = true\n')
+        os.kill(server.pid, signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in server.log(), "the reload")
+        assert upload("after.txt").startswith("226")
+    finally:
+        server.stop()
+    assert (served / "after.txt").exists() and not (served / "before.txt").exists()
