@@ -367,3 +367,39 @@ def test_accept_yes_with_pam_the_process_becomes_the_account(procs, tmp_path, se
         st = (user.home / "accept-yes.txt").stat()
         assert (st.st_uid, st.st_gid) == (user.uid, user.gid)
     assert act.child_exits() == ["0"], act.stderr()
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+@needs_system_users
+def test_accept_no_with_pam_session_processes_hold_no_listener(procs, tmp_path, served,
+                                                               ftpd, notify):
+    """Accept=no --pam: each session is a child of ftpd; systemd's listening socket
+    (inherited as fd 3) is not passed on to it, and NOTIFY_SOCKET is the parent's alone."""
+    port = free_port()
+    log = tmp_path / "ftpd.log"
+    act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
+                     [ftpd, "-r", str(served), "--pam", "-v", "--log", str(log)],
+                     env={"NOTIFY_SOCKET": notify.address})
+    ctl = control(f"127.0.0.1:{port}")  # systemd-socket-activate starts ftpd now
+    ctl.login()
+    notify.wait_for(lambda m: m == "READY=1", "READY=1")
+    line = wait_until(lambda: re.search(r"handed to process (\d+)", read_text(log)),
+                      "the session process")
+    child = int(line.group(1))
+    listener = os.readlink(f"/proc/{act.proc.pid}/fd/3")
+    assert listener.startswith("socket:")
+    assert listener not in _socket_inodes(child)
+    with open(f"/proc/{child}/environ", "rb") as env:
+        assert b"NOTIFY_SOCKET=" not in env.read()
+    finish(ctl)
