@@ -163,6 +163,4 @@ class SessionSpawner:
 def attach(server: Any, settings: Any, log_where: str, launched_by: str | None) -> None:
     """--pam on a shared loop: every accepted connection goes to its own process, which
     logs as the parent does (*launched_by*: the parent's launcher, None standalone)."""
-    for ep in server.launch.listeners:  # systemd's come inheritable: keep them from children
-        ep.sock.set_inheritable(False)
     server.spawner = SessionSpawner(server, settings, log_where, launched_by)

@@ -384,11 +384,11 @@ def _socket_inodes(pid: int) -> set[str]:
 @needs_system_users
 def test_accept_no_with_pam_session_processes_hold_no_listener(procs, tmp_path, served,
                                                                ftpd, notify):
-    """Accept=no --pam: each session is a child of ftpd; systemd's listening socket
-    (inherited as fd 3) is not passed on to it, and NOTIFY_SOCKET is the parent's alone."""
-    port = free_port()
+    """Accept=no --pam: each session is a child of ftpd; systemd's listening sockets
+    (inherited as fds 3 and 4) are not passed on to it, and NOTIFY_SOCKET is the parent's alone."""
+    port, other = free_port(), free_port()
     log = tmp_path / "ftpd.log"
-    act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
+    act = Activation(procs, tmp_path, [f"127.0.0.1:{port}", f"127.0.0.1:{other}"],
                      [ftpd, "-r", str(served), "--pam", "-v", "--log", str(log)],
                      env={"NOTIFY_SOCKET": notify.address})
     ctl = control(f"127.0.0.1:{port}")  # systemd-socket-activate starts ftpd now
@@ -397,9 +397,9 @@ def test_accept_no_with_pam_session_processes_hold_no_listener(procs, tmp_path, 
     line = wait_until(lambda: re.search(r"handed to process (\d+)", read_text(log)),
                       "the session process")
     child = int(line.group(1))
-    listener = os.readlink(f"/proc/{act.proc.pid}/fd/3")
-    assert listener.startswith("socket:")
-    assert listener not in _socket_inodes(child)
+    listeners = {os.readlink(f"/proc/{act.proc.pid}/fd/{fd}") for fd in (3, 4)}
+    assert all(name.startswith("socket:") for name in listeners)
+    assert not listeners & _socket_inodes(child)
     with open(f"/proc/{child}/environ", "rb") as env:
         assert b"NOTIFY_SOCKET=" not in env.read()
     finish(ctl)
