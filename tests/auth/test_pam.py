@@ -177,3 +177,17 @@ def test_a_shared_process_refuses_a_system_account_and_closes(tmp_path: Path) ->
         assert ftp.file.readline() == ""  # closed by the server, nothing after the 530
         ftp.close()
     assert os.getresuid() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--pam is refused before this without root")
+def test_pam_without_python_pam_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "pam"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(shadow.parent), os.environ.get("PYTHONPATH")) if p)}
+    result = subprocess.run([sys.executable, "-m", "ftpd", "--pam", "-l", "127.0.0.1:0",
+                             "-r", str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 2
+    assert result.stderr == "ftpd: error: --pam needs python-pam: pip install 'ftpd[pam]'\n"
