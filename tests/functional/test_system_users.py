@@ -48,8 +48,9 @@ def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Accounts]:
         yield Accounts(service, user, other, root_alias, listed, ftpusers)
 
 
-def server_args(accounts: Accounts, log: Path) -> list[str]:
-    return ["--pam", accounts.service, "--ftpusers", str(accounts.ftpusers), "-n",
+def server_args(accounts: Accounts, log: Path, anonymous_root: Path | None = None) -> list[str]:
+    users = ["-n"] if anonymous_root is None else ["-r", str(anonymous_root)]
+    return ["--pam", accounts.service, "--ftpusers", str(accounts.ftpusers), *users,
             "--failed-login-delay", "0", "--max-login-attempts", "5", "--log", str(log),
             "-v"]
 
@@ -68,13 +69,15 @@ class InetdFTP(ftplib.FTP):
 class Modes:
     """Opens ftplib sessions on ftpd in one launch mode; stops what it started."""
 
-    def __init__(self, mode: str, accounts: Accounts, tmp: Path) -> None:
+    def __init__(self, mode: str, accounts: Accounts, tmp: Path,
+                 anonymous_root: Path | None = None) -> None:
         self.mode, self.accounts, self.tmp = mode, accounts, tmp
         self.log = tmp / "ftpd.log"
+        self.args = server_args(accounts, self.log, anonymous_root)
         self.procs: list[subprocess.Popen] = []
         self.server: FtpdProcess | None = None
         if mode == "standalone":
-            args = server_args(accounts, self.log)
+            args = self.args
             self.server = start_ftpd(lambda ports, _: FtpdProcess(
                 ["-l", f"127.0.0.1:{ports[0]}", *args], port=ports[0],
                 log_path=tmp / "stderr.log"))
@@ -89,7 +92,7 @@ class Modes:
             served, _ = listener.accept()
         with served:
             self.procs.append(subprocess.Popen(
-                ftpd_argv("-I", *server_args(self.accounts, self.log)),
+                ftpd_argv("-I", *self.args),
                 stdin=served.fileno(), stdout=served.fileno(), stderr=served.fileno()))
         ftp = InetdFTP()
         ftp.attach(client)
@@ -188,3 +191,26 @@ def test_concurrent_sessions_each_act_as_their_account(accounts: Accounts,
         modes.stop()
     for account, name in ((accounts.user, "by-user.txt"), (accounts.other, "by-other.txt")):
         assert (account.home / name).stat().st_uid == account.uid
+
+
+@pytest.mark.parametrize("mode", ["standalone", "inetd"])
+def test_after_rein_the_process_serves_no_other_account(mode: str, accounts: Accounts,
+                                                        tmp_path: Path) -> None:
+    """The session's process became the first account for good: after REIN it takes that
+    account again, and refuses any other, anonymous included (530, closed), rather than
+    serve it with the first one's rights."""
+    modes = Modes(mode, accounts, tmp_path, anonymous_root=tmp_path)
+    try:
+        ftp = modes.login(accounts.user)
+        try:
+            assert ftp.sendcmd("REIN").startswith("220")
+            ftp.login(accounts.user.name, accounts.user.password)
+            assert ftp.pwd() == "/"
+            assert ftp.sendcmd("REIN").startswith("220")
+            with pytest.raises(ftplib.error_perm, match="^530"):
+                ftp.login("anonymous", "guest@")
+            assert ftp.file.readline() == ""  # closed after the 530
+        finally:
+            ftp.close()
+    finally:
+        modes.stop()
