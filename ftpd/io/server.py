@@ -111,7 +111,7 @@ class Server:
         elif 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
             refuse = "Too many connections from your address."
         if refuse is None and self.spawner is not None:  # --pam: the session's own process
-            child = self.spawner.hand_over(conn)
+            child = self.spawner.hand_over(conn, implicit_tls)
             if child is None:
                 refuse = "Service not available; try again later."
             else:

@@ -74,10 +74,9 @@ class SessionSpawner:
         if not self._pidfds:
             server.loop.add_signal_handler(signal.SIGCHLD, lambda signum: self._reap_all())
 
-    def hand_over(self, conn: Any) -> ChildSession | None:
+    def hand_over(self, conn: Any, implicit_tls: bool) -> ChildSession | None:
         """Start a child serving *conn*'s socket; the parent's copy is closed. None when
         no child could be started (the caller refuses the client itself)."""
-        implicit_tls = conn.session.config.implicit_tls
         try:
             pid = self._spawn(conn.sock, implicit_tls)
         except OSError as exc:
