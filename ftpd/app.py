@@ -105,6 +105,11 @@ def build_session_config(settings: Settings, table: Any = None) -> SessionConfig
 
 
 def build_options(settings: Settings) -> ServerOptions:
+    proxy_networks = None
+    if settings.proxy_protocol:  # ipaddress only when a balancer is configured
+        from ftpd.io.proxyread import ProxyNetworks
+
+        proxy_networks = ProxyNetworks(settings.proxy_protocol)
     return ServerOptions(
         timeout=settings.timeout,
         data_timeout=settings.data_timeout,
@@ -112,6 +117,7 @@ def build_options(settings: Settings) -> ServerOptions:
         max_connections_per_ip=settings.max_connections_per_ip,
         idle_timeout=settings.idle_timeout,
         shutdown_timeout=settings.shutdown_timeout,
+        proxy_networks=proxy_networks,
         server_id=settings.server_id,
     )
 
@@ -185,22 +191,47 @@ def build_server(settings: Settings, launch: LaunchContext,
                     build_options(settings), bus)
     server.tls = tls if tls is not None else build_tls(settings)
     server.event_listeners = build_listeners(settings, bus)
+    server.metrics = build_metrics(settings, server)
+    time_storage_calls(server)
     return server
+
+
+def build_metrics(settings: Settings, server: Server) -> Any:
+    """--metrics: the registry fed by *server*'s bus, its HTTP port bound now (before
+    privileges drop); None when not configured (prometheus_client is not imported)."""
+    if not settings.metrics:
+        return None
+    from ftpd.metrics import MetricsError, start_metrics
+
+    try:
+        return start_metrics(server, settings.metrics)
+    except MetricsError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def time_storage_calls(server: Server) -> None:
+    """With --metrics, every login's filesystem reports the duration of its calls."""
+    if server.metrics is not None:
+        server.config.fs_factory = server.metrics.timed_factory(server.config.fs_factory)
 
 
 def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     """Reload: new sessions get the new policy; running ones keep what they have."""
     os.umask(settings.umask)
     new_listeners = build_listeners(settings, server.bus)
-    for old in server.event_listeners:
-        old.close()
+    old_listeners = server.event_listeners
+    for listener in old_listeners:
+        listener.close()
     server.event_listeners = new_listeners
+    if server.metrics is not None:  # the closed sinks' drops still count
+        server.metrics.live.sinks_replaced(old_listeners, new_listeners)
     server.tls = build_tls(settings)
     server.authorizer = authorizer
     old = server.config
     server.config = build_session_config(settings, old.table)
     server.config.server_scope = old.server_scope
     server.config.throttle = old.throttle  # failures so far still count after a reload
+    time_storage_calls(server)
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)
     if server.spawner is not None:  # --pam: new session processes get the new settings

@@ -54,6 +54,15 @@ def _address(value: Any) -> tuple[str, int]:
     return parse_address(_str(value))
 
 
+def _metrics_address(value: Any) -> tuple[str, int]:
+    """Like --listen, but a bare PORT is loopback: metrics are for the operator."""
+    from ftpd.launch.standalone import parse_address
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return parse_address(_str(value), default_host="127.0.0.1")
+
+
 def _port_range(value: Any) -> range:
     low, sep, high = _str(value).partition("-")
     if not (sep and low.isdigit() and high.isdigit()):
@@ -68,6 +77,12 @@ def _ip(value: Any) -> str:
     import ipaddress
 
     return str(ipaddress.ip_address(_str(value)))
+
+
+def _network(value: Any) -> str:
+    import ipaddress
+
+    return str(ipaddress.ip_network(_str(value), strict=False))
 
 
 def _umask(value: Any) -> int:
@@ -157,6 +172,9 @@ SETTINGS: list[Setting] = [
       metavar="LOW-HIGH"),
     S("masquerade-address", _ip, None, "Address announced in PASV replies (behind NAT).",
       metavar="IP"),
+    S("proxy-protocol", _network, [], "Connections from this address or CIDR (a load "
+      "balancer) must begin with a PROXY v1/v2 header; the client it names is the peer "
+      "(repeatable).", multiple=True, metavar="ADDR"),
     S("max-connections", _number(int, 1), 512, "Connections served at once; over the cap: "
       "421 and close.", metavar="N", section="Limits"),
     S("max-connections-per-ip", _number(int), 0, "Connections from one address (0 = "
@@ -212,6 +230,9 @@ SETTINGS: list[Setting] = [
       section="Events"),
     S("xferlog", _str, None, "Write one wu-ftpd/ProFTPD xferlog line per transfer.",
       metavar="FILE", section="Events"),
+    S("metrics", _metrics_address, None, "Serve Prometheus metrics over HTTP on HOST:PORT or "
+      "[V6]:PORT (PORT alone: 127.0.0.1); needs ftpd[metrics].", metavar="ADDR",
+      section="Events"),
     S("log", _str, "auto", "Where logs go: auto, stderr, syslog, journal or a FILE.",
       metavar="WHERE", section="Logging"),
     S("verbose", _bool, False, "Log more (each command).", short="v", flag=True,
