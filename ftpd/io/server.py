@@ -304,7 +304,10 @@ class Server:
         self.bus.generate("core.startup",
                           ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
-            self._admit(ep.sock, ep.implicit_tls)
+            if ep.client is not None:  # --pam: the parent read its PROXY header
+                self._adopt(ep.sock, ep.implicit_tls, ep.client)
+            else:
+                self._admit(ep.sock, ep.implicit_tls)
         if not self.connections and not self.header_readers and not self.launch.per_connection:
             self._arm_idle_timer()
         if self.launch.notify is not None:

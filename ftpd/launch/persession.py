@@ -78,7 +78,7 @@ class SessionSpawner:
         """Start a child serving *conn*'s socket; the parent's copy is closed. None when
         no child could be started (the caller refuses the client itself)."""
         try:
-            pid = self._spawn(conn.sock, implicit_tls)
+            pid = self._spawn(conn.sock, implicit_tls, self._carried(conn))
         except OSError as exc:
             log.error("%s: cannot start a session process: %s", conn.peer[0], exc)
             return None
@@ -90,13 +90,25 @@ class SessionSpawner:
         log.debug("%s: session handed to process %d", conn.peer[0], pid)
         return child
 
-    def _order(self, implicit_tls: bool) -> bytes:
+    def _carried(self, conn: Any) -> tuple[str, int] | None:
+        """The client a --proxy-protocol header named when the peer is a balancer (the
+        parent has read that header: the child must not wait for one), else None."""
+        networks = self.server.options.proxy_networks
+        if not networks:
+            return None
+        try:
+            peer = conn.sock.getpeername()
+        except OSError:
+            return None
+        return conn.peer if peer[0] in networks else None
+
+    def _order(self, implicit_tls: bool, client: tuple[str, int] | None) -> bytes:
         return pickle.dumps({"settings": dict(self.settings), "log": self.log_where,
                              "launched_by": self.launched_by,
-                             "implicit_tls": implicit_tls})
+                             "implicit_tls": implicit_tls, "client": client})
 
-    def _spawn(self, sock: Any, implicit_tls: bool) -> int:
-        order = self._order(implicit_tls)
+    def _spawn(self, sock: Any, implicit_tls: bool, client: tuple[str, int] | None) -> int:
+        order = self._order(implicit_tls, client)
         r, w = os.pipe()
         try:
             os.set_blocking(w, False)

@@ -65,7 +65,8 @@ def main(argv: list[str]) -> int:
                     launchd_socket=None, idle_timeout=0.0, log=order["log"])
     inherited = HandedOver(sock, order["launched_by"])
     launch = LaunchContext("inetd", connections=[
-        Endpoint(sock, implicit_tls=order["implicit_tls"], inherited=True)])
+        Endpoint(sock, implicit_tls=order["implicit_tls"], inherited=True,
+                 client=order["client"])])
     try:
         from ftpd.app import build_tls
         from ftpd.config import ConfigError

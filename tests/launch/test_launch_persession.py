@@ -201,3 +201,24 @@ def test_after_sighup_new_session_processes_get_the_new_settings(served: Path,
     finally:
         server.stop()
     assert (served / "after.txt").exists() and not (served / "before.txt").exists()
+
+
+@pytest.mark.parametrize("client", [("203.0.113.7", 40001), None], ids=["proxy", "local"])
+def test_a_balancers_header_is_read_once_and_its_client_carried(pam_server, client) -> None:
+    """--proxy-protocol with --pam: the parent reads the PROXY header (caps count the
+    client it carries); the session process must not wait for a second one, and sees
+    the carried address (or, for a LOCAL health check, the balancer's)."""
+    from ftpd.io.proxyproto import v2_header
+
+    server = pam_server("--proxy-protocol", "127.0.0.1")
+    with RawControl("127.0.0.1", server.port, greet=False) as conn:
+        conn.send(v2_header(client, ("198.51.100.1", 21)) + b"USER anonymous\r\n")
+        assert conn.reply()[0] == 220
+        assert conn.reply()[0] == 331  # the command that came with the header was kept
+        conn.send_line("PASS guest@")
+        assert conn.reply()[0] == 230
+        conn.send_line("STAT")
+        code, text = conn.reply()
+        assert code == 211
+        line = next(line for line in text.splitlines() if "Connected to" in line)
+        assert line.endswith(client[0] if client else "127.0.0.1")
