@@ -377,6 +377,9 @@ def _check_pam(settings: Settings) -> None:
     if settings.run_as:
         raise ConfigError("--pam and --run-as exclude each other: --pam needs root to "
                           "become each account")
+    if settings.get("metrics"):
+        raise ConfigError("--pam and --metrics exclude each other: each session runs in a "
+                          "process of its own, which the metrics do not see")
     if os.geteuid() != 0:
         raise ConfigError("--pam needs root (to check passwords and become each account)")
 

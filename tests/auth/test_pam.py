@@ -48,6 +48,7 @@ def test_pam_in_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     ({"pam": "ftpd"}, 1000, "--pam needs root"),
     ({"pam": "ftpd", "run_as": "nobody"}, 0, "--pam and --run-as exclude each other"),
     ({"ftpusers": "/etc/ftpusers"}, 0, "--ftpusers needs --pam"),
+    ({"pam": "ftpd", "metrics": "9102"}, 0, "--pam and --metrics exclude each other"),
 ])
 def test_pam_setting_rules(cli_values: dict, euid: int, message: str,
                            monkeypatch: pytest.MonkeyPatch) -> None:
