@@ -29,7 +29,7 @@ class ProxyNetworks:
     """The addresses whose connections must start with a header."""
 
     def __init__(self, specs: Iterable[str]) -> None:
-        self.networks = tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
+        self.networks = tuple(ipaddress.ip_network(str(spec), strict=False) for spec in specs)
 
     def __bool__(self) -> bool:
         return bool(self.networks)

@@ -34,13 +34,13 @@ class ServerOptions(Record):
 
     __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
                  "idle_timeout", "shutdown_timeout", "auth_workers", "server_id",
-                 "proxy_networks")
+                 "proxy_networks", "access")
 
     def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
                  max_connections: int = 512, max_connections_per_ip: int = 0,
                  idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
                  auth_workers: int = 2, server_id: str | None = None,
-                 proxy_networks: Any = None) -> None:
+                 proxy_networks: Any = None, access: Any = None) -> None:
         self.timeout, self.data_timeout = timeout, data_timeout
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
@@ -50,6 +50,7 @@ class ServerOptions(Record):
         # ftpd.io.proxyread.ProxyNetworks (--proxy-protocol), or None: peers that must
         # begin with a PROXY header, whose carried client address is then the peer
         self.proxy_networks = proxy_networks
+        self.access = access  # ftpd.access.AccessRules (--allow/--deny), or None
 
 
 class Server:
@@ -166,18 +167,12 @@ class Server:
         except OSError:  # the client is already gone (getpeername fails)
             sock.close()
             return
-        refuse = None
         host = conn.peer[0]
-        if self.stopping:
-            refuse = "Server shutting down."
-        elif len(self.connections) >= self.options.max_connections:
-            refuse = "Too many connections; try again later."
-        elif 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
-            refuse = "Too many connections from your address."
-        if refuse is None and self.spawner is not None:  # --pam: the session's own process
+        refusal = self._refusal(host)
+        if refusal is None and self.spawner is not None:  # --pam: the session's own process
             child = self.spawner.hand_over(conn, implicit_tls)
             if child is None:
-                refuse = "Service not available; try again later."
+                refusal = "no-session-process", "Service not available; try again later."
             else:
                 conn = child
         self.connections.add(conn)
@@ -185,13 +180,32 @@ class Server:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if refuse is not None:
-            log.info("refused %s: %s", host, refuse)
+        if refusal is None:
+            conn.start()
+        else:
+            from ftpd.sessionlog import refused_line
+
+            reason, text = refusal
+            log.info("%s", refused_line(conn.session.session_id, host, reason))
             if implicit_tls:  # no TLS handshake for a refusal: just close
                 conn.close()
                 return
-        conn.start(refuse)
+            conn.start(text)
         self._status()
+
+    def _refusal(self, host: str) -> tuple[str, str] | None:
+        """Why a new connection from *host* is turned away (the log's reason, the 421
+        text), or None. --allow/--deny come before anything else."""
+        access = self.options.access
+        if access is not None and not access.permits(host):
+            return "deny", "Service not available for your address."
+        if self.stopping:
+            return "shutdown", "Server shutting down."
+        if len(self.connections) >= self.options.max_connections:
+            return "max-connections", "Too many connections; try again later."
+        if 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
+            return "max-connections-per-ip", "Too many connections from your address."
+        return None
 
     def connection_closed(self, conn: ControlConnection) -> None:
         if conn not in self.connections:
