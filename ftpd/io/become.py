@@ -86,8 +86,12 @@ def admit(conn: Any, account: Any) -> bool:
 def _refuse(conn: Any, account: Any, reason: str) -> bool:
     from ftpd.core import actions as A
     from ftpd.core.replies import Reply
+    from ftpd.sessionlog import field
+    from ftpd.sessionlog import log as session_log
 
     log.error("%s: cannot act as %s: %s; closing the session", conn.peer[0],
               account.username, reason)
+    session_log.info("[%s] LOGIN FAILED user=%s from=%s", conn.session.session_id,
+                     field(account.username), conn.peer[0])  # as a refused password (fail2ban)
     conn.process([Reply(530, ("Login incorrect.",)), A.Close("ERROR")])
     return False

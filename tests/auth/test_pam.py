@@ -4,6 +4,7 @@ account (in a separate process: a process becomes someone only once); the --pam 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -161,13 +162,15 @@ class SystemAccountAuthorizer:
         return None
 
 
-def test_a_shared_process_refuses_a_system_account_and_closes(tmp_path: Path) -> None:
+def test_a_shared_process_refuses_a_system_account_and_closes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A process serving several sessions cannot become one account: 530, then closed,
     and the process keeps its identity."""
     import ftplib
 
     from ftpd.embed import FTPServer
 
+    caplog.set_level(logging.INFO)
     before = os.getresuid()
     with FTPServer(str(tmp_path)) as server:
         server.server.authorizer = SystemAccountAuthorizer(str(tmp_path))
@@ -178,6 +181,8 @@ def test_a_shared_process_refuses_a_system_account_and_closes(tmp_path: Path) ->
         assert ftp.file.readline() == ""  # closed by the server, nothing after the 530
         ftp.close()
     assert os.getresuid() == before
+    assert any(r.getMessage().endswith("LOGIN FAILED user=local from=127.0.0.1")
+               for r in caplog.records)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="--pam is refused before this without root")
