@@ -273,11 +273,23 @@ def run(argv: list[str]) -> int:
     return serve(settings, raw, launch, inherited, tls, cwd)
 
 
+def configure_logging(settings: Any, mode: str | None, level: int) -> str:
+    """Where the log goes (returned: session processes under --pam log there too)."""
+    from ftpd import log as ftpd_log
+    from ftpd.config import LOG_DESTINATIONS
+
+    log_where = "syslog" if settings.daemon and settings.log == "auto" else settings.log
+    ftpd_log.configure(log_where, level, under_systemd=mode == "systemd",
+                       stderr_is_client=mode in ("inetd", "inetd-wait"),
+                       server_id=settings.server_id)
+    if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
+        ftpd_log.install()  # open a log file now: as root, and failing at start-up
+    return log_where
+
+
 def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
           tls: Any = None, cwd: str = "/", on_reload: Any = None) -> int:
     from ftpd import app
-    from ftpd import log as ftpd_log
-    from ftpd.config import LOG_DESTINATIONS
     from ftpd.launch.daemon import PrivilegeError
 
     level = DEBUG if settings.verbose else (WARNING if settings.quiet else INFO)
@@ -297,14 +309,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
         from ftpd.launch.systemd import attach_notify
 
         attach_notify(launch)  # after detaching: the daemon closes what it does not keep
-        log_where = "syslog" if settings.daemon and settings.log == "auto" else settings.log
-        ftpd_log.configure(
-            log_where, level,
-            under_systemd=inherited.mode == "systemd",
-            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"),
-            server_id=settings.server_id)
-        if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
-            ftpd_log.install()  # open a log file now: as root, and failing at start-up
+        log_where = configure_logging(settings, inherited.mode, level)
         if app.nobody_can_log_in(settings):
             log.warning("--no-anonymous without --username, --users or --pam: "
                         "nobody can log in")
