@@ -55,6 +55,8 @@ def build_authorizer(settings: Settings) -> Authorizer:
             raise StartupError(f"--users {settings.users}: {exc.strerror}") from None
     if not settings.no_anonymous:
         parts.append(AnonymousAuthorizer(root, writable=settings.write))
+    if settings.pam:  # after anonymous: "ftp" stays anonymous, without a PAM delay
+        parts.append(build_pam_authorizer(settings))
     if uses_s3(settings, parts):
         check_s3(settings)
     return ChainAuthorizer(*parts)
@@ -110,10 +112,24 @@ def storage_factory(settings: Settings) -> Any:
     return make
 
 
+def build_pam_authorizer(settings: Settings) -> Authorizer:
+    from ftpd.auth.pam import PamAuthorizer, PamUnavailable, default_ftpusers
+    from ftpd.config import ConfigError
+
+    ftpusers = settings.ftpusers or default_ftpusers()
+    try:
+        return PamAuthorizer(settings.pam, ftpusers)
+    except PamUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"--ftpusers {ftpusers}: {exc.strerror}") from None
+
+
 def nobody_can_log_in(settings: Settings) -> bool:
     """Anonymous refused and no other user configured: a warning at start-up, since
     every login will fail."""
-    return bool(settings.no_anonymous and not settings.username and not settings.users)
+    return bool(settings.no_anonymous and not settings.username and not settings.users
+                and not settings.pam)
 
 
 def build_tls(settings: Settings) -> Any:
@@ -366,3 +382,5 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     time_storage_calls(server)
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)
+    if server.spawner is not None:  # --pam: new session processes get the new settings
+        server.spawner.settings = settings

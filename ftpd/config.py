@@ -143,6 +143,16 @@ def _choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def _pam_service(value: Any) -> str | None:
+    """``--pam`` alone (or ``pam = true``) is the service ``ftpd``; false turns it off."""
+    if isinstance(value, bool):
+        return "ftpd" if value else None
+    text = _str(value)
+    if not text or "/" in text or text.startswith(".") or not text.isprintable():
+        raise ValueError(f"expected a PAM service name (a file of /etc/pam.d), got {value!r}")
+    return text
+
+
 class Setting(NamedTuple):
     name: str  # long option and TOML key
     parse: Callable[[Any], Any]
@@ -155,6 +165,7 @@ class Setting(NamedTuple):
     env: str | None = None
     in_file: bool = True  # may appear in the TOML file
     section: str = "Serving"
+    bare: Any = None  # not None: the value may be left out (``--pam`` alone means this)
 
 
 S = Setting
@@ -173,6 +184,12 @@ SETTINGS: list[Setting] = [
       metavar="PW", env="FTPD_PASSWORD", section="Users"),
     S("users", _str, None, "Virtual-users file (TOML; see ftpd-passwd(8)).", metavar="FILE",
       section="Users"),
+    S("pam", _pam_service, None, "Local accounts log in with their system password, "
+      "checked by PAM service SERVICE (default ftpd); each session runs as its account, "
+      "rooted at its home (needs root and the ftpd[pam] extra).", metavar="[SERVICE]",
+      bare="ftpd", section="Users"),
+    S("ftpusers", _str, None, "With --pam: the names in FILE may not log in (default "
+      "/etc/ftpusers when it exists); root never may.", metavar="FILE", section="Users"),
     S("idle-timeout", _number(float), 0.0, "Exit 0 after SEC seconds with no client "
       "connected (0 = never).", short="t", metavar="SEC", section="Launching"),
     S("timeout", _number(float), 300.0, "Control connection idle timeout: 421, then close.",
@@ -340,8 +357,8 @@ def _modules(value: Any, where: str) -> list[str]:
 EXTRA_KEYS: dict[str, Callable[[Any, str], Any]] = {"modules": _modules}
 
 
-PATH_SETTINGS = ("root", "users", "banner_file", "s3_secret_access_key_file", "xferlog",
-                 "tls_cert", "tls_key", "pidfile", "config")
+PATH_SETTINGS = ("root", "users", "ftpusers", "banner_file", "s3_secret_access_key_file",
+                 "xferlog", "tls_cert", "tls_key", "pidfile", "config")
 LOG_DESTINATIONS = ("auto", "stderr", "syslog", "journal")  # anything else is a file
 
 
@@ -414,6 +431,22 @@ def _check_s3_root(url: str) -> None:
         raise ConfigError(f"--root {exc}") from None
 
 
+def _check_pam(settings: Settings) -> None:
+    """--pam switches each session to its account: only root can."""
+    if settings.ftpusers and not settings.pam:
+        raise ConfigError("--ftpusers needs --pam")
+    if not settings.pam:
+        return
+    if settings.run_as:
+        raise ConfigError("--pam and --run-as exclude each other: --pam needs root to "
+                          "become each account")
+    if settings.get("metrics"):
+        raise ConfigError("--pam and --metrics exclude each other: each session runs in a "
+                          "process of its own, which the metrics do not see")
+    if os.geteuid() != 0:
+        raise ConfigError("--pam needs root (to check passwords and become each account)")
+
+
 def check(settings: Settings) -> None:
     """Rules between settings."""
     if settings.username and not settings.password:
@@ -438,6 +471,7 @@ def check(settings: Settings) -> None:
         raise ConfigError("--banner and --banner-file exclude each other")
     if settings.inetd and settings.inetd_wait:
         raise ConfigError("--inetd and --inetd-wait exclude each other")
+    _check_pam(settings)
     if settings.pidfile and not settings.daemon:
         raise ConfigError("--pidfile needs --daemon")
     if is_s3_url(settings.root):
