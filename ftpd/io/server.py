@@ -78,6 +78,7 @@ class Server:
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
         self.metrics: Any = None  # ftpd.metrics.Metrics with --metrics (read at scrape time)
+        self.preload: tuple[str, ...] = ()  # modules this configuration imports lazily
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
