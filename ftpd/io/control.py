@@ -59,7 +59,8 @@ class ControlConnection:
         if self._data is None:
             server, sock = self.server, self.sock
             self._data = DataChannel(self.loop, sock.getsockname()[0], sock.family,
-                                     server.options.data_timeout, server.recv_buffer)
+                                     server.options.data_timeout, server.recv_buffer,
+                                     pool=server.chunk_pool)
             if self.tls is not None and server.tls is not None:
                 self._data.wrap = lambda channel: server.tls.start_data(channel, self)
         return self._data

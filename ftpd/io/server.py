@@ -18,6 +18,7 @@ from ftpd.core.ids import server_key, session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
+from ftpd.io.chunks import ChunkPool
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
 from ftpd.launch.context import Endpoint, LaunchContext
@@ -73,6 +74,7 @@ class Server:
         self._key_of: tuple[str, int] = ("", 0)  # (server id, its server_key), cached
         self._idle_timer: TimerHandle | None = None
         self._executor: Any = None
+        self.chunk_pool = ChunkPool(self.loop)  # data chunks of pool-fed transfers
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
@@ -323,5 +325,6 @@ class Server:
             listener.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self.chunk_pool.shutdown()
         self.loop.close()
 
