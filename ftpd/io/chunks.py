@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftpd.core.actions import Transfer
 from ftpd.core.errors import FTPError
+from ftpd.io.stream import would_block as _would_block
 from ftpd.log import get_logger
 
 if TYPE_CHECKING:
@@ -66,6 +67,35 @@ class ChunkPool:
             self._executor = None
 
 
+class Inline:
+    """Runs the file call at once, on the loop: for a local file (a real descriptor:
+    as quick as sendfile's own reads) when bytes must change or be encrypted, so TYPE A
+    and TLS on local files pay no thread hop. Same pumps, same back-pressure."""
+
+    @staticmethod
+    def run(job: Callable[[], Any], landed: Landed) -> None:
+        try:
+            result = job()
+        except Exception as exc:
+            landed(None, exc)
+            return
+        landed(result, None)
+
+
+INLINE = Inline()
+
+
+def has_descriptor(file: Any) -> bool:
+    """Whether *file* is backed by a real descriptor (a local file)."""
+    fileno = getattr(file, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        return isinstance(fileno(), int)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+
+
 def failure(exc: BaseException, where: str) -> Any:
     """What a transfer ends with when the file side raised *exc*: an FTPError or an
     OSError as it is (the session answers 550/450/452, 451 otherwise), anything else
@@ -81,16 +111,12 @@ def failure(exc: BaseException, where: str) -> Any:
     return "failed"
 
 
-def _would_block(exc: BaseException) -> bool:
-    from ftpd.io.data import tls_would_block
-
-    return isinstance(exc, (BlockingIOError, InterruptedError)) or tls_would_block(exc)
-
-
 class _Pump:
-    def __init__(self, channel: DataChannel, transfer: Transfer, pool: ChunkPool) -> None:
+    def __init__(self, channel: DataChannel, transfer: Transfer, pool: ChunkPool | Inline) -> None:
         self.channel, self.t, self.pool = channel, transfer, pool
-        self.loop, self.sock = channel.loop, channel.sock
+        assert channel.stream is not None
+        self.loop, self.stream = channel.loop, channel.stream
+        self.sock = channel.stream.sock  # for the loop's watch lists
         self.stopped = False
         self.busy = False  # a job of this transfer is in the pool
         self.at_end = False
@@ -180,7 +206,7 @@ class SendPump(_Pump):
                         self._read_more()
                     return
                 head = queue[0]
-                sent = self.sock.send(head)
+                sent = self.stream.send(head)
                 t.bytes_done += sent
                 self.channel.touch()
                 if sent == len(head):
@@ -201,7 +227,7 @@ class RecvPump(_Pump):
     flight the socket is not read until a write completes."""
 
     def start(self) -> None:
-        self.pending: deque[tuple[bytes, int]] = deque()
+        self.pending: deque[tuple[bytearray, int]] = deque()
         self.reading = False
         self._resume_reading()
 
@@ -237,7 +263,7 @@ class RecvPump(_Pump):
         filled, eof, more, error = 0, False, True, None
         try:
             for _ in range(MAX_ROUNDS):
-                n = self.sock.recv_into(view[filled:])
+                n = self.stream.recv_into(view[filled:])
                 if n == 0:
                     eof, more = True, False
                     break
@@ -263,17 +289,20 @@ class RecvPump(_Pump):
                 self._queue(t.flush_transform(), 0)
         elif self.in_flight >= DEPTH:
             self._pause_reading()
-        elif more or (filled and self._tls_pending()):
+        elif more or (filled and self.stream.pending()):
             self.loop.call_soon(self.on_readable)  # more may wait that select cannot see
         self._write_more()
 
-    def _tls_pending(self) -> bool:
-        pending = getattr(self.sock, "pending", None)
-        return bool(pending and pending())
-
     def _queue(self, data: bytes, received: int) -> None:
-        if data or received:
-            self.pending.append((data, received))
+        """Append to the last chunk not yet handed to the pool while it has room (small
+        TLS records or a trickling client make few full chunks, not many small ones)."""
+        pending = self.pending
+        if pending and len(pending[-1][0]) + len(data) <= CHUNK:
+            tail, counted = pending[-1]
+            tail += data
+            pending[-1] = (tail, counted + received)
+        elif data or received:
+            pending.append((bytearray(data), received))
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def _write_more(self) -> None:
@@ -288,7 +317,7 @@ class RecvPump(_Pump):
         self.busy = True
         self.pool.run(lambda: self._write_job(data, received), self._written)
 
-    def _write_job(self, data: bytes, received: int) -> int:
+    def _write_job(self, data: bytearray, received: int) -> int:
         if self.stopped:  # ended meanwhile (ABOR, close): the file is not written
             return 0
         view = memoryview(data)

@@ -16,8 +16,9 @@ from ftpd.core.actions import Transfer
 from ftpd.core.errors import FTPError
 from ftpd.core.ids import normalize_host
 from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
-from ftpd.io.chunks import ChunkPool, RecvPump, SendPump
+from ftpd.io.chunks import INLINE, ChunkPool, RecvPump, SendPump, has_descriptor
 from ftpd.io.loop import EventLoop, TimerHandle
+from ftpd.io.stream import Stream
 from ftpd.log import get_logger
 
 log = get_logger("ftpd.data")
@@ -65,7 +66,7 @@ class DataChannel:
     and one transfer at a time."""
 
     def __init__(self, loop: EventLoop, local_host: str, family: int, data_timeout: float,
-                 recv_buffer: bytearray, wrap: Callable[[socket.socket], Any] | None = None,
+                 recv_buffer: bytearray, wrap: Callable[[DataChannel], Any] | None = None,
                  pool: ChunkPool | None = None) -> None:
         self.loop = loop
         self.local_host = local_host  # the control connection's local address
@@ -75,7 +76,7 @@ class DataChannel:
         self.wrap = wrap  # TLS: wraps a connected data socket (set by the control layer)
         self.listener: socket.socket | None = None
         self.allowed_peer: str | None = None
-        self.sock: Any = None
+        self.stream: Stream | None = None  # the data connection
         self.transfer: Transfer | None = None
         self.done: Done | None = None
         self.pool = pool or ChunkPool(loop)  # the server passes its one data pool
@@ -150,7 +151,7 @@ class DataChannel:
     def _adopt(self, conn: socket.socket) -> None:
         self._close_listener()
         conn.setblocking(False)
-        self.sock = conn
+        self.stream = Stream(self.loop, conn)
         if self.transfer is not None:
             self._connected()
 
@@ -161,7 +162,7 @@ class DataChannel:
         self._arm_timer()
         if transfer.active_addr is not None:
             self._connect(transfer.active_addr)
-        elif self.sock is not None:
+        elif self.stream is not None:
             self._connected()
         elif self.listener is None:
             self._finish("connect")
@@ -183,13 +184,15 @@ class DataChannel:
             sock.close()
             self._finish("connect")
             return
-        self.sock = sock
+        self.stream = Stream(self.loop, sock)
         self.loop.add_writer(sock, self._connect_done)
 
     @_guarded
     def _connect_done(self) -> None:
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self.loop.remove_writer(self.sock)
+        if self.stream is None:  # closed meanwhile (ABOR, the session went away)
+            return
+        err = self.stream.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.loop.remove_writer(self.stream.sock)
         if err:
             self._finish("connect")
             return
@@ -200,26 +203,28 @@ class DataChannel:
         t = self.transfer
         assert t is not None
         if self.wrap is not None and t.meta.get("tls"):
-            # TLS: the wrapper shakes hands, then calls _pump_start (or _finish)
+            # TLS: the wrapper shakes hands, then calls start_pumping (or end)
             self.wrap(self)
             return
-        self._pump_start()
+        self.start_pumping()
 
-    def _pump_start(self) -> None:
+    def start_pumping(self) -> None:
+        """The connection is ready (and protected, if asked): move the bytes."""
         t = self.transfer
-        assert t is not None and self.sock is not None
+        assert t is not None and self.stream is not None
         self.touch()
-        plain = t.transform is None and not self._is_tls()
+        plain = t.transform is None and not self.stream.tls
+        sock = self.stream.sock
         if t.direction == "send":
             if plain and self._sendfile_offset(t.source):
-                self.loop.add_writer(self.sock, self._on_writable)
+                self.loop.add_writer(sock, self._on_writable)
                 return
-            self.pump = SendPump(self, t, self.pool)
+            self.pump = SendPump(self, t, INLINE if has_descriptor(t.source) else self.pool)
         else:
             if plain and _spliceable(t.sink):
-                self.loop.add_reader(self.sock, self._on_readable)
+                self.loop.add_reader(sock, self._on_readable)
                 return
-            self.pump = RecvPump(self, t, self.pool)
+            self.pump = RecvPump(self, t, INLINE if has_descriptor(t.sink) else self.pool)
         self.pump.start()
 
     def _sendfile_offset(self, src: Any) -> bool:
@@ -233,9 +238,6 @@ class DataChannel:
             return False
         return True
 
-    def _is_tls(self) -> bool:
-        return hasattr(self.sock, "cipher")  # an ssl.SSLSocket
-
     # -- zero-copy pumping -----------------------------------------------------------
     @_guarded
     def _on_writable(self) -> None:
@@ -244,7 +246,7 @@ class DataChannel:
             return
         try:
             for _ in range(SEND_ROUNDS):
-                sent = os.sendfile(self.sock.fileno(), t.source.fileno(), self._offset,
+                sent = os.sendfile(self.stream.fileno(), t.source.fileno(), self._offset,
                                    SENDFILE_CHUNK)
                 if sent == 0:
                     self._finish(None)
@@ -279,7 +281,7 @@ class DataChannel:
                     pass
             self._pipe = (r, w)
         r, w = self._pipe
-        sfd, ffd = self.sock.fileno(), sink.fileno()
+        sfd, ffd = self.stream.fileno(), sink.fileno()
         flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
         try:
             for _ in range(MAX_ROUNDS):
@@ -353,17 +355,9 @@ class DataChannel:
         if self.pump is not None:
             self.pump.stop()
             self.pump = None
-        if self.sock is not None:
-            self.loop.forget(self.sock)
-            if self._is_tls():
-                from ftpd.io.tls import close_notify
-
-                close_notify(self.sock)
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            self.sock = None
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         self.transfer = None
         self.done = None
 
@@ -397,21 +391,6 @@ def _port_order(ports: range) -> list[int]:
     order = list(ports)
     random.shuffle(order)
     return order
-
-
-def tls_would_block(exc: BaseException) -> bool:
-    """Whether *exc* is TLS's way of saying "try again when ready"."""
-    return isinstance(exc, _want_io())
-
-
-def _want_io() -> tuple[type[BaseException], ...]:
-    """TLS sockets raise these instead of BlockingIOError (only when ssl is loaded)."""
-    import sys
-
-    ssl = sys.modules.get("ssl")
-    if ssl is None:
-        return ()
-    return (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _is_tls_error(exc: OSError) -> bool:
