@@ -259,7 +259,10 @@ class RecvPump(_Pump):
 
     def _receive(self) -> None:
         t = self.t
-        view = memoryview(self.channel.buffer)[:CHUNK]
+        inline = self.pool is INLINE  # a local file: written straight from the buffer
+        view = memoryview(self.channel.buffer)
+        if not inline:
+            view = view[:CHUNK]
         filled, eof, more, error = 0, False, True, None
         try:
             for _ in range(MAX_ROUNDS):
@@ -275,10 +278,17 @@ class RecvPump(_Pump):
             if not _would_block(exc):
                 error = exc
         finally:
-            data = bytes(view[:filled])
+            data: Any = view[:filled] if inline and t.transform is None else bytes(view[:filled])
+            if filled:
+                if t.transform is not None:
+                    data = t.transform(data)
+                if inline and not self.pending:
+                    self.busy = True
+                    self.pool.run(lambda: self._write_job(data, filled), self._written)
+                else:
+                    self._queue(data, filled)
+            data = None
             view.release()
-        if data:
-            self._queue(t.transform(data) if t.transform is not None else data, len(data))
         if error is not None:
             self._socket_error(error)
             return

@@ -31,7 +31,7 @@ class ControlConnection:
                  implicit_tls: bool = False) -> None:
         self.server = server
         self.loop = server.loop
-        self.stream = Stream(self.loop, sock, on_error=lambda exc: self.close())
+        self.stream = Stream(self.loop, sock, on_error=self._send_failed)
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
@@ -233,6 +233,9 @@ class ControlConnection:
     def discard_output(self) -> None:
         """Drop replies not yet sent (the connection is about to go, mid-handshake)."""
         self.stream.discard_output()
+
+    def _send_failed(self, exc: BaseException) -> None:
+        self.close()  # the client is gone
 
     def close_when_drained(self) -> None:
         self.stream.when_drained(self.close)
