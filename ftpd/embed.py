@@ -6,6 +6,9 @@ free port or on a socket the program already holds (listening or connected).
 
     with FTPServer(MemoryFS({"/hello.txt": b"hi\\n"}), users={"alice": "secret"}) as server:
         print("serving on port", server.port)
+
+Tests pass ``clock=VirtualClock()`` (``ftpd.io.clock``): every timer of the server, and
+the sessions' clock, then run on virtual time the test moves (``clock.advance(300)``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from ftpd.auth.base import ALL_PERMS, Account, AnonymousAuthorizer, ChainAuthorizer
 from ftpd.core.session import SessionConfig
 from ftpd.fs.base import FileSystem
+from ftpd.io.clock import Clock
 from ftpd.io.server import Server, ServerOptions
 from ftpd.launch.context import Endpoint, LaunchContext
 from ftpd.launch.standalone import bind
@@ -43,7 +47,9 @@ class FTPServer:
     def __init__(self, fs: FileSystem | str, *, users: dict[str, str] | None = None,
                  anonymous: bool = True, anonymous_write: bool = False,
                  host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None,
-                 idle_timeout: float = 0.0, **session_options: Any) -> None:
+                 idle_timeout: float = 0.0, timeout: float = 300.0,
+                 data_timeout: float = 300.0, shutdown_timeout: float = 5.0,
+                 clock: Clock | None = None, **session_options: Any) -> None:
         if isinstance(fs, str):
             from ftpd.fs.local import LocalFS
 
@@ -58,9 +64,13 @@ class FTPServer:
         authorizers: list[Any] = [_UsersAuthorizer(users or {}, ALL_PERMS)]
         if anonymous:
             authorizers.append(AnonymousAuthorizer("/", writable=anonymous_write))
+        if clock is not None:
+            session_options.setdefault("clock", clock.wall)  # events and login throttle
         config = SessionConfig(fs_factory=lambda account: fs, **session_options)
-        self.server = Server(launch, config, ChainAuthorizer(*authorizers),
-                             ServerOptions(idle_timeout=idle_timeout, shutdown_timeout=5.0))
+        options = ServerOptions(timeout=timeout, data_timeout=data_timeout,
+                                idle_timeout=idle_timeout, shutdown_timeout=shutdown_timeout)
+        self.server = Server(launch, config, ChainAuthorizer(*authorizers), options,
+                             clock=clock)
         self._thread: threading.Thread | None = None
 
     @property
@@ -70,6 +80,11 @@ class FTPServer:
     @property
     def port(self) -> int:
         return self.address[1]
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every timer of this server runs on."""
+        return self.server.loop.clock
 
     @property
     def bus(self) -> Any:

@@ -14,10 +14,12 @@ import ftplib
 import hashlib
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -133,6 +135,19 @@ def wait_until(predicate: Callable[[], Any], what: str = "condition",
         if time.monotonic() >= end:
             raise AssertionError(f"timed out after {timeout:.3g}s waiting for {what}")
         time.sleep(interval)
+
+
+def loop_turns(server: Any, turns: int = 2) -> None:
+    """Wait until the loop of an in-process server (``ftpd.embed.FTPServer``) has gone
+    round *turns* times. Whatever a client sent before the call has then been read and
+    handled (two turns: the first may have begun just before the bytes arrived), and
+    every timer due at the current virtual time has run, so any reply it caused is
+    already in the client's socket: "nothing yet" is a fact, not a race."""
+    loop = getattr(server, "server", server).loop  # an FTPServer, or its Server
+    for _ in range(turns):
+        done = threading.Event()
+        loop.call_soon_threadsafe(done.set)
+        assert done.wait(DEADLINE), "the server's loop did not come round"
 
 
 class ProcessExited(AssertionError):
@@ -393,6 +408,14 @@ class RawControl:
 
     def epsv(self) -> tuple[str, int]:
         return ftplib.parse229(self.expect("EPSV", 229), self.sock.getpeername())
+
+    def silent(self) -> bool:
+        """Nothing from the server is waiting to be read, right now (no wait: after
+        ``loop_turns`` on an embedded server, whatever it sent has arrived)."""
+        if self._buf:
+            return False
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return not readable
 
     def wait_closed(self, timeout: float = DEADLINE) -> bool:
         """True once the server closed the connection, within *timeout*; whatever it sent

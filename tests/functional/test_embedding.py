@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from fhelpers import LoopFTP, connect
-from ftpsupport import DEADLINE, wait_until
+from ftpsupport import DEADLINE, loop_turns, wait_until
 
 from ftpd.embed import FTPServer
 from ftpd.fs.memory import MemoryFS
+from ftpd.io.clock import VirtualClock
 
 README_EXAMPLE = '''\
 from ftpd.embed import FTPServer
@@ -85,11 +86,23 @@ def serve_in_thread(server: FTPServer) -> threading.Thread:
     return thread
 
 
+def _sessions_left(server: FTPServer, count: int) -> None:
+    """Wait until the server counts *count* sessions, and has done what a close does."""
+    wait_until(lambda: len(server.server.connections) == count, f"{count} session(s) left")
+    loop_turns(server)
+
+
 def test_handed_a_listening_socket_with_idle_timeout():
+    """--idle-timeout on virtual time: a connected client keeps the server up however
+    long; once the last one leaves, it exits at the timeout, not before."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     fs = MemoryFS({"/a.txt": b"from a held socket"})
-    server = FTPServer(fs, users={"alice": "secret"}, sock=listener, idle_timeout=0.5)
+    clock = VirtualClock()
+    server = FTPServer(fs, users={"alice": "secret"}, sock=listener, idle_timeout=60,
+                       timeout=0, clock=clock)  # (no control timeout: sessions stay)
+    idle_events: list[float] = []
+    server.bus.register("core.idle-timeout", lambda data, name: idle_events.append(clock.time()))
     # connected before the server runs: queued on the held socket, served at once
     first = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
     thread = serve_in_thread(server)
@@ -101,12 +114,30 @@ def test_handed_a_listening_socket_with_idle_timeout():
         for ftp in (ftp1, ftp2):
             assert fetch(ftp, "a.txt") == b"from a held socket"
         ftp1.quit()
-        thread.join(1.0)  # longer than the idle timeout, but a client is connected
+        _sessions_left(server, 1)
+        clock.advance(3600)  # far longer than the idle timeout, but a client is connected
+        loop_turns(server)
         assert thread.is_alive()
         assert ftp2.voidcmd("NOOP").startswith("200")
         ftp2.quit()
-        thread.join(DEADLINE)  # then idle for 0.5 s: serve_forever returns
+        _sessions_left(server, 0)  # idle from now on
+        clock.advance(60 - 1 / 16)
+        loop_turns(server)
+        assert thread.is_alive(), "exited before the idle timeout"
+        ftp3 = connect("127.0.0.1", port, "alice", "secret")  # in time: idle no more
+        clock.advance(3600)
+        loop_turns(server)
+        assert thread.is_alive()
+        ftp3.quit()
+        _sessions_left(server, 0)
+        idle_since = clock.time()
+        clock.advance(60 - 1 / 16)
+        loop_turns(server)
+        assert thread.is_alive(), "exited before the idle timeout"
+        clock.advance(1 / 16)
+        thread.join(DEADLINE)  # serve_forever returns
         assert not thread.is_alive()
+        assert idle_events == [idle_since + 60]
     finally:
         server.stop()
         listener.close()

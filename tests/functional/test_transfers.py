@@ -1,20 +1,19 @@
 """Transfers under stress, through the real ``ftpd`` command: interrupted uploads and
-their resumption, atomic uploads, stalled and missing data connections, idle control
-connections, connection caps, parallel clients, a v4-mapped (dual-stack) listener, and
-the graceful drain on SIGTERM."""
+their resumption, atomic uploads, refused active connections, connection caps, parallel
+clients, a v4-mapped (dual-stack) listener, and the graceful drain on SIGTERM. The
+timeouts (stalled and missing data connections, idle control connections) are tested
+on virtual time in ``tests/hardening/test_hardening_timeouts.py``."""
 
 from __future__ import annotations
 
 import ftplib
 import io
 import os
-import select
 import signal
 import socket
 import struct
 import subprocess
 import threading
-import time
 
 import pytest
 from fhelpers import connect
@@ -147,15 +146,6 @@ def test_atomic_uploads(ftpd_server, payload):
     watcher.quit()
 
 
-def test_data_connection_never_opened(ftpd_server):
-    server = ftpd_server("--data-timeout", "1")
-    (server.root / "f.txt").write_bytes(b"f")
-    with RawControl(server.host, server.port) as c:
-        c.login()
-        c.pasv()  # and never connect
-        assert c.cmd("RETR f.txt")[0] == 150
-        assert c.reply()[0] in (425, 426)
-        assert c.cmd("NOOP")[0] == 200
 
 
 @pytest.mark.parametrize("extended", [False, True], ids=["PORT", "EPRT"])
@@ -175,48 +165,10 @@ def test_active_connection_refused(ftpd_server, extended):
         assert c.cmd("NOOP")[0] == 200
 
 
-def test_stalled_data_connection_times_out(ftpd_server):
-    server = ftpd_server("--data-timeout", "1")
-    make_big(server.root / "big.bin")
-    with RawControl(server.host, server.port) as c:
-        c.login()
-        c.cmd("TYPE I")
-        host, port = c.pasv()
-        with socket.create_connection((host, port), timeout=DEADLINE) as data:
-            assert c.cmd("RETR big.bin")[0] == 150
-            data.recv(1000)  # then stop reading: the transfer stalls
-            code, text = c.reply()
-            assert code == 426, text
-        assert c.cmd("NOOP")[0] == 200
 
 
-def test_idle_control_connection_times_out(ftpd_server):
-    server = ftpd_server("--timeout", "1")
-    with RawControl(server.host, server.port) as c:
-        c.login()
-        code, text = c.reply()  # nothing sent: the server speaks first
-        assert code == 421, text
-        assert c.wait_closed()
 
 
-def test_idle_timeout_spares_a_running_transfer(ftpd_server):
-    server = ftpd_server("--timeout", "1")
-    make_big(server.root / "big.bin")
-    ftp = server.ftp()
-    ftp.voidcmd("TYPE I")
-    conn = ftp.transfercmd("RETR big.bin")
-    received = len(conn.recv(1 << 16))
-    # a download outlasting the control timeout: the reader pauses (this pause is the
-    # point of the test), the control connection stays silent meanwhile
-    time.sleep(1.5)
-    readable, _, _ = select.select([ftp.sock], [], [], 0)
-    assert not readable, "the server spoke during the transfer"
-    received += len(read_all(conn))
-    conn.close()
-    assert received == BIG
-    assert ftp.voidresp().startswith("226")
-    with pytest.raises(ftplib.error_temp, match="^421"):  # then the idle timeout applies
-        ftp.getresp()
 
 
 def test_max_connections(ftpd_server):

@@ -4,7 +4,6 @@ token (ABOR, INCOMPLETE, OK) and the xferlog completion field (``i`` or ``c``)."
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -108,8 +107,7 @@ def test_reset_download_is_reported_incomplete(served):
         c.ok("TYPE I", 200)
         data = c.data(rcvbuf=8192)
         c.ok("RETR big.bin", 150)
-        data.recv(4096)
-        time.sleep(0.05)
+        data.recv(4096)  # the transfer is under way
         reset_close(data)
         code, text = c.reply()
         assert code == 426, text
@@ -127,5 +125,7 @@ def test_abor_without_transfer_is_225(served):
         c.ok("ABOR", 225)
         c.ok("ABOR", 225)
         c.ok("NOOP", 200)
-    time.sleep(0.2)
+    # the logout event comes after any the session raised before it (one socket, in order)
+    wait_until(lambda: any(toks[0] == "O" for toks, _ in list(events.frames)),
+               "the logout event")
     assert events.transfers("R") == [] and events.transfers("S") == []

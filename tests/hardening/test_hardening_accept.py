@@ -4,7 +4,8 @@ accepts again afterwards (it used to spin, writing 8 MB of log in 3 s).
 
 The failure is injected: the listening socket is wrapped so that accept() raises
 EMFILE while ``failing`` is set (a real queued connection keeps it readable, exactly as
-when the process is out of descriptors). "No spinning" is counted, not timed."""
+when the process is out of descriptors). "No spinning" is counted, not timed, and the
+pause runs on virtual time: no retry 1/16 s before it ends, a retry once it has."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import socket
 from typing import Any
 
 import pytest
-from ftpsupport import DEADLINE, wait_until
+from ftpsupport import DEADLINE, loop_turns, wait_until
 from hhelpers import HOST, Control, open_data, read_all
 
 from ftpd.embed import FTPServer
 from ftpd.fs.memory import MemoryFS
 from ftpd.io import data as data_module
-from ftpd.io.backoff import RateLimitedLog
+from ftpd.io.backoff import ACCEPT_PAUSE, RateLimitedLog
+from ftpd.io.clock import VirtualClock
 from ftpd.io.data import DataChannel
+
+SHORT = 1 / 16  # how far short of the pause the clock is stopped
 
 
 class FlakyListener:
@@ -46,7 +50,8 @@ class FlakyListener:
 @pytest.fixture
 def flaky(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.INFO)
-    server = FTPServer(MemoryFS({"/f.txt": b"hi\n"}), users={"user": "pw"})
+    server = FTPServer(MemoryFS({"/f.txt": b"hi\n"}), users={"user": "pw"},
+                       clock=VirtualClock())
     listeners = server.server.launch.listeners
     listener = FlakyListener(listeners[0].sock)
     listeners[0] = listeners[0]._replace(sock=listener)  # type: ignore[arg-type]
@@ -85,13 +90,20 @@ def test_out_of_fds_pauses_accepting_instead_of_spinning(flaky, caplog):
 
 def test_accepting_resumes_after_the_pause(flaky, caplog):
     server, listener = flaky
-    server.server.accept_pause.pause = 0.05
+    assert server.server.accept_pause.pause == ACCEPT_PAUSE
     session = Control(server.port)
     session.login()
     listener.failures = 3  # three failed tries, then descriptors are free again
-    late = Control(server.port)  # greeted once accepting has resumed
+    late = Control(server.port, greet=False)  # greeted once accepting has resumed
     try:
-        assert late.greeting is not None and late.greeting[0] == 220
+        wait_until(lambda: listener.failed >= 1, "accept() to be tried")
+        for tries in (1, 2, 3):  # each pause ends, not sooner: then one more try
+            loop_turns(server)
+            server.clock.advance(ACCEPT_PAUSE - SHORT)
+            loop_turns(server)
+            assert listener.failed == tries and late.silent()
+            server.clock.advance(SHORT)
+        assert late.reply()[0] == 220
         assert listener.failed == 3
         late.login()
         late.ok("NOOP", 200)
@@ -119,18 +131,19 @@ def flaky_data(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     monkeypatch.setattr(DataChannel, "listen", listen)
     monkeypatch.setattr(data_module, "_OUT_OF_FDS_LOG", RateLimitedLog())  # a fresh minute
     caplog.set_level(logging.INFO)
-    with FTPServer(MemoryFS({"/f.txt": b"hi\n"}), users={"user": "pw"}) as server:
+    with FTPServer(MemoryFS({"/f.txt": b"hi\n"}), users={"user": "pw"},
+                   clock=VirtualClock()) as server:
         session = Control(server.port)
         session.login()
         session.ok("TYPE I", 200)
         try:
-            yield session, failures, made
+            yield server, session, failures, made
         finally:
             session.close()
 
 
 def test_passive_accept_out_of_fds_does_not_spin(flaky_data, monkeypatch, caplog):
-    session, failures, made = flaky_data
+    _, session, failures, made = flaky_data
     monkeypatch.setattr(DataChannel, "accept_pause", 3600.0)
     failures[0] = 1_000_000
     data = open_data(*session.pasv())
@@ -149,11 +162,18 @@ def test_passive_accept_out_of_fds_does_not_spin(flaky_data, monkeypatch, caplog
 
 
 def test_passive_accept_retries_after_the_pause(flaky_data, monkeypatch, caplog):
-    session, failures, made = flaky_data
-    monkeypatch.setattr(DataChannel, "accept_pause", 0.05)
+    server, session, failures, made = flaky_data
+    assert DataChannel.accept_pause == ACCEPT_PAUSE
     failures[0] = 3
     with open_data(*session.pasv()) as data:
         session.ok("RETR f.txt", 150)
+        wait_until(lambda: made[0].failed >= 1, "the data accept() to be tried")
+        for tries in (1, 2, 3):
+            loop_turns(server)
+            server.clock.advance(ACCEPT_PAUSE - SHORT)
+            loop_turns(server)
+            assert made[0].failed == tries, "retried before the pause ended"
+            server.clock.advance(SHORT)
         assert read_all(data) == b"hi\n"
     assert session.reply()[0] == 226
     assert made[0].failed == 3

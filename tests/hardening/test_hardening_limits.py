@@ -9,7 +9,6 @@ import os
 import random
 import re
 import socket
-import time
 
 import pytest
 from ftpsupport import DEADLINE, wait_until
@@ -46,15 +45,16 @@ def _works(c: Control) -> None:
 def _accepted_again(port: int) -> Control:
     """Once a slot is free a new connection is greeted (the close is seen by the
     server asynchronously, so a few attempts may still be refused)."""
-    for _ in range(100):
+    def greeted() -> Control | None:
         c = Control(port, greet=False)
         code, text = c.reply()
         if code == 220:
             return c
         assert code == 421, text
         c.close()
-        time.sleep(0.05)
-    raise AssertionError("no connection was accepted after a slot was freed")
+        return None
+
+    return wait_until(greeted, "a connection accepted after a slot was freed", interval=0.05)
 
 
 def test_per_ip_cap_refuses_one_over_and_spares_the_others(ftpd):
@@ -253,12 +253,9 @@ def test_pattern_bomb_is_bounded_and_right(ftpd, verb):
     expected = sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
     assert 40 < len(expected) < len(names)
     with server.control(login=True) as c:
-        start = time.monotonic()
-        lines = _listing(c, f"{verb} {pattern}")
-        elapsed = time.monotonic() - start
+        lines = _listing(c, f"{verb} {pattern}")  # the steps it may take are counted in
         got = sorted(line.split(" ")[-1] if verb == "LIST" else line for line in lines)
-        assert got == expected
-        assert elapsed < 5.0, f"a bounded matcher took {elapsed:.1f}s"
+        assert got == expected  # tests/core/test_core_units.py (test_match_budget_*)
         # a pattern over the cap matches nothing rather than working hard
         lines = _listing(c, f"{verb} " + "*a" * 200 + "*b")
         assert lines == []

@@ -1,25 +1,61 @@
 """Password guessing: a growing delay before each 530, the session closed after
---max-login-attempts, and the delay never blocking other sessions (SPEC §4)."""
+--max-login-attempts, and the delay never blocking other sessions (SPEC §4).
+
+The delays run in-process on virtual time: a delayed 530 is "not there" 1/16 s short
+of its delay (``loop_turns`` proves the server had its chance) and there once the clock
+reaches it, and "others go on" is an ordering: their replies come while the guesser's
+530 provably has not been sent."""
 
 from __future__ import annotations
 
-import threading
-import time
+from pathlib import Path
 
-from ftpsupport import DEADLINE
-from hhelpers import Control, read_all
+import pytest
+from ftpsupport import loop_turns
+from hhelpers import PASSWORD, USER, Control, read_all
+
+from ftpd.core.throttle import LoginThrottle
+from ftpd.embed import FTPServer
+from ftpd.io.clock import VirtualClock
+
+SHORT = 1 / 16  # how far short of a delay the clock is stopped (exact in binary)
 
 
-def _fail_login(c: Control) -> tuple[int, str, float]:
-    c.ok("USER user", 331)
-    start = time.monotonic()
-    code, text = c.cmd("PASS wrong", timeout=DEADLINE + 10)
-    return code, text, time.monotonic() - start
+def _serve(root: Path, base_delay: float, attempts: int) -> FTPServer:
+    return FTPServer(str(root), users={USER: PASSWORD}, anonymous=False,
+                     clock=VirtualClock(), throttle=LoginThrottle(base_delay=base_delay),
+                     max_login_attempts=attempts)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "f.txt").write_bytes(b"hi\n")
+    return tmp_path
+
+
+def _send_wrong_password(server: FTPServer, c: Control) -> None:
+    c.ok(f"USER {USER}", 331)
+    c.send_line("PASS wrong")
+    loop_turns(server)  # read, and the delay's timer armed
+
+
+def _answered_after(server: FTPServer, c: Control, delay: float) -> tuple[int, str]:
+    """The reply to the PASS just sent: not before *delay*, then there."""
+    clock = server.clock
+    clock.advance(delay - SHORT)
+    loop_turns(server)
+    assert c.silent(), f"answered before the {delay}s delay"
+    clock.advance(SHORT)
+    return c.reply()
+
+
+def _fail_login(server: FTPServer, c: Control, delay: float) -> tuple[int, str]:
+    _send_wrong_password(server, c)
+    return _answered_after(server, c, delay)
 
 
 def _listing(c: Control) -> bytes:
-    data = c.data()
-    with data:
+    with c.data() as data:
         c.ok("LIST", 150)
         body = read_all(data)
     code, text = c.reply()
@@ -27,75 +63,55 @@ def _listing(c: Control) -> bytes:
     return body
 
 
-def test_growing_delay_then_close_while_others_go_on(ftpd):
-    server = ftpd("--failed-login-delay", "1", "--max-login-attempts", "2")
-    (server.root / "f.txt").write_bytes(b"hi\n")
-    other = server.control(login=True)  # logged in before the guessing starts
-    results: list[tuple[int, str, float]] = []
-    errors: list[BaseException] = []
-    closed: list[bool] = []
-
-    def guess() -> None:
-        try:
-            with server.control() as c:
-                for _ in range(2):
-                    results.append(_fail_login(c))
-                closed.append(c.closed())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    attacker = threading.Thread(target=guess)
-    attacker.start()
-    latencies: list[float] = []
-    try:
-        with other:
-            for i in range(400):  # bounded; stops once the guessing is over
-                if not attacker.is_alive():
-                    break
-                start = time.monotonic()
-                if i % 4 == 3:
-                    assert b"f.txt" in _listing(other)
-                else:
-                    other.ok("NOOP", 200)
-                latencies.append(time.monotonic() - start)
-                time.sleep(0.02)
+def test_growing_delay_then_close_while_others_go_on(root):
+    with _serve(root, base_delay=1.0, attempts=2) as server:
+        with Control(server.port) as other, Control(server.port) as guesser:
+            other.login()  # logged in before the guessing starts
+            for delay in (1.0, 2.0):  # the delay doubles with each failure
+                _send_wrong_password(server, guesser)
+                other.ok("NOOP", 200)  # served while the 530 is held back
+                assert b"f.txt" in _listing(other)
+                other.ok("NOOP", 200)
+                loop_turns(server)
+                assert guesser.silent(), "the 530 came before the others' replies"
+                code, text = _answered_after(server, guesser, delay)
+                assert code == 530, text
+            assert guesser.closed(), "the session stayed open after --max-login-attempts"
             other.ok("NOOP", 200)
-    finally:
-        attacker.join(DEADLINE + 10)
-    assert not errors, errors
-    assert [r[0] for r in results] == [530, 530], results
-    first, second = results[0][2], results[1][2]
-    assert first >= 0.9, f"first 530 after {first:.2f}s (delay 1s)"
-    assert second >= 1.9, f"second 530 after {second:.2f}s (delay doubles to 2s)"
-    assert closed == [True], "the session stayed open after --max-login-attempts failures"
-    assert len(latencies) >= 20, "the other session did not get to work during the delays"
-    slowest = max(latencies)
-    assert slowest < 0.5, f"a NOOP/LIST took {slowest:.2f}s while a login was delayed"
 
 
-def test_delay_is_remembered_per_address_across_sessions(ftpd):
-    server = ftpd("--failed-login-delay", "0.25", "--max-login-attempts", "2")
-    with server.control() as c:
-        assert _fail_login(c)[0] == 530
-        assert _fail_login(c)[0] == 530
-        assert c.closed()
-    with server.control() as c:  # the same address: the third failure waits 4 x 0.25 s
-        code, _, waited = _fail_login(c)
-        assert code == 530
-        assert waited < 1.5, "the count was not reset (it would be 2 s, not 0.25 s)"
-        assert waited >= 0.9, f"third failure from the address answered after {waited:.2f}s"
-        # a right password still gets in (after the delayed 530 the session goes on)
-        c.login()
-        c.ok("NOOP", 200)
-    with server.control() as c:  # and the success made the address forgotten
-        code, _, waited = _fail_login(c)
-        assert code == 530
-        assert waited < 1.5, "the count was not reset (it would be 2 s, not 0.25 s)"
+def test_delay_is_remembered_per_address_across_sessions(root):
+    with _serve(root, base_delay=0.25, attempts=2) as server:
+        with Control(server.port) as c:
+            assert _fail_login(server, c, 0.25)[0] == 530
+            assert _fail_login(server, c, 0.5)[0] == 530
+            assert c.closed()
+        with Control(server.port) as c:  # the same address: the third failure waits 1 s
+            assert _fail_login(server, c, 1.0)[0] == 530
+            # a right password still gets in (after the delayed 530 the session goes on)
+            c.login()
+            c.ok("NOOP", 200)
+        with Control(server.port) as c:  # and the success made the address forgotten
+            assert _fail_login(server, c, 0.25)[0] == 530
+
+
+def test_failures_are_forgotten_after_a_quiet_period(root):
+    """The throttle reads the sessions' clock, tied to the server's virtual clock: ten
+    quiet minutes later the address starts again from the base delay."""
+    with _serve(root, base_delay=0.25, attempts=2) as server:
+        with Control(server.port) as c:
+            assert _fail_login(server, c, 0.25)[0] == 530
+            assert _fail_login(server, c, 0.5)[0] == 530
+            assert c.closed()
+        server.clock.advance(LoginThrottle().forget_after + 1)
+        with Control(server.port) as c:
+            assert _fail_login(server, c, 0.25)[0] == 530
 
 
 def test_default_max_login_attempts_is_three(ftpd):
     server = ftpd()  # --failed-login-delay 0 from the fixture, attempts default
     with server.control() as c:
         for _ in range(3):
-            assert _fail_login(c)[0] == 530
+            c.ok("USER user", 331)
+            assert c.cmd("PASS wrong")[0] == 530
         assert c.closed()

@@ -222,12 +222,6 @@ class NotifySocket:
                 raise AssertionError(f"no sd_notify {what} in {self.messages!r}")
             self._pump(min(left, 0.2))
 
-    def collect(self, seconds: float) -> list[str]:
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self._pump(min(left, 0.1))
-        return self.messages
-
     def close(self) -> None:
         self.sock.close()
 

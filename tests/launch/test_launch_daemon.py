@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -40,13 +39,12 @@ class Daemonized:
         self.pidfile = pidfile
         self.log = tmp_path / f"daemon-{self.port}.log"
         procs.mark(f"127.0.0.1:{self.port}")  # whatever happens, the daemon goes
-        start = time.monotonic()
         self.launcher = procs.start([ftpd, "-d", "--pidfile", str(pidfile), "-l",
                                      f"127.0.0.1:{self.port}", "-r", str(served), "--log",
                                      str(self.log), *args],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # the launcher returns (within a wait's deadline) while the daemon goes on
         self.out, self.err = self.launcher.communicate(timeout=DEADLINE)
-        self.launch_time = time.monotonic() - start
 
 
 def test_daemon_detaches_writes_the_pidfile_and_removes_it(procs, tmp_path, served, ftpd):
@@ -54,7 +52,6 @@ def test_daemon_detaches_writes_the_pidfile_and_removes_it(procs, tmp_path, serv
     daemon = Daemonized(procs, tmp_path, served, ftpd, pidfile)
     assert daemon.launcher.returncode == 0, daemon.err
     assert daemon.out == b"" and daemon.err == b""
-    assert daemon.launch_time < 5.0
     wait_until(pidfile.exists, "the pidfile")
     wait_until(lambda: pidfile.read_text().strip().isdigit(), "a pid in the pidfile")
     pid = read_pid(pidfile)

@@ -96,14 +96,17 @@ def test_wait_mode_accepts_several_clients_then_exits_0_when_idle(ftpd, served, 
         ctl.login()
     first.expect("PWD", 257)
     second.expect("PWD", 257)
-    for ctl in (first, second):
-        ctl.expect("QUIT", 221)
-        ctl.close()
+    second.expect("QUIT", 221)
+    second.close()
+    # a later client, while the first holds the process (an idle gap of a second
+    # under load would end it: that is the idle timeout, tested on virtual time)
     third = Control.connect("127.0.0.1", port)
     assert third.reply()[0] == 220
     third.expect("QUIT", 221)
     third.close()
     assert proc.poll() is None, "one process serves every client of the wait socket"
+    first.expect("QUIT", 221)
+    first.close()
     last = time.monotonic()
     assert wait_exit(proc, 1 + DEADLINE) == 0
     assert time.monotonic() - last >= 0.9, "exited before --idle-timeout passed"
@@ -120,20 +123,24 @@ def test_wait_mode_without_idle_timeout_keeps_serving(ftpd, served, procs):
     ctl = Control.connect("127.0.0.1", port)
     assert ctl.reply()[0] == 220
     ctl.expect("QUIT", 221)
+    assert ctl.read_to_eof() == b""  # the session is over on the server's side too
     ctl.close()
-    with pytest.raises(subprocess.TimeoutExpired):
-        proc.wait(1.5)
+    later = Control.connect("127.0.0.1", port)  # no client left: still serving
+    assert later.reply()[0] == 220
+    later.login()
+    later.expect("NOOP", 200)
+    later.expect("QUIT", 221)
+    later.close()
+    assert proc.poll() is None
 
 
 # -- error paths ------------------------------------------------------------------------
 def test_wait_flag_on_a_connected_socket_is_a_clear_error(ftpd, served, inetd_spawn):
     client, server_side = connected_pair()
-    start = time.monotonic()
     proc = inetd_spawn([ftpd, "-W", "-r", str(served)], server_side)
     ctl = Control(client)
     assert ctl.read_to_eof() == b"421 Service not available\r\n"
     assert wait_exit(proc) == 2
-    assert time.monotonic() - start < 2.0
 
 
 def test_wrong_flag_is_logged_to_syslog_in_one_line(ftpd, served, inetd_spawn, syslog):
@@ -150,14 +157,12 @@ def test_wrong_flag_is_logged_to_syslog_in_one_line(ftpd, served, inetd_spawn, s
 def test_nowait_flag_on_a_listening_socket_is_a_clear_error(ftpd, served, procs, syslog):
     listener = socket.create_server(("127.0.0.1", 0))
     try:
-        start = time.monotonic()
         proc = procs.start([*syslog.prefix, ftpd, "-I", "-r", str(served)],
                            stdin=listener.fileno(), stdout=listener.fileno(),
                            stderr=listener.fileno())
     finally:
         listener.close()
-    assert wait_exit(proc) == 2
-    assert time.monotonic() - start < 3.0, "no hang on a listening socket"
+    assert wait_exit(proc) == 2  # no hang on a listening socket
     lines = [line for line in syslog.read() if "ftpd" in line]
     assert len(lines) == 1, lines
     assert "-I" in lines[0] and "listening" in lines[0], lines

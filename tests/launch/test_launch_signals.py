@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -102,7 +101,6 @@ def test_sigterm_during_a_download_finishes_it_then_421(procs, tmp_path, big_roo
             server.wait_logged("stop signal")
             with pytest.raises(ConnectionRefusedError):  # no longer accepting
                 socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
-        time.sleep(0.003)
     data.close()
     assert signalled_at is not None and signalled_at < BIG // 2
     assert received == BIG and sha.hexdigest() == digest
@@ -132,28 +130,24 @@ def test_stop_signal_gives_idle_sessions_421_and_exits_0(procs, tmp_path, served
 
 
 def test_stop_signal_with_no_session_exits_0_at_once(procs, tmp_path, served):
-    server = Standalone(procs, tmp_path, served)
-    start = time.monotonic()
+    # "at once": within the deadline of a wait, where draining would take an hour
+    server = Standalone(procs, tmp_path, served, "--shutdown-timeout", "3600")
     server.signal(signal.SIGTERM)
     assert wait_exit(server.proc) == 0
-    assert time.monotonic() - start < 2.0
 
 
 def test_second_signal_stops_at_once(procs, tmp_path, big_root):
     root, _ = big_root
-    server = Standalone(procs, tmp_path, root)
+    server = Standalone(procs, tmp_path, root, "--shutdown-timeout", "3600")
     stuck = server.control()
     data = slow_reader(stuck, "big.bin")  # never read: the transfer cannot finish
     try:
         server.signal(signal.SIGTERM)
         server.wait_logged("stop signal")
-        with pytest.raises(subprocess.TimeoutExpired):
-            server.proc.wait(0.5)  # draining: waits for the transfer
-        start = time.monotonic()
+        assert server.proc.poll() is None  # draining: waits for the transfer (an hour)
         server.signal(signal.SIGTERM)
-        status = wait_exit(server.proc)
-        assert time.monotonic() - start < 2.0
-        assert status == 0
+        server.wait_logged("second stop signal")
+        assert wait_exit(server.proc) == 0  # within a wait's deadline, not the hour
     finally:
         data.close()
 
@@ -167,8 +161,7 @@ def test_shutdown_timeout_closes_a_stuck_session(procs, tmp_path, big_root):
         start = time.monotonic()
         server.signal(signal.SIGTERM)
         assert wait_exit(server.proc) == 0
-        elapsed = time.monotonic() - start
-        assert 0.9 <= elapsed < 1 + DEADLINE / 2, elapsed
+        assert time.monotonic() - start >= 1.0, "closed before --shutdown-timeout"
         stuck.read_to_eof()  # closed, whatever it said last
         assert_all_replies(stuck.raw)
     finally:
@@ -204,6 +197,18 @@ def test_sighup_reloads_the_users_file_sessions_untouched(procs, tmp_path, serve
     assert server.proc.poll() is None
 
 
+def _logged_by_one_reload(server: Standalone, before: str, restore) -> list[str]:
+    """The lines a failed reload logged: *restore()* writes good files again, and a
+    second SIGHUP's success line closes what the first one could have logged (signals
+    are handled one after the other on the loop): no pause that hopes it was enough."""
+    restore()
+    server.signal(signal.SIGHUP)
+    server.wait_logged("configuration reloaded")
+    added = read_text(server.log)[len(before):].splitlines()
+    end = next(i for i, line in enumerate(added) if "configuration reloaded" in line)
+    return added[:end]
+
+
 def test_sighup_with_a_broken_config_keeps_the_old_one(procs, tmp_path, served):
     config = tmp_path / "ftpd.toml"
     config.write_text("max-bad-commands = 2\n")
@@ -213,11 +218,6 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(procs, tmp_path, served):
     server.signal(signal.SIGHUP)
     wait_until(lambda: str(config) in read_text(server.log)[len(before):],
                "a log line naming the broken config")
-    time.sleep(0.2)  # anything else the reload would log comes with it
-    added = read_text(server.log)[len(before):].splitlines()
-    assert len([line for line in added if str(config) in line]) == 1, added
-    assert not any("configuration reloaded" in line for line in added), added
-    assert "Traceback" not in read_text(server.log)
     assert server.proc.poll() is None
     # the old configuration still applies: the second bad command closes the session
     ctl = server.control()
@@ -225,6 +225,10 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(procs, tmp_path, served):
     ctl.send("XYZZY")
     assert [ctl.reply()[0] for _ in range(3)] == [500, 500, 421]
     assert ctl.read_to_eof() == b""
+    added = _logged_by_one_reload(server, before, lambda: config.write_text(
+        "max-bad-commands = 3\n"))
+    assert len([line for line in added if str(config) in line]) == 1, added
+    assert "Traceback" not in read_text(server.log)
     assert server.proc.poll() is None
 
 
@@ -237,26 +241,25 @@ def test_sighup_with_a_broken_users_file_keeps_the_old_users(procs, tmp_path, se
     server.signal(signal.SIGHUP)
     wait_until(lambda: str(users) in read_text(server.log)[len(before):],
                "a log line naming the broken users file")
-    time.sleep(0.2)
-    added = read_text(server.log)[len(before):].splitlines()
+    server.control(user="alice", password="secret").close()  # the old users still apply
+    added = _logged_by_one_reload(server, before, lambda: write_users(users, "newer", served))
     assert len([line for line in added if str(users) in line]) == 1, added
-    assert not any("configuration reloaded" in line for line in added), added
-    server.control(user="alice", password="secret").close()
+    server.control(user="alice", password="newer").close()
     assert server.proc.poll() is None
 
 
 # -- --idle-timeout --------------------------------------------------------------------------
-def test_idle_timeout_standalone_exits_0_only_without_clients(procs, tmp_path, served):
+def test_idle_timeout_standalone_exits_0_once_idle(procs, tmp_path, served):
+    """That a connected client keeps it alive is tested on virtual time
+    (tests/functional/test_embedding.py): here, only that it exits, and not too soon."""
     server = Standalone(procs, tmp_path, served, "-t", "1")
     ctl = server.control()
-    time.sleep(1.5)  # longer than -t, but a client is connected
-    assert server.proc.poll() is None, "exited although a client was connected"
     ctl.expect("NOOP", 200)
     ctl.expect("QUIT", 221)
     ctl.close()
     idle_since = time.monotonic()
     assert wait_exit(server.proc, 1 + DEADLINE) == 0
-    assert time.monotonic() - idle_since >= 0.9
+    assert time.monotonic() - idle_since >= 0.9, "exited before --idle-timeout passed"
 
 
 def test_idle_timeout_standalone_with_no_client_at_all(procs, tmp_path, served):
