@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = get_logger("ftpd.data")
 
 CHUNK = 256 << 10  # bytes per read() or write() of the file
+LISTING_CHUNK = 64 << 10  # listing lines gathered per hand-back
 DEPTH = 3  # chunks in flight per transfer: read ahead, or received and not yet written
 WORKERS = 4  # threads of the data pool, shared by every transfer of the server
 MAX_ROUNDS = 64  # socket calls per readiness event before yielding to other connections
@@ -144,6 +145,7 @@ class SendPump(_Pump):
 
     def start(self) -> None:
         self.queue: deque[memoryview] = deque()
+        self.failed: BaseException | None = None
         self._read_more()
 
     @property
@@ -157,23 +159,40 @@ class SendPump(_Pump):
         self.pool.run(self._read_job, self._read_landed)
 
     def _read_job(self) -> tuple[bytes, bool]:
-        """In the pool: the next non-empty chunk, transformed, and whether it is the last
-        (a listing's slice may match nothing: ask again, here, not on the loop)."""
+        """In the pool: the next chunk, transformed, and whether it is the last. A
+        listing's slices are gathered up to LISTING_CHUNK (one hand-back for a small
+        directory); one that matched nothing is asked again, here, not on the loop."""
         t, src = self.t, self.t.source
+        if self.failed is not None:  # raised after the bytes before it were handed back
+            raise self.failed
         reader = getattr(src, "read", None)
+        parts: list[bytes] = []
+        size = 0
         while not self.stopped:
-            if reader is not None:
-                chunk = reader(CHUNK)
-                at_end = not chunk
-            else:
-                chunk = next(src, None)
-                at_end = chunk is None
+            try:
+                if reader is not None:
+                    chunk = reader(CHUNK)
+                    at_end = not chunk
+                else:
+                    chunk = next(src, None)
+                    at_end = chunk is None
+            except Exception as exc:
+                if not parts:
+                    raise
+                self.failed = exc
+                return b"".join(parts), False
             if at_end:
-                return (t.flush_transform() if t.transform is not None else b""), True
+                parts.append(t.flush_transform() if t.transform is not None else b"")
+                return b"".join(parts), True
             if chunk and t.transform is not None:
                 chunk = t.transform(chunk)
             if chunk:
-                return chunk, False
+                if reader is not None:
+                    return chunk, False
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= LISTING_CHUNK:
+                    return b"".join(parts), False
         return b"", True
 
     def _read_landed(self, result: Any, exc: BaseException | None) -> None:

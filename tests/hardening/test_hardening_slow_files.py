@@ -329,3 +329,34 @@ def test_data_socket_is_given_back_when_the_server_closes_it(served):
     assert _drain(other) == b"a\r\nb\nc\n"
     assert c.reply()[0] == 226
     c.close()
+
+
+class BrokenDirFS(MemoryFS):
+    """A directory of 600 entries (three listing slices) whose 400th lstat raises."""
+
+    def __init__(self) -> None:
+        super().__init__({f"/d/e{i:03d}": b"." for i in range(600)})
+        self.lstats = 0
+
+    def lstat(self, vpath: str) -> os.stat_result:
+        if vpath.startswith("/d/"):
+            self.lstats += 1
+            if vpath == "/d/e400":
+                raise RuntimeError("lstat() failed")
+        return super().lstat(vpath)
+
+
+def test_a_listing_failing_mid_way_sends_what_came_before_then_426():
+    fs = BrokenDirFS()
+    with FTPServer(fs, users={"user": "pw"}) as server:
+        c = _session(server)
+        data = c.data()
+        c.expect("LIST d", 150)
+        got = _drain(data)
+        assert c.reply()[0] == 426
+        names = [line.rsplit(b" ", 1)[-1] for line in got.splitlines()]
+        assert names == [b"e%03d" % i for i in range(256)]  # the whole first slice, in order
+        calls = fs.lstats
+        c.expect("NOOP", 200)
+        assert fs.lstats == calls == 401  # nothing after the failing entry
+        c.close()
