@@ -14,8 +14,11 @@ def refuse_exe(session, cmd):
 
 
 def cap_directory(session, cmd):
+    """PRE hook that needs the filesystem: it yields the call instead of making it (the
+    worker pool runs it, the answer comes back at the yield, the loop goes on)."""
     directory = session.resolve(cmd.arg).rsplit("/", 1)[0] or "/"
-    if len(session.fs.listdir(directory)) >= MAX_FILES_PER_DIR:
+    names = yield session.ask(session.fs.listdir, directory)
+    if len(names) >= MAX_FILES_PER_DIR:
         cmd.add_err(552, f"{directory} already holds {MAX_FILES_PER_DIR} files.")
 
 

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from ftpd.auth.base import (
+    Account,
     AnonymousAuthorizer,
     Authorizer,
     ChainAuthorizer,
@@ -15,6 +16,7 @@ from ftpd.auth.base import (
 from ftpd.config import Settings
 from ftpd.core.session import SessionConfig
 from ftpd.core.throttle import LoginThrottle
+from ftpd.fs.base import FileSystem
 from ftpd.io.server import Server, ServerOptions
 from ftpd.launch.context import LaunchContext
 
@@ -70,6 +72,39 @@ def build_tls(settings: Settings) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+_FS_CACHE: dict[str, Any] = {}  # home -> LocalFS
+
+
+def local_fs(account: Account) -> FileSystem:
+    """The filesystem of a user's home (the default ``fs_factory``; called in the
+    worker pool, at login). One per home, shared by that user's sessions."""
+    from ftpd.fs.local import LocalFS
+
+    fs = _FS_CACHE.get(account.home)
+    if fs is None or fs.replaced():  # the home was moved or recreated: a fresh handle
+        fs = _FS_CACHE[account.home] = LocalFS(account.home)
+    return fs
+
+
+def secret_token(nbytes: int) -> str:
+    """Unpredictable names (STOU, atomic-upload temporaries); ``secrets`` is imported
+    on first use, not on every inetd start."""
+    import secrets
+
+    return secrets.token_hex(nbytes)
+
+
+def injected() -> dict[str, Any]:
+    """What the sans-IO core gets from outside: the filesystem of each login, owner
+    names for LIST, randomness and the clock."""
+    import time
+
+    from ftpd.fs.owners import owner_names
+
+    return {"fs_factory": local_fs, "owner_names": owner_names, "token": secret_token,
+            "clock": time.time}
+
+
 DEFAULT_BANNER = "ftpd ready."
 MAX_BANNER_BYTES = 16 * 1024
 
@@ -111,6 +146,7 @@ def build_access(settings: Settings) -> Any:
 def build_session_config(settings: Settings, table: Any = None,
                          banner: str | None = None) -> SessionConfig:
     config = SessionConfig(
+        **injected(),
         banner=read_banner(settings) if banner is None else banner,
         tls_mode=settings.tls,
         tls_available=bool(settings.tls_cert) and settings.tls != "off",

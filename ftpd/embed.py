@@ -64,9 +64,12 @@ class FTPServer:
         authorizers: list[Any] = [_UsersAuthorizer(users or {}, ALL_PERMS)]
         if anonymous:
             authorizers.append(AnonymousAuthorizer("/", writable=anonymous_write))
+        from ftpd.app import injected
+
         if clock is not None:
             session_options.setdefault("clock", clock.wall)  # events and login throttle
-        config = SessionConfig(fs_factory=lambda account: fs, **session_options)
+        session_options = {**injected(), "fs_factory": lambda account: fs, **session_options}
+        config = SessionConfig(**session_options)
         options = ServerOptions(timeout=timeout, data_timeout=data_timeout,
                                 idle_timeout=idle_timeout, shutdown_timeout=shutdown_timeout)
         self.server = Server(launch, config, ChainAuthorizer(*authorizers), options,

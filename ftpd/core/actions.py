@@ -1,6 +1,8 @@
 """Orders from the core to its transport. Only the core creates them; the transport
-must carry each out in the order given and report back through the Session methods
-named in each docstring."""
+must carry each out in the order given. Orders a handler *yields* (``Call``,
+``ListenPassive``, ``Authenticate``, ``Wait``, ``StartTransfer``, ``StartTLS``) suspend
+that command: the transport answers each with ``Session.answer(result)`` or
+``Session.fail(exc)``, and the command goes on from its ``yield``."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from ftpd.core.record import Record
 
 class ListenPassive(Record):
     """Open a passive data listener on the control connection's local address
-    (a port from *ports* if given) and report it with ``Session.passive_listening``
-    or ``Session.passive_failed``. Connections from any host but *allowed_peer*
+    (a port from *ports* if given); answer with its port, or fail with the OSError.
+    Connections from any host but *allowed_peer*
     (when set) must be dropped: data theft."""
 
     __slots__ = ("ports", "allowed_peer")
@@ -23,8 +25,7 @@ class ListenPassive(Record):
 
 
 class Transfer(Record):
-    """One data transfer. The transport pumps bytes and updates ``bytes_done``;
-    when it ends it calls ``Session.transfer_finished(error)``."""
+    """One data transfer. The transport pumps bytes and updates ``bytes_done``."""
 
     __slots__ = ("direction", "source", "sink", "transform", "active_addr", "bytes_done",
                  "started", "meta")
@@ -49,7 +50,9 @@ class Transfer(Record):
 
 class StartTransfer(Record):
     """Start *transfer* on the prepared data connection (after the preliminary reply
-    that precedes this action has been written)."""
+    that precedes this action has been written); answer with how it ended: None
+    (complete), "connect", "tls", "timeout", "reset", "failed" or the OSError a file
+    operation raised."""
 
     __slots__ = ("transfer",)
 
@@ -63,8 +66,8 @@ class CloseData(Record):
 
 
 class Authenticate(Record):
-    """Check credentials off the event loop with the authorizer; report the result
-    with ``Session.auth_result(account_or_None)``."""
+    """Check credentials off the event loop with the authorizer; answer with the
+    account, or None."""
 
     __slots__ = ("username", "password")
 
@@ -73,8 +76,8 @@ class Authenticate(Record):
 
 
 class Wait(Record):
-    """Process nothing more for this session for *seconds*, then call
-    ``Session.resume()``. Other sessions go on."""
+    """Process nothing more for this session for *seconds*, then answer None.
+    Other sessions go on."""
 
     __slots__ = ("seconds",)
 
@@ -101,7 +104,39 @@ class Close(Record):
 
 
 class StartTLS(Record):
-    """Switch the control connection to TLS now (after the reply before it is written)."""
+    """Switch the control connection to TLS now (after the reply before it is written);
+    answer None once the handshake is done. The command's reply goes out before
+    this order (``after_reply``): the client must read it in the clear."""
+
+    after_reply = True
 
 
-Action = ListenPassive | StartTransfer | CloseData | Authenticate | Wait | Emit | Close | StartTLS
+class Call(Record):
+    """Run ``fn(*args)`` off the event loop, in the worker pool (a filesystem call: it
+    may block, for a network filesystem or an object store); answer with what it
+    returned, or fail with what it raised. *cleanup* calls (closing a file, the
+    atomic rename at the end of an upload) are carried out and answered even after
+    the control connection has gone; for any other, a session closed meanwhile drops
+    the result, and the transport closes a file object it returned."""
+
+    __slots__ = ("fn", "args", "cleanup")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...] = (),
+                 cleanup: bool = False) -> None:
+        self.fn, self.args, self.cleanup = fn, args, cleanup
+
+
+class AwaitCommand(Record):
+    """Not for the transport: the session itself resumes the command that yields
+    this once the suspended command (a transfer, or its end) has completed. QUIT
+    during a transfer waits this way; ABOR (*first*) is answered before it."""
+
+    __slots__ = ("first",)
+
+    def __init__(self, first: bool = False) -> None:
+        self.first = first
+
+
+Action = (ListenPassive | StartTransfer | CloseData | Authenticate | Wait | Emit | Close
+          | StartTLS | Call)
+Ask = ListenPassive | StartTransfer | Authenticate | Wait | StartTLS | Call  # suspend a command

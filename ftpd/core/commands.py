@@ -19,8 +19,10 @@ NO_ARG, ARG, OPT_ARG = "none", "required", "optional"
 MAX_VERB = 16
 _NO_HOOKS: list = []  # shared, never mutated
 
-Handler = Callable[["Session", "Command"], None]
-Hook = Callable[["Session", "Command"], None]
+# A handler returns None, or is a generator function yielding orders (core.actions)
+# and receiving their answers (see core.dispatch).
+Handler = Callable[["Session", "Command"], Any]
+Hook = Callable[["Session", "Command"], Any]
 
 
 def is_verb(name: str) -> bool:
@@ -33,13 +35,13 @@ def is_verb(name: str) -> bool:
 class Command(Record):
     """One command being executed: its argument and its two response chains."""
 
-    __slots__ = ("verb", "arg", "ok", "err", "deferred", "after", "info")
+    __slots__ = ("verb", "arg", "ok", "err", "replied", "after", "info")
 
     def __init__(self, verb: str, arg: str) -> None:
         self.verb, self.arg = verb, arg
         self.ok = ResponseChain()
         self.err = ResponseChain()
-        self.deferred = False  # the final reply comes later (transfer, PASV, login)
+        self.replied = False  # the final reply went out before the command ended (AUTH)
         self.after: list[Any] = []  # actions to run after the reply
         self.info: dict[str, Any] = {}  # shared between PRE, main, POST
 
@@ -65,6 +67,8 @@ class CommandSpec(NamedTuple):
     help: str = ""
     feat: str | None = None
     during_transfer: bool = False  # acted on while data flows (ABOR, STAT, QUIT, NOOP)
+    secret: bool = False  # the argument is never logged (PASS)
+    overtakes: bool = False  # during a transfer, acts at once even before queued lines (ABOR)
 
 
 class CommandTable:
@@ -79,7 +83,8 @@ class CommandTable:
 
     def command(self, name: str, *, arg: str = NO_ARG, login: bool = True,
                 perm: str | None = None, help: str = "", feat: str | None = None,
-                during_transfer: bool = False, site: bool = False) -> Callable[[Handler], Handler]:
+                during_transfer: bool = False, site: bool = False,
+                secret: bool = False, overtakes: bool = False) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for *name* (a SITE subcommand if *site*);
         ValueError if *name* is not a verb dispatch could reach (``is_verb``)."""
         if not is_verb(name):
@@ -88,7 +93,7 @@ class CommandTable:
 
         def register(handler: Handler) -> Handler:
             spec = CommandSpec(name.upper(), handler, arg, login, perm, help, feat,
-                               during_transfer)
+                               during_transfer, secret, overtakes)
             (self.site if site else self.commands)[spec.name] = spec
             return handler
 

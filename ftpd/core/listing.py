@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ftpd.core.errors import FTPError
@@ -100,39 +100,31 @@ def _ls_time(mtime: float, now: float) -> str:
     return f"{month} {t.tm_mday:2d}  {t.tm_year}"
 
 
-_names: dict[tuple[str, int], str] = {}
+def numeric_owners(uid: int, gid: int) -> tuple[str, str]:
+    """Owner and group as numbers: the default when no name function is injected
+    (``SessionConfig.owner_names``; ``ftpd.fs.owners`` asks the system's databases)."""
+    return str(uid), str(gid)
 
 
-def _owner(kind: str, ident: int) -> str:
-    key = (kind, ident)
-    if key not in _names:
-        try:
-            if kind == "u":
-                import pwd
-
-                _names[key] = pwd.getpwuid(ident).pw_name
-            else:
-                import grp
-
-                _names[key] = grp.getgrgid(ident).gr_name
-        except (KeyError, ImportError):
-            _names[key] = str(ident)
-    return _names[key]
-
+Owners = Callable[[int, int], tuple[str, str]]
 
 _modes: dict[int, str] = {}
-_owners: dict[tuple[int, int], str] = {}
+_owners: dict[tuple[Owners, int, int], str] = {}
 _times: dict[tuple[int, bool], str] = {}
 
 
-def ls_line(fs: FileSystem, vpath: str, name: str, st: Any, now: float) -> str:
+def ls_line(fs: FileSystem, vpath: str, name: str, st: Any, now: float,
+            owners: Owners = numeric_owners) -> str:
     mode = _modes.get(st.st_mode)
     if mode is None:
         mode = _modes[st.st_mode] = stat.filemode(st.st_mode)
-    ids = (st.st_uid, st.st_gid)
-    owner = _owners.get(ids)
+    key = (owners, st.st_uid, st.st_gid)
+    owner = _owners.get(key)
     if owner is None:
-        owner = _owners[ids] = f"{_owner('u', ids[0]):<8} {_owner('g', ids[1]):<8}"
+        if len(_owners) > 4096:
+            _owners.clear()
+        user, group = owners(st.st_uid, st.st_gid)
+        owner = _owners[key] = f"{user:<8} {group:<8}"
     mtime = int(st.st_mtime)
     tkey = (mtime // 60, abs(now - mtime) < _SIX_MONTHS)
     when = _times.get(tkey)
@@ -213,11 +205,12 @@ def _batches(names: list[str], pattern: str | None,
 
 
 def _lines(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str,
-           facts: list[str], now: float, prefix: str) -> list[str]:
+           facts: list[str], now: float, prefix: str,
+           owners: Owners = numeric_owners) -> list[str]:
     if fmt == "nlst":
         return [prefix + name for name in names]
     if fmt == "list" and hasattr(fs, "lstat_entries"):
-        return [ls_line(fs, join(vdir, name), name, st, now)
+        return [ls_line(fs, join(vdir, name), name, st, now, owners)
                 for name, st in fs.lstat_entries(vdir, names)]
     out = []
     for name in names:
@@ -229,7 +222,7 @@ def _lines(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str,
         except OSError:  # vanished meanwhile
             continue
         if fmt == "list":
-            out.append(ls_line(fs, vpath, name, st, now))
+            out.append(ls_line(fs, vpath, name, st, now, owners))
         else:
             out.append(mlst_facts(name, st, perms, facts))
     return out
@@ -238,13 +231,13 @@ def _lines(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str,
 def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str = "",
              facts: list[str] | None = None, now: float | None = None, *,
              pattern: str | None = None, prefix: str = "",
-             limit: int | None = None) -> Iterator[bytes]:
+             limit: int | None = None, owners: Owners = numeric_owners) -> Iterator[bytes]:
     """Lines for *names* in *vdir* (those matching *pattern*, if given, at most *limit*
     of them), a slice per chunk; entries that vanish are skipped. NLST names carry
     *prefix* (the directory part of a pattern argument, as ``ls dir/*`` prints them).
     A chunk may be empty: a slice of matching found nothing, and the transport serves
-    other connections before asking again."""
+    other connections before asking again. Owner names come from *owners*."""
     when = time.time() if now is None else now
     for batch in _batches(names, pattern, limit):
-        lines = _lines(fs, vdir, batch, fmt, perms, facts or [], when, prefix)
+        lines = _lines(fs, vdir, batch, fmt, perms, facts or [], when, prefix, owners)
         yield "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")

@@ -1,8 +1,11 @@
 """The control-connection state machine: everything that changes session state lives here.
 
 Bytes come in through ``receive``; each public method returns the replies and
-actions (``core.actions``) the transport must carry out, in order. Nothing here
-does I/O on sockets; the filesystem is reached through the ``FileSystem`` object.
+actions (``core.actions``) the transport must carry out, in order. Nothing here does
+I/O: what the session needs from outside — the filesystem, a login check, a passive
+port, a delay — a command asks for by yielding an order, and the transport's
+``answer(result)`` / ``fail(exc)`` resumes it (``core.dispatch``). The session's
+state is one of ``core.states.State``, changed only through its transition table.
 """
 
 from __future__ import annotations
@@ -10,24 +13,18 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
 from ftpd.core import actions as A
+from ftpd.core import dispatch
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
-from ftpd.core.commands import (
-    ARG,
-    DEFAULT_TABLE,
-    NO_ARG,
-    Command,
-    CommandSpec,
-    CommandTable,
-    is_verb,
-)
-from ftpd.core.errors import FTPError, reply_for_oserror
+from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
 from ftpd.core.events import LogoutEvent, SessionInfo
+from ftpd.core.listing import numeric_owners
 from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
+from ftpd.core.states import ON_LINE, Event, State, transition
 from ftpd.core.throttle import LoginThrottle
 from ftpd.fs.base import FileSystem
 from ftpd.log import get_logger
@@ -35,26 +32,31 @@ from ftpd.log import get_logger
 log = get_logger("ftpd.session")
 
 MAX_QUEUED_LINES = 64
+_ASKS = (A.Call, A.ListenPassive, A.Authenticate, A.Wait, A.StartTransfer, A.StartTLS)
+_EVENT_OF = {A.StartTransfer: Event.TRANSFER, A.StartTLS: Event.TLS}
 
 
-_FS_CACHE: dict[str, Any] = {}  # home -> LocalFS
+def _no_filesystem(account: Account) -> FileSystem:
+    raise OSError(38, "no filesystem configured (SessionConfig.fs_factory)")
 
 
-def _local_fs(account: Account) -> FileSystem:
-    from ftpd.fs.local import LocalFS
+def _urandom_token(nbytes: int) -> str:
+    import os
 
-    fs = _FS_CACHE.get(account.home)
-    if fs is None or fs.replaced():  # the home was moved or recreated: a fresh handle
-        fs = _FS_CACHE[account.home] = LocalFS(account.home)
-    return fs
+    return os.urandom(nbytes).hex()
 
 
 class SessionConfig:
-    """What every session of one server shares: policy, limits and the command table.
-    Keywords only; ``replace(**changes)`` gives a modified copy."""
+    """What every session of one server shares: policy, limits, the command table, and
+    what the core gets from outside, injected: ``fs_factory`` (an account's filesystem;
+    called in the worker pool), ``owner_names`` (uid, gid -> names for LIST), ``clock``
+    and ``token`` (n random bytes as hex: STOU and atomic-upload names). Keywords only;
+    ``replace(**changes)`` gives a modified copy."""
 
     def __init__(self, *, table: CommandTable | None = None,
-                 fs_factory: Callable[[Account], FileSystem] = _local_fs,
+                 fs_factory: Callable[[Account], FileSystem] = _no_filesystem,
+                 owner_names: Callable[[int, int], tuple[str, str]] = numeric_owners,
+                 token: Callable[[int], str] = _urandom_token,
                  banner: str = "ftpd ready.", masquerade_address: str | None = None,
                  passive_ports: range | None = None, permit_foreign_addresses: bool = False,
                  max_bad_commands: int = 20, max_login_attempts: int = 3,
@@ -65,6 +67,8 @@ class SessionConfig:
                  clock: Callable[[], float] = time.time, shutting_down: bool = False) -> None:
         self.table = table if table is not None else _default_table()
         self.fs_factory = fs_factory
+        self.owner_names = owner_names
+        self.token = token
         self.banner = banner
         self.masquerade_address = masquerade_address
         self.passive_ports = passive_ports
@@ -99,15 +103,23 @@ def _default_table() -> CommandTable:
     return DEFAULT_TABLE
 
 
+class Suspended(NamedTuple):
+    """A command waiting at a ``yield``: its continuation is the generator itself."""
+
+    cmd: Command
+    steps: dispatch.Steps
+    order: Any
+
+
 class Session:
     """One FTP control connection, without its socket."""
 
-    __slots__ = ("_current", "_deferred", "_framer", "_out", "_queue", "_resume", "_waiting",
-                 "account", "bad_commands", "closed", "config", "cwd", "data_mode", "epsv_all",
-                 "fs", "lines_received", "local_host", "local_port", "login_failures",
-                 "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot", "rest", "rnfr",
-                 "scope", "session_id", "started", "starting_tls", "stats", "table",
-                 "tls_active", "transfer", "type", "username", "pending_quit", "__weakref__")
+    __slots__ = ("_closing", "_current", "_framer", "_out", "_queue", "_suspended",
+                 "_waiters", "account", "bad_commands", "commands_run", "config", "cwd",
+                 "data_mode", "epsv_all", "fs", "lines_received", "local_host", "local_port",
+                 "login_failures", "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot",
+                 "rest", "rnfr", "scope", "session_id", "started", "state", "stats", "table",
+                 "tls_active", "transfer", "type", "username", "__weakref__")
 
     def __init__(self, config: SessionConfig, peer: tuple[str, int], local: tuple[str, int],
                  session_id: str = "") -> None:
@@ -118,22 +130,21 @@ class Session:
         self.session_id = session_id
         self.scope: dict[str, Any] = {}  # per-session storage for modules
         self.started = config.clock()
+        self.state = State.GREETING
         self._framer = LineFramer(MAX_LINE)
         self._out: list[Any] = []
         self._queue: deque[bytes | LineTooLong] = deque()
-        self._deferred: Command | None = None
-        self._current: Command | None = None
-        self._waiting = False
-        self._resume: Callable[[], None] | None = None
-        self.closed = False
+        self._current: Command | None = None  # the command whose code runs now
+        self._suspended: Suspended | None = None  # the command the transport will answer
+        self._waiters: list[Suspended] = []  # commands waiting for it (QUIT, ABOR)
+        self._closing: str | None = None  # closed; the closing actions after its cleanup
         self.reset_login()
         self.stats = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
         self.bad_commands = 0
         self.login_failures = 0
+        self.commands_run = 0
         self.lines_received = 0  # the transport's idle clock counts whole lines only
-        # TLS state (control protection, data protection level)
         self.tls_active = config.implicit_tls
-        self.starting_tls = False  # AUTH TLS accepted, handshake not done yet
         self.pbsz_set = config.implicit_tls
         self.prot = "P" if config.implicit_tls else "C"
 
@@ -145,12 +156,23 @@ class Session:
         self.cwd = "/"
         self.type = "A"
         self.rest = 0
-        self.rnfr: str | None = None
+        self.rnfr: tuple[str, int] | None = None  # (path, commands_run when RNFR ran)
         self.data_mode: tuple[Any, ...] | None = None
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
-        self.pending_quit: Command | None = None  # QUIT sent during a transfer
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def expecting(self) -> bool:
+        """Whether a command waits for the transport's answer (else one is dropped)."""
+        return self._suspended is not None
+
+    def _to(self, event: Event) -> None:
+        self.state = transition(self.state, event)
 
     # -- outputs -------------------------------------------------------------
     def _take(self) -> list[Any]:
@@ -159,15 +181,24 @@ class Session:
 
     def reply(self, code: int, *lines: str) -> None:
         """Send a reply outside the response chains (preliminary 150/125, 421)."""
-        self._out.append(Reply.of(code, *lines))
+        if not self.closed:
+            self._out.append(Reply.of(code, *lines))
 
     def act(self, action: Any) -> None:
         self._out.append(action)
 
     def emit(self, name: str, data: Any = None) -> None:
         """Raise an event; it reaches the bus after the current reply is sent."""
-        cmd = self._current or self._deferred
+        cmd = self._current
         (cmd.after if cmd is not None else self._out).append(A.Emit(name, data))
+
+    def ask(self, fn: Callable[..., Any], *args: Any) -> A.Call:
+        """The order for ``fn(*args)`` off the loop: ``result = yield s.ask(fn, ...)``."""
+        return A.Call(fn, args)
+
+    def cleanup(self, fn: Callable[..., Any], *args: Any) -> A.Call:
+        """``ask`` for a call that must happen even if the client has gone."""
+        return A.Call(fn, args, cleanup=True)
 
     def info(self) -> SessionInfo:
         acc = self.account
@@ -183,82 +214,53 @@ class Session:
         """The greeting (or 421 when the server is full or stopping)."""
         from ftpd.core.events import ConnectEvent
 
+        self._to(Event.START)
         self.reply(220, *self.config.banner.split("\n"))  # a multi-line banner: 220-
         self.emit("session.connect", ConnectEvent(self.info(), self.now()))
+        self._settle()
         return self._take()
 
     def refuse(self, text: str) -> list[Any]:
         """Greet with 421 and close (connection caps, server stopping)."""
         self.reply(421, text)
         self.act(A.Close("REFUSED"))
-        self.closed = True
+        self._to(Event.CLOSE)
         return self._take()
 
     def receive(self, data: bytes) -> list[Any]:
         """Bytes from the client; returns what to do about them."""
         for line in self._framer.feed(data):
-            if self.closed:
+            rule = ON_LINE[self.state]
+            if rule == "drop":
+                self._drop_cleartext()
                 break
             self.lines_received += 1
-            self._on_line(line)
-            if self.starting_tls:
-                # Nothing sent in the clear after AUTH TLS may run inside the protected
-                # session (STARTTLS command injection): drop the rest of this input.
-                self._framer = LineFramer(MAX_LINE)
-                self._queue.clear()
+            self._on_line(line, rule)
+            if self.state is State.STARTING_TLS:
+                self._drop_cleartext()
                 break
         return self._take()
 
-    def passive_listening(self, host: str, port: int) -> list[Any]:
-        cmd = self._deferred
-        if cmd is not None and cmd.verb in ("PASV", "EPSV"):
-            self.data_mode = ("passive",)
-            if cmd.verb == "PASV":
-                addr = self.config.masquerade_address or host
-                h = addr.replace(".", ",")
-                cmd.add(227, f"Entering Passive Mode ({h},{port >> 8},{port & 0xFF}).")
-            else:
-                cmd.add(229, f"Entering Extended Passive Mode (|||{port}|)")
-            self._complete(cmd)
+    def answer(self, result: Any = None) -> list[Any]:
+        """The transport carried out the order the suspended command yielded."""
+        self._wake(result, None)
+        self._settle()
         return self._take()
 
-    def passive_failed(self, reason: str) -> list[Any]:
-        cmd = self._deferred
-        if cmd is not None and cmd.verb in ("PASV", "EPSV"):
-            cmd.add_err(425, f"Can't open passive connection: {reason}")
-            self._complete(cmd)
+    def fail(self, exc: BaseException) -> list[Any]:
+        """The order failed: *exc* is raised in the command at its ``yield``."""
+        self._wake(None, exc)
+        self._settle()
         return self._take()
 
-    def auth_result(self, account: Account | None) -> list[Any]:
-        from ftpd.core.handlers.login import finish_login
-
-        cmd = self._deferred
-        if cmd is not None and cmd.verb == "PASS":
-            finish_login(self, cmd, account)
-        return self._take()
-
-    def resume(self) -> list[Any]:
-        """A ``Wait`` has elapsed."""
-        self._waiting = False
-        cont, self._resume = self._resume, None
-        if cont is not None:
-            cont()
-        self._drain()
-        return self._take()
-
-    def transfer_finished(self, error: str | OSError | None = None) -> list[Any]:
-        """The transport finished (or failed) the current transfer. *error*: None for
-        success, "connect" (no data connection), "timeout", "reset" (lost mid-way),
-        "aborted", or the OSError a file operation raised."""
-        from ftpd.core.handlers.transfer import end_transfer
-
-        if self.transfer is not None and self._deferred is not None:
-            end_transfer(self, self._deferred, error)
-        return self._take()
+    def abort_transfer(self) -> None:
+        """ABOR: the transfer's command goes on from its ``yield`` with "aborted"."""
+        if self.state is State.TRANSFER:
+            self._wake("aborted", None)
 
     def timeout(self) -> list[Any]:
         """The control connection was idle too long."""
-        if self.transfer is None:
+        if self._may_close_now():
             self.reply(421, "Timeout: closing control connection.")
             self._close("TIMEOUT")
         return self._take()
@@ -266,161 +268,115 @@ class Session:
     def shutdown(self) -> list[Any]:
         """The server is stopping: idle sessions go now, a transfer finishes first."""
         self.config.shutting_down = True
-        if self.transfer is None and not self.closed:
+        if self._may_close_now():
             self.reply(421, "Server shutting down.")
             self._close("SHUTDOWN")
         return self._take()
 
     def connection_lost(self) -> list[Any]:
-        """The client went away (EOF or error) without QUIT."""
-        if not self.closed:
-            if self.transfer is not None and self._deferred is not None:
-                from ftpd.core.handlers.transfer import end_transfer
-
-                end_transfer(self, self._deferred, "reset")
-            self._close("EOF", send=False)
+        """The client went away (EOF or error) without QUIT: a running transfer ends
+        as "reset" (its end still closes the file), then the session closes."""
+        self._close("EOF")
+        self._settle()
         return self._take()
 
-    def tls_established(self) -> list[Any]:
-        self.tls_active = True
-        self.starting_tls = False
-        return self._take()
+    # -- running commands ------------------------------------------------------
+    def _drop_cleartext(self) -> None:
+        # Nothing sent in the clear after AUTH TLS may run inside the protected
+        # session (STARTTLS command injection): drop the rest of this input.
+        self._framer = LineFramer(MAX_LINE)
+        self._queue.clear()
 
-    # -- dispatch --------------------------------------------------------------
-    def _busy(self) -> bool:
-        return self._deferred is not None or self._waiting
-
-    def _on_line(self, line: bytes | LineTooLong) -> None:
-        if not self._busy():
+    def _on_line(self, line: bytes | LineTooLong, rule: str) -> None:
+        if (rule == "run" and not self._queue) or (rule == "urgent" and self._acts_now(line)):
             self._execute(line)
-            return
-        if self.transfer is not None and self._acts_now(line):
-            self._execute(line)
-            return
-        if len(self._queue) >= MAX_QUEUED_LINES:
+        elif len(self._queue) >= MAX_QUEUED_LINES:
             self.reply(421, "Too many pipelined commands.")
             self._close("ERROR")
-            return
-        self._queue.append(line)
+        else:
+            self._queue.append(line)
+        self._settle()
 
     def _acts_now(self, line: bytes | LineTooLong) -> bool:
         """During a transfer, may *line* overtake what is queued? A ``during_transfer``
         command acts at once only while nothing is queued, so replies keep the order of
         the commands; ``ABOR`` alone always acts at once (it ends the transfer the
         queued lines wait for)."""
-        if isinstance(line, LineTooLong):
+        verb = dispatch.line_verb(line)
+        spec = self.table.commands.get(verb) if verb else None
+        if spec is None or not spec.during_transfer:
             return False
-        verb = line.lstrip(b" ").split(b" ", 1)[0].upper()
-        if verb == b"ABOR":
-            return True
-        if self._queue:
-            return False
-        spec = self.table.commands.get(verb.decode("ascii", "replace"))
-        return spec is not None and spec.during_transfer
-
-    def _drain(self) -> None:
-        while self._queue and not self._busy() and not self.closed:
-            self._execute(self._queue.popleft())
-            if self.starting_tls:  # queued cleartext never runs inside TLS
-                self._queue.clear()
-                self._framer = LineFramer(MAX_LINE)
+        return not self._queue or spec.overtakes
 
     def _execute(self, line: bytes | LineTooLong) -> None:
-        if isinstance(line, LineTooLong):
-            self._bad(500, f"Command line too long (limit {MAX_LINE} bytes).")
+        parsed = dispatch.parse(line, self.table)
+        if isinstance(parsed[0], int):
+            self.reply(*parsed)
+            self._count_bad(parsed[0])
             return
-        text = line.decode("utf-8", "surrogateescape").lstrip(" ")
-        if "\0" in text:
-            self._bad(501, "Command contains a NUL byte.")
-            return
-        verb, _, arg = text.partition(" ")
-        if not verb:
-            self._bad(500, "Empty command.")
-            return
-        if not is_verb(verb):
-            self._bad(500, "Syntax error, command unrecognized.")
-            return
-        verb = verb.upper()
-        spec = self.table.commands.get(verb)
-        if spec is None:
-            self._bad(500, f"Unknown command {verb}.")
-            return
-        log.debug("[%s] %s %s", self.session_id, verb, "****" if verb == "PASS" else arg)
-        self.run(spec, Command(verb, arg))
-
-    def _bad(self, code: int, text: str) -> None:
-        self.reply(code, text)
-        self._count_bad(code)
-
-    def _count_bad(self, code: int) -> None:
-        if code in (500, 501, 502, 503, 504):
-            self.bad_commands += 1
-            if self.bad_commands >= self.config.max_bad_commands:
-                self.reply(421, "Too many bad commands, closing control connection.")
-                self._close("ERROR")
-        else:
-            self.bad_commands = 0
-
-    def check(self, spec: CommandSpec, cmd: Command) -> bool:
-        """The generic checks every command gets: argument rule, login, permission."""
-        if spec.arg == ARG and not cmd.arg.strip():
-            cmd.add_err(501, f"Syntax error: {spec.name} needs an argument.")
-        elif spec.arg == NO_ARG and cmd.arg.strip():
-            cmd.add_err(501, f"Syntax error: {spec.name} takes no argument.")
-        elif spec.login and self.account is None:
-            cmd.add_err(530, "Please log in with USER and PASS first.")
-        elif spec.perm and self.account is not None and not self.account.can(spec.perm):
-            cmd.add_err(550, "Permission denied.")
-            cmd.info["refused"] = True
-        return not cmd.failed
+        spec, cmd = parsed
+        log.debug("[%s] %s %s", self.session_id, cmd.verb, "****" if spec.secret else cmd.arg)
+        self.run(spec, cmd)
 
     def run(self, spec: CommandSpec, cmd: Command) -> None:
-        """Checks, PRE hooks, the handler, then (unless deferred) POST hooks and the reply."""
-        outer, self._current = self._current, cmd
+        """Checks, PRE hooks, the handler; then (now or once it stops waiting) POST
+        hooks and the reply."""
+        self.commands_run += 1
+        self._advance(Suspended(cmd, dispatch.command_steps(self, spec, cmd), None), None, None)
+
+    def _advance(self, at: Suspended, value: Any, exc: BaseException | None) -> None:
+        """Run a command on from its ``yield`` (or its start) to its next order or end."""
+        outer, self._current = self._current, at.cmd
         try:
-            if self.check(spec, cmd):
-                for hook in self.table.hooks("pre", spec.name):
-                    self._call(hook, cmd)
-                    if cmd.failed:
-                        break
-                if not cmd.failed:
-                    self._call(spec.handler, cmd)
+            order = at.steps.throw(exc) if exc is not None else at.steps.send(value)
+        except StopIteration:
+            order = None
         finally:
             self._current = outer
-        if spec.name not in ("RNFR", "RNTO"):
-            self.rnfr = None
-        if not cmd.deferred:
-            self._complete(cmd)
-        elif self._deferred is None:
-            self._deferred = cmd
+        if order is None:
+            self._complete(at.cmd)
+        else:
+            self._suspend(Suspended(at.cmd, at.steps, order))
 
-    def _call(self, fn: Callable[[Session, Command], None], cmd: Command) -> None:
-        try:
-            fn(self, cmd)
-        except FTPError as exc:
-            cmd.add_err(exc.code, exc.text)
-        except OSError as exc:
-            cmd.add_err(*reply_for_oserror(exc))
-            cmd.info["errno"] = exc.errno
-        except Exception:
-            log.exception("[%s] internal error in %s", self.session_id, cmd.verb)
-            cmd.deferred = False
-            cmd.add_err(451, f"Internal error while processing {cmd.verb}; the session goes on.")
+    def _suspend(self, at: Suspended) -> None:
+        order = at.order
+        if isinstance(order, A.AwaitCommand):
+            if self._suspended is None:  # nothing to wait for
+                self._advance(at, None, None)
+            else:
+                self._waiters.insert(0 if order.first else len(self._waiters), at)
+            return
+        if not isinstance(order, _ASKS) or self._suspended is not None:
+            problem = TypeError(f"{at.cmd.verb} yielded {order!r}" if self._suspended is None
+                                else f"{at.cmd.verb} may not wait while another command does")
+            self._advance(at, None, problem)
+            return
+        if getattr(order, "after_reply", False):
+            self._count_bad(self._send_reply(at.cmd))
+        self._suspended = at
+        self._to(_EVENT_OF.get(type(order), Event.ASK))
+        self._out.append(order)
+
+    def _wake(self, value: Any, exc: BaseException | None) -> None:
+        at = self._suspended
+        if at is not None:
+            self._suspended = None
+            self._to(Event.ANSWER)
+            self._advance(at, value, exc)
 
     def _complete(self, cmd: Command) -> None:
         """POST hooks, then exactly one reply from the chain matching the outcome."""
-        if self._deferred is cmd:
-            self._deferred = None
-        cmd.deferred = False
+        code = None if cmd.replied else self._send_reply(cmd)
+        self._out.extend(cmd.after)
+        if any(isinstance(a, A.Close) for a in cmd.after):
+            self._close(None)
+        if code is not None:
+            self._count_bad(code)
+
+    def _send_reply(self, cmd: Command) -> int:
         outer, self._current = self._current, cmd
-        when = "post_err" if cmd.failed else "post"
         try:
-            for hook in self.table.hooks(when, cmd.verb):
-                self._call(hook, cmd)
-            sub = cmd.info.get("site")  # a SITE subcommand's own hooks follow SITE's
-            if sub is not None:
-                for hook in self.table.hooks(when, "SITE " + sub, everywhere=False):
-                    self._call(hook, cmd)
+            dispatch.run_post_hooks(self, cmd)
         finally:
             self._current = outer
         chain = cmd.err if cmd.failed else cmd.ok
@@ -432,41 +388,91 @@ class Session:
         if reply is None:
             log.error("[%s] %s produced no reply", self.session_id, cmd.verb)
             reply = Reply.of(451, f"Internal error: {cmd.verb} produced no reply.")
-        self._out.append(reply)
-        self._out.extend(cmd.after)
-        self._count_bad(reply.code)
-        if any(isinstance(a, A.Close) for a in cmd.after):
-            self.closed = True
-        if self._current is None:
-            self._after_transfer()
-            self._drain()
+        cmd.replied = True
+        if not self.closed:  # after the close, a cleanup's reply has nobody to go to
+            self._out.append(reply)
+        return reply.code
 
-    def _after_transfer(self) -> None:
-        """Once the transfer is over and no command is running (ABOR's own 226 included):
-        answer a QUIT that waited for it, or leave if the server is stopping."""
-        if self.transfer is not None or self.closed:
+    def _settle(self) -> None:
+        """Once no command waits for the transport: the commands that waited for it
+        (ABOR, a QUIT sent during a transfer), a close that waited for a cleanup, the
+        server's stop, then the queued lines, in order. During a transfer: the queued
+        lines that act during one."""
+        while self._current is None:
+            if self._suspended is not None:
+                line = self._queued_urgent() if self.state is State.TRANSFER else None
+                if line is None:
+                    return
+                self._execute(line)
+            elif self._waiters:
+                self._advance(self._waiters.pop(0), None, None)
+            elif self._closing is not None:
+                reason, self._closing = self._closing, None
+                self._out.extend(self.closing_actions(reason))
+            elif self.closed:
+                return
+            elif self.config.shutting_down:
+                self.reply(421, "Server shutting down.")
+                self._close("SHUTDOWN")
+            elif self._queue and self.state is State.READY:
+                self._execute(self._queue.popleft())
+                if self.state is State.STARTING_TLS:  # queued cleartext never runs in TLS
+                    self._drop_cleartext()
+            else:
+                return
+
+    def _queued_urgent(self) -> bytes | LineTooLong | None:
+        """A line queued while a command waited that may act now its transfer runs, as
+        if it had come just now: the head of the queue if it acts during a transfer, else
+        an ABOR anywhere in it. Removed from the queue."""
+        for i, line in enumerate(self._queue):
+            verb = dispatch.line_verb(line)
+            spec = self.table.commands.get(verb) if verb else None
+            if spec is not None and spec.during_transfer and (i == 0 or spec.overtakes):
+                del self._queue[i]
+                return line
+        return None
+
+    def _may_close_now(self) -> bool:
+        """No transfer runs and no cleanup must finish first (timeout, shutdown)."""
+        if self.closed or self.state in (State.TRANSFER, State.STARTING_TLS):
+            return False
+        at = self._suspended
+        return at is None or not (isinstance(at.order, A.Call) and at.order.cleanup)
+
+    def _count_bad(self, code: int) -> None:
+        if code in (500, 501, 502, 503, 504):
+            self.bad_commands += 1
+            if self.bad_commands >= self.config.max_bad_commands:
+                self.reply(421, "Too many bad commands, closing control connection.")
+                self._close("ERROR")
+        else:
+            self.bad_commands = 0
+
+    def _close(self, reason: str | None) -> None:
+        """End the session; *reason* None: the closing actions are already out (QUIT).
+        A running transfer ends as "reset" and its command finishes (the file closed,
+        the event raised) before the closing actions; any other waiting command is
+        abandoned (the transport drops its answer)."""
+        if self.closed:
             return
-        quit_cmd, self.pending_quit = self.pending_quit, None
-        if quit_cmd is not None:
-            quit_cmd.add(221, "Goodbye.")
-            quit_cmd.after.extend(self.closing_actions("QUIT"))
-            self._complete(quit_cmd)
-        elif self.config.shutting_down and not self._busy():
-            self.reply(421, "Server shutting down.")
-            self._close("SHUTDOWN")
-
-    def defer_reply(self, cmd: Command, seconds: float, then: Callable[[], None]) -> None:
-        """Hold *cmd*'s reply for *seconds* (the loop goes on), then run *then*."""
-        cmd.deferred = True
-        self._deferred = cmd
-        self._waiting = True
-        self._resume = then
-        self._out.append(A.Wait(seconds))
-
-    def _close(self, reason: str, send: bool = True) -> None:
-        if not self.closed:
-            self.closed = True
-            self._out.extend(self.closing_actions(reason))
+        transferring = self.state is State.TRANSFER
+        self._to(Event.CLOSE)
+        self._queue.clear()
+        for waiter in self._waiters:
+            waiter.steps.close()
+        self._waiters.clear()
+        if transferring:
+            self._wake("reset", None)
+        at = self._suspended
+        if at is not None and not (isinstance(at.order, A.Call) and at.order.cleanup):
+            self._suspended = None
+            at.steps.close()
+        if reason is not None:
+            if self._suspended is not None:
+                self._closing = reason
+            else:
+                self._out.extend(self.closing_actions(reason))
 
     def closing_actions(self, reason: str) -> list[Any]:
         """What ends a session: the disconnect event (always: the session log's DISCONNECT
@@ -481,6 +487,9 @@ class Session:
         return LogoutEvent(self.info(), now, now - self.started, reason=reason, **self.stats)
 
     # -- helpers for handlers ----------------------------------------------------
+    def check(self, spec: CommandSpec, cmd: Command) -> bool:
+        return dispatch.check(self, spec, cmd)
+
     def resolve(self, arg: str) -> str:
         return resolve(self.cwd, arg)
 

@@ -1,13 +1,17 @@
-"""An in-memory filesystem, for embedding and for tests of the core."""
+"""An in-memory filesystem, for embedding and for tests of the core. Thread-safe: the
+server calls a filesystem from its worker pool, several sessions at once."""
 
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import stat
+import threading
 import time
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 from ftpd.core.paths import resolve
 
@@ -72,10 +76,25 @@ def _err(code: int, path: str) -> OSError:
     return OSError(code, os.strerror(code), path)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One operation at a time: a check and its change (an exclusive create, a rename
+    that must not replace) are one step for every other thread."""
+    @functools.wraps(method)
+    def run(self: MemoryFS, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class MemoryFS:
     """A tree of directories and byte strings held in memory."""
 
     def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self._lock = threading.RLock()
         self._root = _Dir()
         for path, data in (files or {}).items():
             self.makedirs(os.path.dirname(resolve("/", path)))
@@ -120,24 +139,29 @@ class MemoryFS:
                                int(node.mtime), node.mtime, node.mtime))
 
     # -- the FileSystem interface -------------------------------------------------
+    @_locked
     def stat(self, vpath: str) -> os.stat_result:
         return self._stat(self._walk(vpath))
 
+    @_locked
     def lstat(self, vpath: str) -> os.stat_result:
         return self._stat(self._walk(vpath, follow=False))
 
+    @_locked
     def listdir(self, vpath: str) -> list[str]:
         node = self._walk(vpath)
         if not isinstance(node, _Dir):
             raise _err(errno.ENOTDIR, vpath)
         return list(node.children)
 
+    @_locked
     def readlink(self, vpath: str) -> str:
         node = self._walk(vpath, follow=False)
         if not isinstance(node, _Link):
             raise _err(errno.EINVAL, vpath)
         return node.target
 
+    @_locked
     def open_read(self, vpath: str) -> BinaryIO:
         node = self._walk(vpath)
         if isinstance(node, _Dir):
@@ -145,6 +169,7 @@ class MemoryFS:
         assert isinstance(node, _File)
         return io.BytesIO(bytes(node.data))
 
+    @_locked
     def open_write(self, vpath: str, *, offset: int = 0, append: bool = False,
                    exclusive: bool = False) -> BinaryIO:
         parent, name = self._parent(vpath, errno.EISDIR)
@@ -163,12 +188,14 @@ class MemoryFS:
         # unbuffered, like LocalFS: what was written is visible at once
         return _Writer(node, offset, append)  # type: ignore[return-value]
 
+    @_locked
     def mkdir(self, vpath: str) -> None:
         parent, name = self._parent(vpath, errno.EEXIST)
         if name in parent.children:
             raise _err(errno.EEXIST, vpath)
         parent.children[name] = _Dir()
 
+    @_locked
     def makedirs(self, vpath: str) -> None:
         node = self._root
         for part in [p for p in vpath.split("/") if p]:
@@ -179,6 +206,7 @@ class MemoryFS:
                 raise _err(errno.ENOTDIR, vpath)
             node = child
 
+    @_locked
     def rmdir(self, vpath: str) -> None:
         parent, name = self._parent(vpath)
         node = parent.children.get(name)
@@ -190,6 +218,7 @@ class MemoryFS:
             raise _err(errno.ENOTEMPTY, vpath)
         del parent.children[name]
 
+    @_locked
     def remove(self, vpath: str) -> None:
         parent, name = self._parent(vpath, errno.EISDIR)
         node = parent.children.get(name)
@@ -199,6 +228,7 @@ class MemoryFS:
             raise _err(errno.EISDIR, vpath)
         del parent.children[name]
 
+    @_locked
     def rename(self, src: str, dst: str, *, replace: bool = True) -> None:
         sparent, sname = self._parent(src)
         node = sparent.children.get(sname)
@@ -219,13 +249,16 @@ class MemoryFS:
         del sparent.children[sname]
         dparent.children[dname] = node
 
+    @_locked
     def chmod(self, vpath: str, mode: int) -> None:
         node = self._walk(vpath)
         node.mode = stat.S_IFMT(node.mode) | (mode & 0o7777)
 
+    @_locked
     def utime(self, vpath: str, mtime: float) -> None:
         self._walk(vpath).mtime = mtime
 
+    @_locked
     def symlink(self, target: str, vlink: str) -> None:
         parent, name = self._parent(vlink, errno.EEXIST)
         if name in parent.children:

@@ -52,15 +52,23 @@ class ChunkPool:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftpd-data")
         loop = self.loop
 
+        def back(result: Any, exc: BaseException | None) -> None:
+            loop.outstanding -= 1
+            landed(result, exc)
+
         def work() -> None:
             try:
                 result = job()
             except BaseException as exc:  # noqa: BLE001 - every failure must land once
-                loop.call_soon_threadsafe(landed, None, exc)
+                loop.call_soon_threadsafe(back, None, exc)
             else:
-                loop.call_soon_threadsafe(landed, result, None)
+                loop.call_soon_threadsafe(back, result, None)
 
-        self._executor.submit(work)
+        loop.outstanding += 1  # the loop is not idle while a chunk is out (virtual time)
+        try:
+            self._executor.submit(work)
+        except RuntimeError as exc:  # the pool is shut down: the server is stopping
+            back(None, exc)
 
     def shutdown(self) -> None:
         if self._executor is not None:

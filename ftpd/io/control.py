@@ -4,7 +4,6 @@ TLS on the control channel when asked."""
 
 from __future__ import annotations
 
-import errno
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -158,6 +157,8 @@ class ControlConnection:
             if kind is A.Emit:  # facts are reported even if the client is gone
                 self.flush()
                 self.server.bus.generate(item.name, item.data)
+            elif kind is A.Call:  # even if the client is gone: a cleanup must happen
+                self.server.run_in_pool(item.fn, item.args, self._answered)
             elif not self.closed:
                 do = self._ORDERS.get(kind)
                 if do is None:
@@ -193,25 +194,39 @@ class ControlConnection:
         try:
             port = self.data.listen(item.ports, item.allowed_peer)
         except OSError as exc:
-            reason = "no free passive port" if exc.errno == errno.EADDRINUSE else exc.strerror
-            self.call(self.session.passive_failed, reason or "error")
+            self.call(self.session.fail, exc)
             return
-        self.call(self.session.passive_listening, self.local[0], port)
+        self.call(self.session.answer, port)
+
+    def _answered(self, result: Any, exc: BaseException | None) -> None:
+        """A Call came back from the worker pool (on the loop, posted by the pool)."""
+        if not self.session.expecting:  # the session closed meanwhile: nobody wants it
+            close = getattr(result, "close", None)
+            if close is not None:  # a file it opened: closed off the loop too
+                self.server.run_in_pool(close, (), _ignore)
+            if not self.session.closed:
+                log.error("%s: an answer nobody waits for", self.peer[0])
+        elif exc is not None:
+            self.call(self.session.fail, exc)
+        else:
+            self.call(self.session.answer, result)
+        if self.closed and not self.session.expecting:
+            self.server.connection_closed(self)  # a lingering cleanup has finished
 
     def _transfer_done(self, error: Any) -> None:
         if not self.closed:
-            self.call(self.session.transfer_finished, error)
+            self.call(self.session.answer, error)
 
     def _auth_done(self, account: Any) -> None:
         if not self.closed:
-            self.call(self.session.auth_result, account)
+            self.call(self.session.answer, account)
 
     def _resume(self) -> None:
         if not self.closed:
-            self.call(self.session.resume)
+            self.call(self.session.answer)
 
     def _tls_ready(self) -> None:
-        self.call(self.session.tls_established)
+        self.call(self.session.answer)
 
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -251,14 +266,17 @@ class ControlConnection:
         if self._data is not None:
             self._data.close()
         self.stream.close()
-        for item in leftover:
-            if isinstance(item, A.Emit):
-                self.server.bus.generate(item.name, item.data)
-        self.server.connection_closed(self)
+        self._process(leftover)  # events, and the cleanups of a transfer cut short
+        if not self.session.expecting:  # else once the cleanup is done (_answered)
+            self.server.connection_closed(self)
 
     @property
     def transferring(self) -> bool:
         return self._data is not None and self._data.busy
+
+
+def _ignore(result: Any, exc: BaseException | None) -> None:
+    pass
 
 
 ControlConnection._ORDERS = {  # one dict look-up per order, not a chain of isinstance

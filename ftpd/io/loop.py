@@ -43,6 +43,9 @@ class EventLoop:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        # calls handed to worker threads whose answers the loop awaits (Server.run_in_pool):
+        # while there are some the loop is not idle, and a virtual clock must not jump
+        self.outstanding = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -165,7 +168,7 @@ class EventLoop:
         elif self._timers:
             timeout = self.clock.select_timeout(self._timers[0][0] - self.time())
         events = self.selector.select(timeout)
-        if not events and not self._ready and self._timers:
+        if not events and not self._ready and self._timers and not self.outstanding:
             self.clock.idle(self._timers[0][0])  # a virtual clock may jump to the timer
         for key, mask in events:
             reader, writer = key.data

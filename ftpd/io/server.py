@@ -34,19 +34,21 @@ class ServerOptions(Record):
     """Limits and timers of the transport (the core's policy is SessionConfig)."""
 
     __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
-                 "idle_timeout", "shutdown_timeout", "auth_workers", "server_id",
-                 "proxy_networks", "access")
+                 "idle_timeout", "shutdown_timeout", "auth_workers", "fs_workers",
+                 "server_id", "proxy_networks", "access")
 
     def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
                  max_connections: int = 512, max_connections_per_ip: int = 0,
                  idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
-                 auth_workers: int = 2, server_id: str | None = None,
-                 proxy_networks: Any = None, access: Any = None) -> None:
+                 auth_workers: int = 2, fs_workers: int = 8,
+                 server_id: str | None = None, proxy_networks: Any = None,
+                 access: Any = None) -> None:
         self.timeout, self.data_timeout = timeout, data_timeout
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
         self.idle_timeout, self.shutdown_timeout = idle_timeout, shutdown_timeout
         self.auth_workers = auth_workers
+        self.fs_workers = fs_workers
         self.server_id = server_id or os.uname().nodename  # --server-id: in session ids
         # ftpd.io.proxyread.ProxyNetworks (--proxy-protocol), or None: peers that must
         # begin with a PROXY header, whose carried client address is then the peer
@@ -85,6 +87,7 @@ class Server:
         self._idle_timer: TimerHandle | None = None
         self._executor: Any = None
         self.chunk_pool = ChunkPool(self.loop)  # data chunks of pool-fed transfers
+        self._fs_pool: Any = None
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
@@ -218,12 +221,40 @@ class Server:
                 self._arm_idle_timer()
 
     def start_workers(self) -> None:
-        """The auth worker pool (created on first use, or before privileges drop)."""
+        """The worker pools: the auth pool (password hashing) and the filesystem pool
+        (the core's asks). Made on first use, or before privileges drop (--run-as)."""
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(self.options.auth_workers,
                                                 thread_name_prefix="ftpd-auth")
+        self._start_fs_pool()
+
+    def _start_fs_pool(self) -> Any:
+        if self._fs_pool is None:
+            from ftpd.io.pool import WorkerPool
+
+            self._fs_pool = WorkerPool(self.options.fs_workers, self.loop.call_soon_threadsafe)
+        return self._fs_pool
+
+    def run_in_pool(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                    done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run a session's ``Call`` (a filesystem call) in the filesystem worker pool;
+        ``done(result, exc)`` runs on the loop. A pool of its own, not the auth pool:
+        a slow or hung storage must not hold up logins, nor slow password hashing
+        the file operations of sessions already in. Bounded: a storage that hangs
+        ties up at most ``fs_workers`` threads; further calls wait in its queue."""
+        loop = self.loop
+
+        def answered(result: Any, exc: BaseException | None) -> None:
+            loop.outstanding -= 1
+            done(result, exc)
+
+        loop.outstanding += 1  # the loop is not idle while a call is out (virtual time)
+        try:
+            self._start_fs_pool().submit(fn, args, answered)
+        except RuntimeError as exc:  # the pool is shut down: the server is stopping
+            answered(None, exc)
 
     def authenticate(self, username: str, password: str, done: Callable[[Any], None]) -> None:
         """Run the authorizer off the loop (password hashing is slow by design)."""
@@ -236,6 +267,11 @@ class Server:
             self.loop.call_soon(done, account)
             return
         self.start_workers()
+        loop = self.loop
+
+        def answered(account: Any) -> None:
+            loop.outstanding -= 1
+            done(account)
 
         def check() -> None:
             try:
@@ -243,8 +279,9 @@ class Server:
             except Exception:
                 log.exception("authorizer failed for %r", username)
                 account = None
-            self.loop.call_soon_threadsafe(done, account)
+            loop.call_soon_threadsafe(answered, account)
 
+        loop.outstanding += 1  # the loop is not idle while a check is out (virtual time)
         self._executor.submit(check)
 
     # -- listening ----------------------------------------------------------------------
@@ -415,5 +452,7 @@ class Server:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.chunk_pool.shutdown()
+        if self._fs_pool is not None:
+            self._fs_pool.shutdown()
         self.loop.close()
 

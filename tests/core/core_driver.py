@@ -1,10 +1,12 @@
 """A test driver that plays the transport for a sans-IO ``Session``.
 
-It answers every action the core gives the way a real transport would, but
-synchronously and in memory: ``Authenticate`` is answered from an authorizer,
-``ListenPassive`` with a fixed address, ``StartTransfer`` by pumping the
-transfer's bytes through its transform, ``Wait`` by advancing a fake clock and
-calling ``resume()``. Replies, events and actions are recorded in order.
+It answers every order the core gives the way a real transport would, but
+synchronously and in memory, through ``Session.answer``/``Session.fail``: ``Call``
+by calling it here (the real transport uses its worker pool), ``Authenticate`` from
+an authorizer, ``ListenPassive`` with a fixed port, ``StartTransfer`` by pumping the
+transfer's bytes through its transform, ``Wait`` by advancing a fake clock.
+``StartTLS`` is left to the test (``d.process(d.session.answer())`` when the
+handshake is "done"). Replies, events and actions are recorded in order.
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ class FakeClock:
         self.now += seconds
 
 
+class Tokens:
+    """Deterministic "random" names: t0, t1, ... padded to the asked length."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, nbytes: int) -> str:
+        self.count += 1
+        return f"{self.count:0{2 * nbytes}x}"
+
+
 class Driver:
     """One session and the in-memory transport around it."""
 
@@ -45,6 +58,7 @@ class Driver:
         self.fs = fs if fs is not None else MemoryFS()
         if config is None:
             self.clock = clock or FakeClock()
+            config_kw.setdefault("token", Tokens())
             config = SessionConfig(fs_factory=lambda acc: self.fs, clock=self.clock, **config_kw)
         else:
             assert not config_kw
@@ -65,6 +79,8 @@ class Driver:
         self.pending: A.Transfer | None = None
         self.transfer_error: Any = None  # what the next auto-run transfer reports
         self.auto_resume = True
+        self.hold_calls = False  # leave Calls pending (``release``) instead of answering
+        self.calls: list[A.Call] = []
         self.process(self.session.start())
 
     # -- carrying out actions ------------------------------------------------------
@@ -75,11 +91,16 @@ class Driver:
                 self.replies.append(item)
             elif isinstance(item, A.Emit):
                 self.events.append(item)
+            elif isinstance(item, A.Call):
+                if self.hold_calls:
+                    self.calls.append(item)
+                else:
+                    self.call(item)
             elif isinstance(item, A.Authenticate):
                 account = self.authorizer.authenticate(item.username, item.password)
-                self.process(self.session.auth_result(account))
+                self.process(self.session.answer(account))
             elif isinstance(item, A.ListenPassive):
-                self.process(self.session.passive_listening(*PASV_ADDR))
+                self.process(self.session.answer(PASV_ADDR[1]))
             elif isinstance(item, A.StartTransfer):
                 if self.hold:
                     self.pending = item.transfer
@@ -90,9 +111,29 @@ class Driver:
                 self.waits.append(item.seconds)
                 if self.auto_resume:
                     self.clock.advance(item.seconds)
-                    self.process(self.session.resume())
+                    self.process(self.session.answer())
             elif isinstance(item, A.Close):
                 self.closed = item
+
+    def call(self, order: A.Call) -> None:
+        """What io/control.py does with a Call, but at once and on this thread."""
+        try:
+            result = order.fn(*order.args)
+        except Exception as exc:
+            self.process(self.session.fail(exc))
+            return
+        if not self.session.expecting:  # the session closed meanwhile: drop the result
+            getattr(result, "close", lambda: None)()
+            return
+        self.process(self.session.answer(result))
+
+    def release(self) -> None:
+        """Answer the oldest held Call."""
+        self.call(self.calls.pop(0))
+
+    def resume(self) -> None:
+        """The pending Wait has elapsed."""
+        self.process(self.session.answer())
 
     def pump(self, upload: bytes | None = None) -> bytes:
         """Move the pending transfer's bytes (without finishing it)."""
@@ -131,7 +172,7 @@ class Driver:
             if t.direction == "send":
                 self.downloads.append(data)
         self.pending = None
-        self.process(self.session.transfer_finished(error))
+        self.process(self.session.answer(error))
 
     # -- talking -------------------------------------------------------------------
     def raw(self, data: bytes) -> list[Reply]:
@@ -174,6 +215,7 @@ class Driver:
 
 def shared_config(fs: MemoryFS, clock: FakeClock, **kw: Any) -> SessionConfig:
     """One config for several sessions (they share the login throttle)."""
+    kw.setdefault("token", Tokens())
     return SessionConfig(fs_factory=lambda acc: fs, clock=clock, **kw)
 
 

@@ -1,5 +1,7 @@
 """The core is sans-IO: no module under ftpd/core may import socket, selectors,
-ssl, signal or threading, at any level (top, inside a function, relative or not)."""
+ssl, signal or threading, at any level (top, inside a function, relative or not).
+Nor what it gets injected or asks for instead: a filesystem (``ftpd.fs.local``),
+owner names (``pwd``, ``grp``), randomness (``secrets``); and it never sleeps."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ from pathlib import Path
 
 import ftpd.core
 
-FORBIDDEN = {"socket", "selectors", "ssl", "signal", "threading"}
+FORBIDDEN = {"socket", "selectors", "ssl", "signal", "threading",
+             "ftpd.fs.local", "pwd", "grp", "secrets", "time.sleep"}
+
+
+def _forbidden(name: str) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
 CORE = Path(ftpd.core.__file__).parent
 
 
@@ -27,6 +34,9 @@ def _imports(tree: ast.AST) -> list[tuple[int, str]]:
               and node.func.attr == "import_module" and node.args
               and isinstance(node.args[0], ast.Constant)):
             found.append((node.lineno, str(node.args[0].value)))
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id == "time" and node.attr == "sleep"):
+            found.append((node.lineno, "time.sleep"))
     return found
 
 
@@ -42,7 +52,7 @@ def test_core_imports_no_io_modules():
     for path in sorted(CORE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for lineno, name in _imports(tree):
-            if name.split(".")[0] in FORBIDDEN:
+            if _forbidden(name):
                 offenders.append(f"{path.relative_to(CORE.parent.parent)}:{lineno}: {name}")
     assert not offenders, "ftpd/core must stay sans-IO:\n" + "\n".join(offenders)
 
@@ -56,6 +66,13 @@ def f():
     from threading import Thread
     __import__("signal")
     importlib.import_module("socket")
+    import pwd, grp
+    from ftpd.fs.local import LocalFS
+    from ftpd.fs import local
+    import secrets
+    time.sleep(1)
 """
     names = [n for _, n in _imports(ast.parse(src))]
-    assert {n.split(".")[0] for n in names} >= FORBIDDEN
+    assert {f for f in FORBIDDEN if any(n == f or n.startswith(f + ".") for n in names)} \
+        == FORBIDDEN
+    assert not _forbidden("ftpd.fs.base") and not _forbidden("time")

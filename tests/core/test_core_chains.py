@@ -301,6 +301,8 @@ def test_events_follow_the_reply(alice):
     start = len(alice.log)
     alice.send("MKD evdir")
     out = alice.log[start:]
+    assert isinstance(out[0], A.Call)  # the mkdir, asked of the worker pool
+    out = out[1:]
     assert isinstance(out[0], Reply) and out[0].code == 257
     assert isinstance(out[1], A.Emit) and out[1].name == "fs.mkdir"
 

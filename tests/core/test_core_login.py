@@ -71,7 +71,7 @@ def test_commands_wait_behind_the_login_delay(ftp):
     r = ftp.raw(b"PASS wrong\r\nNOOP\r\n")
     assert r == []  # nothing until the delay has elapsed
     ftp.clock.advance(ftp.waits[-1])
-    ftp.process(ftp.session.resume())
+    ftp.resume()
     assert codes(ftp.replies[-2:]) == [530, 200]
 
 

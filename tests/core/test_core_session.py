@@ -19,7 +19,7 @@ def test_pipelined_failed_login_waits(ftp):
     r = ftp.raw(b"USER alice\r\nPASS nope\r\nUSER alice\r\nPASS pw\r\n")
     assert codes(r) == [331]
     assert ftp.waits == [1.0]
-    ftp.process(ftp.session.resume())
+    ftp.resume()
     assert codes(ftp.replies[-3:]) == [530, 331, 230]
 
 
@@ -64,12 +64,12 @@ def test_refuse(make):
     assert d.session.receive(b"NOOP\r\n") == []
 
 
-def test_passive_answers_ignored_when_not_waiting(alice):
-    assert alice.session.passive_listening("127.0.0.1", 1) == []
-    assert alice.session.passive_failed("x") == []
-    assert alice.session.auth_result(None) == []
-    assert alice.session.transfer_finished(None) == []
-    assert alice.session.resume() == []
+def test_answers_ignored_when_not_waiting(alice):
+    assert not alice.session.expecting
+    assert alice.session.answer(1) == []
+    assert alice.session.answer(None) == []
+    assert alice.session.fail(OSError(5, "Input/output error")) == []
+    assert codes(alice.send("NOOP")) == [200]
 
 
 def test_pasv_replaces_previous_data_setup(alice):
@@ -99,7 +99,7 @@ def test_auth_tls(make):
     assert codes(r) == [234]
     out = d.log[start:]
     assert isinstance(out[0], Reply) and isinstance(out[1], A.StartTLS)
-    d.process(d.session.tls_established())
+    d.process(d.session.answer())
     assert codes(d.send("AUTH TLS")) == [503]
     assert codes(d.send("PBSZ x")) == [501]
     assert codes(d.send("PBSZ 0")) == [200]
@@ -128,7 +128,7 @@ def test_tls_required(make):
     assert codes(d.dialogue(["USER anonymous", "PASS x"])) == [331, 230]  # anonymous may
     d2 = make(tls_available=True, tls_mode="required")
     d2.send("AUTH TLS")
-    d2.process(d2.session.tls_established())
+    d2.process(d2.session.answer())
     assert codes(d2.dialogue(["USER alice", "PASS pw"])) == [331, 230]
     d2.send("PASV")
     assert codes(d2.send("RETR hello.txt")) == [521]  # data must be protected
@@ -165,5 +165,5 @@ def test_cleartext_pipelined_after_auth_tls_is_dropped():
     replies = [o for o in out if not isinstance(o, A.Emit)]
     assert [getattr(r, "code", None) for r in replies] == [234, None]
     assert isinstance(replies[1], A.StartTLS)
-    assert session.tls_established() == []
+    assert [o for o in session.answer() if not isinstance(o, A.Emit)] == []
     assert session.username is None

@@ -34,7 +34,9 @@ def test_pasv_masquerade(make):
 def test_passive_failed(alice):
     out = alice.session.receive(b"PASV\r\n")  # the transport fails to listen
     assert any(isinstance(x, A.ListenPassive) for x in out)
-    r = alice.session.passive_failed("no free port")
+    import errno
+
+    r = alice.session.fail(OSError(errno.EADDRINUSE, "Address already in use"))
     assert [x.code for x in r if hasattr(x, "code")] == [425]
 
 
@@ -380,7 +382,7 @@ def test_abor_during_transfer(alice):
     assert ev.status == "ABOR"
     assert "transfer.abort" in alice.event_names()
     # the transport reports the transfer it was told to close: nothing more happens
-    assert alice.session.transfer_finished("aborted") == []
+    assert alice.session.answer("aborted") == []
     assert codes(alice.send("NOOP")) == [200]
 
 
@@ -665,3 +667,19 @@ def test_rest_given_in_type_i_is_refused_after_switching_to_type_a(alice):
     alice.send("TYPE A")
     alice.send("PASV")
     assert codes(alice.send("RETR hello.txt"))[-1] == 501
+
+
+def test_abor_pipelined_behind_a_retr_that_still_waits_for_its_open_acts_once_it_runs(alice):
+    """RETR asks the worker pool for its stat and open before the transfer starts; an
+    ABOR (or NOOP) sent meanwhile waits in the queue, then acts as soon as the transfer
+    runs, as if it had come just then: it does not wait for the whole transfer."""
+    alice.hold, alice.hold_calls = True, True
+    alice.send("PASV")
+    alice.raw(b"RETR bin.dat\r\nNOOP\r\nABOR\r\n")
+    assert alice.replies[-1].code == 227  # RETR waits for its stat: all queued
+    alice.hold_calls = False
+    alice.release()  # the stat, then the open (answered at once now): the transfer runs
+    assert codes(alice.replies[-4:]) == [150, 200, 426, 226]
+    start = next(i for i, x in enumerate(alice.log) if isinstance(x, A.StartTransfer))
+    assert any(isinstance(x, A.CloseData) for x in alice.log[start:])  # the data is cut
+    assert alice.session.transfer is None and codes(alice.send("NOOP")) == [200]

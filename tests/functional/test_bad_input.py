@@ -217,10 +217,10 @@ def test_a_failing_session_entry_point_closes_that_session_with_421(monkeypatch)
     from ftpd.embed import FTPServer
     from ftpd.fs.memory import MemoryFS
 
-    def broken(self, account):
+    def broken(self, result=None):
         raise ImportError("cannot import after dropping root")
 
-    monkeypatch.setattr(Session, "auth_result", broken)
+    monkeypatch.setattr(Session, "answer", broken)
     with FTPServer(MemoryFS()) as server:
         ftp = _ftplib.FTP()
         ftp.connect("127.0.0.1", server.port, timeout=10)

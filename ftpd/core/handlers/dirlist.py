@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import stat
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from ftpd.core import actions as A
 from ftpd.core.commands import OPT_ARG, Command, command
+from ftpd.core.dispatch import Steps
 from ftpd.core.errors import FTPError
-from ftpd.core.handlers.transfer import _check_data_protection, start_transfer
+from ftpd.core.handlers.flow import check_data_protection, run_transfer
 from ftpd.core.listing import entries, has_wildcard, list_dir, ls_line, mlst_facts
 from ftpd.core.paths import basename, parent
+from ftpd.fs.base import FileSystem
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
@@ -28,7 +31,7 @@ def _strip_options(arg: str) -> str:
     return " ".join(words).strip()
 
 
-def _target(s: Session, arg: str) -> tuple[str, str | None, bool]:
+def _target(s: Session, arg: str) -> Generator[Any, Any, tuple[str, str | None, bool]]:
     """(virtual path, pattern or None, is_dir) for a LIST/NLST argument."""
     assert s.fs is not None
     vpath = s.resolve(arg) if arg else s.cwd
@@ -36,18 +39,18 @@ def _target(s: Session, arg: str) -> tuple[str, str | None, bool]:
     if arg and has_wildcard(basename(vpath)):
         pattern = basename(vpath)
         vpath = parent(vpath)
-    st = s.fs.stat(vpath)
+    st = yield s.ask(s.fs.stat, vpath)
     is_dir = stat.S_ISDIR(st.st_mode)
     if pattern is not None and not is_dir:
         raise FTPError(550, f"{arg}: No such file or directory.")
     return vpath, pattern, is_dir
 
 
-def _names(s: Session, vpath: str, pattern: str | None) -> list[str]:
+def _names(s: Session, vpath: str, pattern: str | None) -> Generator[Any, Any, list[str]]:
     """The visible names of *vpath*; with a pattern the listing matches them lazily,
     a slice at a time under one budget for the command (``list_dir``)."""
     assert s.fs is not None
-    names = entries(s.fs, vpath)
+    names = yield s.ask(entries, s.fs, vpath)
     if pattern is None and len(names) > s.config.max_listing_entries:
         raise FTPError(550, f"Directory too large to list ({len(names)} entries).")
     return names
@@ -58,51 +61,75 @@ def _dir_part(arg: str) -> str:
     return arg[:arg.rfind("/") + 1]
 
 
-def _listing(s: Session, cmd: Command, fmt: str) -> None:
+# -- in the worker pool: these may block --------------------------------------------
+def one_line(fs: FileSystem, vpath: str, now: float,
+             owners: Callable[[int, int], tuple[str, str]]) -> str:
+    """The ``ls -l`` line of one entry (LIST or STAT of a file)."""
+    return ls_line(fs, vpath, basename(vpath), fs.lstat(vpath), now, owners)
+
+
+def stat_lines(fs: FileSystem, vpath: str, names: list[str], now: float,
+               owners: Callable[[int, int], tuple[str, str]], pattern: str | None,
+               limit: int, arg: str) -> list[str]:
+    """A whole ``ls -l`` of a directory, for a STAT reply: it travels on the control
+    connection, so it is built at once (off the loop), and refused past STAT_MAX_BYTES."""
+    lines, size = [], 0
+    for chunk in list_dir(fs, vpath, names, "list", now=now, pattern=pattern, limit=limit,
+                          owners=owners):
+        size += len(chunk)
+        if size > STAT_MAX_BYTES:
+            raise FTPError(550, f"{arg}: too large for a STAT reply; use LIST.")
+        lines += [line for line in chunk.decode("utf-8", "surrogateescape").split("\r\n")
+                  if line]
+    return lines
+
+
+def _listing(s: Session, cmd: Command, fmt: str) -> Steps:
     assert s.fs is not None
     arg = _strip_options(cmd.arg) if fmt != "mlsd" else cmd.arg.strip()
-    _check_data_protection(s)  # a listing is data too
+    check_data_protection(s)  # a listing is data too
     if s.data_mode is None:
         raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
-    vpath, pattern, is_dir = _target(s, arg)
+    vpath, pattern, is_dir = yield from _target(s, arg)
     perms = s.account.perm if s.account else ""
     if is_dir:
+        names = yield from _names(s, vpath, pattern)
         prefix = _dir_part(arg) if pattern is not None and fmt == "nlst" else ""
-        source = list_dir(s.fs, vpath, _names(s, vpath, pattern), fmt, perms, s.mlst_facts,
-                          s.now(), pattern=pattern, prefix=prefix,
-                          limit=s.config.max_listing_entries)
+        source = list_dir(s.fs, vpath, names, fmt, perms, s.mlst_facts, s.now(),
+                          pattern=pattern, prefix=prefix, limit=s.config.max_listing_entries,
+                          owners=s.config.owner_names)
     elif fmt == "mlsd":
         raise FTPError(501, f"{arg}: not a directory.")
     elif fmt == "nlst":
         source = iter([(arg + "\r\n").encode("utf-8", "surrogateescape")])
     else:
-        line = ls_line(s.fs, vpath, basename(vpath), s.fs.lstat(vpath), s.now())
+        line = yield s.ask(one_line, s.fs, vpath, s.now(), s.config.owner_names)
         source = iter([(line + "\r\n").encode("utf-8", "surrogateescape")])
     t = A.Transfer("send", source=source)
     t.meta.update(kind="listing", path=vpath, pattern=pattern or "")
-    start_transfer(s, cmd, t, "Here comes the directory listing.")
+    yield from run_transfer(s, cmd, t, "Here comes the directory listing.")
 
 
 @command("LIST", arg=OPT_ARG, perm="l", help="LIST [<sp> pathname]")
-def list_(s: Session, cmd: Command) -> None:
-    _listing(s, cmd, "list")
+def list_(s: Session, cmd: Command) -> Steps:
+    return _listing(s, cmd, "list")
 
 
 @command("NLST", arg=OPT_ARG, perm="l", help="NLST [<sp> pathname]")
-def nlst(s: Session, cmd: Command) -> None:
-    _listing(s, cmd, "nlst")
+def nlst(s: Session, cmd: Command) -> Steps:
+    return _listing(s, cmd, "nlst")
 
 
 @command("MLSD", arg=OPT_ARG, perm="l", help="MLSD [<sp> pathname]")
-def mlsd(s: Session, cmd: Command) -> None:
-    _listing(s, cmd, "mlsd")
+def mlsd(s: Session, cmd: Command) -> Steps:
+    return _listing(s, cmd, "mlsd")
 
 
 @command("MLST", arg=OPT_ARG, perm="l", help="MLST [<sp> pathname]", feat="MLST")
-def mlst(s: Session, cmd: Command) -> None:
+def mlst(s: Session, cmd: Command) -> Steps:
     assert s.fs is not None
     vpath = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
-    st = s.fs.stat(vpath)
+    st = yield s.ask(s.fs.stat, vpath)
     perms = s.account.perm if s.account else ""
     cmd.add(250, f"Listing {vpath}")
     cmd.add(250, mlst_facts(vpath, st, perms, s.mlst_facts))
@@ -111,7 +138,7 @@ def mlst(s: Session, cmd: Command) -> None:
 
 @command("STAT", arg=OPT_ARG, login=False, during_transfer=True,
          help="STAT [<sp> pathname]")
-def stat_(s: Session, cmd: Command) -> None:
+def stat_(s: Session, cmd: Command) -> Steps:
     t = s.transfer
     if t is not None:
         what = t.meta.get("path", "")
@@ -119,15 +146,7 @@ def stat_(s: Session, cmd: Command) -> None:
         return
     arg = _strip_options(cmd.arg)
     if not arg:
-        acc = s.account
-        cmd.add(211, "FTP server status:")
-        cmd.add(211, f"Connected to {s.peer_host}")
-        cmd.add(211, f"Logged in as {acc.username}" if acc else "Not logged in")
-        cmd.add(211, f"TYPE: {'ASCII' if s.type == 'A' else 'BINARY'}, STRUcture: File, "
-                     "MODE: Stream")
-        cmd.add(211, "Data connection: " + ("none" if s.data_mode is None else s.data_mode[0]))
-        cmd.add(211, f"Control connection: {'TLS' if s.tls_active else 'plain'}")
-        cmd.add(211, "End of status.")
+        _server_status(s, cmd)
         return
     if s.account is None:
         cmd.add_err(530, "Please log in with USER and PASS first.")
@@ -136,19 +155,26 @@ def stat_(s: Session, cmd: Command) -> None:
         cmd.add_err(550, "Permission denied.")
         return
     assert s.fs is not None
-    vpath, pattern, is_dir = _target(s, arg)
-    cmd.add(213, f"Status of {arg}:")
-    names = _names(s, vpath, pattern) if is_dir else None
-    if names is None:
-        cmd.add(213, ls_line(s.fs, vpath, basename(vpath), s.fs.lstat(vpath), s.now()))
+    vpath, pattern, is_dir = yield from _target(s, arg)
+    if is_dir:
+        names = yield from _names(s, vpath, pattern)
+        lines = yield s.ask(stat_lines, s.fs, vpath, names, s.now(), s.config.owner_names,
+                            pattern, s.config.max_listing_entries, arg)
     else:
-        size = 0
-        for chunk in list_dir(s.fs, vpath, names, "list", now=s.now(), pattern=pattern,
-                              limit=s.config.max_listing_entries):
-            size += len(chunk)
-            if size > STAT_MAX_BYTES:
-                raise FTPError(550, f"{arg}: too large for a STAT reply; use LIST.")
-            for line in chunk.decode("utf-8", "surrogateescape").split("\r\n"):
-                if line:
-                    cmd.add(213, line)
+        lines = [(yield s.ask(one_line, s.fs, vpath, s.now(), s.config.owner_names))]
+    cmd.add(213, f"Status of {arg}:")
+    for line in lines:
+        cmd.add(213, line)
     cmd.add(213, "End of status.")
+
+
+def _server_status(s: Session, cmd: Command) -> None:
+    acc = s.account
+    cmd.add(211, "FTP server status:")
+    cmd.add(211, f"Connected to {s.peer_host}")
+    cmd.add(211, f"Logged in as {acc.username}" if acc else "Not logged in")
+    cmd.add(211, f"TYPE: {'ASCII' if s.type == 'A' else 'BINARY'}, STRUcture: File, "
+                 "MODE: Stream")
+    cmd.add(211, "Data connection: " + ("none" if s.data_mode is None else s.data_mode[0]))
+    cmd.add(211, f"Control connection: {'TLS' if s.tls_active else 'plain'}")
+    cmd.add(211, "End of status.")

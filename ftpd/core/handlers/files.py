@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.dispatch import Steps, invoke
 from ftpd.core.events import ChmodEvent, PathEvent, RenameEvent, SymlinkEvent
 from ftpd.core.handlers.nav import quote
 
@@ -21,59 +22,60 @@ def _fs(s: Session):
 
 @command("MKD", arg=ARG, perm="m", help="MKD <sp> pathname")
 @command("XMKD", arg=ARG, perm="m", help="XMKD <sp> pathname")
-def mkd(s: Session, cmd: Command) -> None:
+def mkd(s: Session, cmd: Command) -> Steps:
     vpath = s.resolve(cmd.arg)
-    _fs(s).mkdir(vpath)
+    yield s.ask(_fs(s).mkdir, vpath)
     cmd.add(257, f"{quote(vpath)} directory created.")
     s.emit("fs.mkdir", PathEvent(s.info(), s.now(), vpath, "dir"))
 
 
 @command("RMD", arg=ARG, perm="d", help="RMD <sp> pathname")
 @command("XRMD", arg=ARG, perm="d", help="XRMD <sp> pathname")
-def rmd(s: Session, cmd: Command) -> None:
+def rmd(s: Session, cmd: Command) -> Steps:
     vpath = s.resolve(cmd.arg)
     if vpath == "/":
         cmd.add_err(550, "Can't remove the root directory.")
         return
-    _fs(s).rmdir(vpath)
+    yield s.ask(_fs(s).rmdir, vpath)
     cmd.add(250, "Directory removed.")
     s.emit("fs.rmdir", PathEvent(s.info(), s.now(), vpath, "dir"))
 
 
 @command("DELE", arg=ARG, perm="d", help="DELE <sp> pathname")
-def dele(s: Session, cmd: Command) -> None:
+def dele(s: Session, cmd: Command) -> Steps:
     vpath = s.resolve(cmd.arg)
-    _fs(s).remove(vpath)
+    yield s.ask(_fs(s).remove, vpath)
     cmd.add(250, "File removed.")
     s.emit("fs.delete", PathEvent(s.info(), s.now(), vpath, "file"))
 
 
 @command("RNFR", arg=ARG, perm="f", help="RNFR <sp> pathname")
-def rnfr(s: Session, cmd: Command) -> None:
+def rnfr(s: Session, cmd: Command) -> Steps:
     vpath = s.resolve(cmd.arg)
     if vpath == "/":
         cmd.add_err(550, "Can't rename the root directory.")
         return
-    _fs(s).lstat(vpath)
-    s.rnfr = vpath
+    ran = s.commands_run
+    yield s.ask(_fs(s).lstat, vpath)
+    s.rnfr = (vpath, ran)
     cmd.add(350, "Ready for destination name.")
 
 
 @command("RNTO", arg=ARG, perm="f", help="RNTO <sp> pathname")
-def rnto(s: Session, cmd: Command) -> None:
-    if s.rnfr is None:
+def rnto(s: Session, cmd: Command) -> Steps:
+    pending, s.rnfr = s.rnfr, None
+    if pending is None or pending[1] != s.commands_run - 1:  # RNFR just before, or nothing
         cmd.add_err(503, "Bad sequence of commands: use RNFR first.")
         return
-    src, s.rnfr = s.rnfr, None
-    dst = s.resolve(cmd.arg)
-    _fs(s).rename(src, dst)
+    src, dst = pending[0], s.resolve(cmd.arg)
+    yield s.ask(_fs(s).rename, src, dst)
     cmd.add(250, "Rename successful.")
     s.emit("fs.rename", RenameEvent(s.info(), s.now(), src, dst))
 
 
 @command("SIZE", arg=ARG, perm="l", help="SIZE <sp> pathname", feat="SIZE")
-def size(s: Session, cmd: Command) -> None:
-    st = _fs(s).stat(s.resolve(cmd.arg))
+def size(s: Session, cmd: Command) -> Steps:
+    st = yield s.ask(_fs(s).stat, s.resolve(cmd.arg))
     if not stat.S_ISREG(st.st_mode):
         cmd.add_err(550, f"{cmd.arg}: not a regular file.")
     elif s.type == "A":
@@ -98,8 +100,8 @@ def parse_mdtm(text: str) -> float:
 
 
 @command("MDTM", arg=ARG, perm="l", help="MDTM <sp> pathname", feat="MDTM")
-def mdtm(s: Session, cmd: Command) -> None:
-    st = _fs(s).stat(s.resolve(cmd.arg))
+def mdtm(s: Session, cmd: Command) -> Steps:
+    st = yield s.ask(_fs(s).stat, s.resolve(cmd.arg))
     if not stat.S_ISREG(st.st_mode):
         cmd.add_err(550, f"{cmd.arg}: not a regular file.")
         return
@@ -108,7 +110,7 @@ def mdtm(s: Session, cmd: Command) -> None:
 
 @command("MFMT", arg=ARG, perm="T", help="MFMT <sp> YYYYMMDDHHMMSS <sp> pathname",
          feat="MFMT")
-def mfmt(s: Session, cmd: Command) -> None:
+def mfmt(s: Session, cmd: Command) -> Steps:
     stamp, _, path = cmd.arg.partition(" ")
     try:
         mtime = parse_mdtm(stamp)
@@ -119,13 +121,13 @@ def mfmt(s: Session, cmd: Command) -> None:
         cmd.add_err(501, "Syntax error: MFMT YYYYMMDDHHMMSS pathname.")
         return
     vpath = s.resolve(path)
-    _fs(s).utime(vpath, mtime)
+    yield s.ask(_fs(s).utime, vpath, mtime)
     cmd.add(213, f"Modify={stamp}; {vpath}")
 
 
 @command("SITE", arg=ARG, login=False, help="SITE <sp> subcommand (see SITE HELP)",
          feat=None)
-def site(s: Session, cmd: Command) -> None:
+def site(s: Session, cmd: Command) -> Steps:
     sub, _, rest = cmd.arg.strip().partition(" ")
     spec = s.table.site.get(sub.upper())
     if spec is None:
@@ -136,17 +138,17 @@ def site(s: Session, cmd: Command) -> None:
     if s.check(spec, cmd):
         # "*" and "SITE" hooks ran already (Session.run); now the subcommand's own
         for hook in s.table.hooks("pre", "SITE " + spec.name, everywhere=False):
-            hook(s, cmd)
+            yield from invoke(hook, s, cmd)
             if cmd.failed:
                 return
-        spec.handler(s, cmd)
+        yield from invoke(spec.handler, s, cmd)
 
 
 _OCTAL_DIGITS = frozenset("01234567")
 
 
 @command("CHMOD", arg=ARG, perm="M", help="SITE CHMOD <sp> mode <sp> pathname", site=True)
-def site_chmod(s: Session, cmd: Command) -> None:
+def site_chmod(s: Session, cmd: Command) -> Steps:
     mode_text, _, path = cmd.arg.strip().partition(" ")
     octal = bool(mode_text) and set(mode_text) <= _OCTAL_DIGITS
     if not path or not octal or int(mode_text, 8) > 0o7777:
@@ -154,21 +156,21 @@ def site_chmod(s: Session, cmd: Command) -> None:
         return
     mode = int(mode_text, 8) & 0o777  # never setuid, setgid or sticky (as vsftpd)
     vpath = s.resolve(path)
-    _fs(s).chmod(vpath, mode)
+    yield s.ask(_fs(s).chmod, vpath, mode)
     cmd.add(200, "SITE CHMOD command successful.")
     s.emit("fs.chmod", ChmodEvent(s.info(), s.now(), vpath, mode))
 
 
 @command("SYMLINK", arg=ARG, perm="L", help="SITE SYMLINK <sp> target <sp> link", site=True)
-def site_symlink(s: Session, cmd: Command) -> None:
+def site_symlink(s: Session, cmd: Command) -> Steps:
     parts = cmd.arg.strip().split(" ")
     if len(parts) != 2 or not all(parts):
         cmd.add_err(501, "Syntax error: SITE SYMLINK <target> <link>.")
         return
     target, link = s.resolve(parts[0]), s.resolve(parts[1])
     fs = _fs(s)
-    fs.stat(target)  # the target must exist inside the root
-    fs.symlink(target, link)
+    yield s.ask(fs.stat, target)  # the target must exist inside the root
+    yield s.ask(fs.symlink, target, link)
     cmd.add(200, "SITE SYMLINK command successful.")
     s.emit("fs.symlink", SymlinkEvent(s.info(), s.now(), target, link))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ftpd.auth.base import Account
 from ftpd.core import actions as A
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.dispatch import Steps
 from ftpd.core.events import LoginEvent, LoginFailedEvent
 
 if TYPE_CHECKING:
@@ -41,53 +41,45 @@ def user(s: Session, cmd: Command) -> None:
         cmd.add(331, f"Password required for {name}.")
 
 
-@command("PASS", arg=OPT_ARG, login=False, help="PASS <sp> password")
-def password(s: Session, cmd: Command) -> None:
+@command("PASS", arg=OPT_ARG, login=False, help="PASS <sp> password", secret=True)
+def password(s: Session, cmd: Command) -> Steps:
     if s.account is not None:
         cmd.add_err(503, "Already logged in.")
         return
     if s.username is None:
         cmd.add_err(503, "Login with USER first.")
         return
-    s.act(A.Authenticate(s.username, cmd.arg))
-    cmd.deferred = True
-
-
-def finish_login(s: Session, cmd: Command, account: Account | None) -> None:
-    """The authorizer answered (off the loop); finish PASS."""
-    now = s.now()
+    account = yield A.Authenticate(s.username, cmd.arg)
+    failure = "Login incorrect."
     if account is not None:
         try:
-            fs = s.config.fs_factory(account)
+            fs = yield s.ask(s.config.fs_factory, account)
         except OSError as exc:
-            account = None
             failure = f"Home directory not available ({exc.strerror})."
         else:
             s.account, s.fs, s.cwd = account, fs, "/"
             s.config.throttle.succeeded(s.peer_host, s.username or "")
             s.login_failures = 0
             cmd.add(230, "Login successful.")
-            cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), now)))
-            s._complete(cmd)
+            cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), s.now())))
             return
-    else:
-        failure = "Login incorrect."
+    yield from _failed_login(s, cmd, failure)
+
+
+def _failed_login(s: Session, cmd: Command, failure: str) -> Steps:
+    """530 after the throttle's delay (the loop goes on meanwhile); the last allowed
+    failure closes the session."""
+    now = s.now()
     s.login_failures += 1
     name, s.username = s.username or "", None
     cmd.after.append(A.Emit("session.login-failed",
                             LoginFailedEvent(s.info(), now, name, s.login_failures)))
     delay = s.config.throttle.failed(s.peer_host, now, name)
-
-    def answer() -> None:
-        cmd.add_err(530, failure)
-        if s.login_failures >= s.config.max_login_attempts:
-            cmd.after.extend(s.closing_actions("ERROR"))
-        s._complete(cmd)
-
     if delay > 0:
-        s.defer_reply(cmd, delay, answer)
-    else:
-        answer()
+        yield A.Wait(delay)
+    cmd.add_err(530, failure)
+    if s.login_failures >= s.config.max_login_attempts:
+        cmd.after.extend(s.closing_actions("ERROR"))
 
 
 @command("ACCT", arg=ARG, login=False, help="ACCT <sp> account-information")
@@ -105,11 +97,8 @@ def rein(s: Session, cmd: Command) -> None:
 
 
 @command("QUIT", login=False, during_transfer=True, help="QUIT (end the session)")
-def quit_(s: Session, cmd: Command) -> None:
+def quit_(s: Session, cmd: Command) -> Steps:
     if s.transfer is not None:
-        # Let the transfer finish; QUIT's reply follows the transfer's.
-        s.pending_quit = cmd
-        cmd.deferred = True
-        return
+        yield A.AwaitCommand()  # let the transfer finish; QUIT's reply follows its reply
     cmd.add(221, "Goodbye.")
     cmd.after.extend(s.closing_actions("QUIT"))

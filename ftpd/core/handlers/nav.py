@@ -6,6 +6,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from ftpd.core.commands import ARG, Command, command
+from ftpd.core.dispatch import Steps
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
@@ -16,10 +17,11 @@ def quote(path: str) -> str:
     return '"' + path.replace('"', '""') + '"'
 
 
-def change_dir(s: Session, cmd: Command, arg: str) -> None:
+def change_dir(s: Session, cmd: Command, arg: str) -> Steps:
     assert s.fs is not None
     vpath = s.resolve(arg)
-    if not stat.S_ISDIR(s.fs.stat(vpath).st_mode):
+    st = yield s.ask(s.fs.stat, vpath)
+    if not stat.S_ISDIR(st.st_mode):
         cmd.add_err(550, f"{arg}: Not a directory.")
         return
     s.cwd = vpath
@@ -28,14 +30,14 @@ def change_dir(s: Session, cmd: Command, arg: str) -> None:
 
 @command("CWD", arg=ARG, perm="e", help="CWD <sp> pathname")
 @command("XCWD", arg=ARG, perm="e", help="XCWD <sp> pathname")
-def cwd(s: Session, cmd: Command) -> None:
-    change_dir(s, cmd, cmd.arg)
+def cwd(s: Session, cmd: Command) -> Steps:
+    return change_dir(s, cmd, cmd.arg)
 
 
 @command("CDUP", perm="e", help="CDUP (go to the parent directory)")
 @command("XCUP", perm="e", help="XCUP (go to the parent directory)")
-def cdup(s: Session, cmd: Command) -> None:
-    change_dir(s, cmd, "..")
+def cdup(s: Session, cmd: Command) -> Steps:
+    return change_dir(s, cmd, "..")
 
 
 @command("PWD", help="PWD (print the working directory)")

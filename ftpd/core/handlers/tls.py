@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 from ftpd.core import actions as A
 from ftpd.core.commands import ARG, Command, command
+from ftpd.core.dispatch import Steps
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
 
 
 @command("AUTH", arg=ARG, login=False, help="AUTH <sp> TLS | SSL", feat="AUTH TLS")
-def auth(s: Session, cmd: Command) -> None:
+def auth(s: Session, cmd: Command) -> Steps:
     mechanism = cmd.arg.strip().upper()
     if not s.config.tls_available:
         cmd.add_err(502, "TLS is not configured on this server.")
@@ -25,8 +26,8 @@ def auth(s: Session, cmd: Command) -> None:
         cmd.add_err(503, "AUTH must come before login.")
     else:
         cmd.add(234, f"AUTH {mechanism} successful.")
-        cmd.after.append(A.StartTLS())
-        s.starting_tls = True
+        yield A.StartTLS()  # after the 234, which the client reads in the clear
+        s.tls_active = True
 
 
 @command("PBSZ", arg=ARG, login=False, help="PBSZ <sp> 0", feat="PBSZ")

@@ -1,20 +1,23 @@
 """Data connections and file transfers: TYPE, MODE, STRU, ALLO, REST, PASV, EPSV,
-PORT, EPRT, RETR, STOR, STOU, APPE, ABOR, and how a transfer ends."""
+PORT, EPRT, RETR, STOR, STOU, APPE, ABOR. How a transfer runs and ends: ``flow``."""
 
 from __future__ import annotations
 
 import errno
 import stat
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ftpd.core import actions as A
-from ftpd.core.commands import ARG, DEFAULT_TABLE, OPT_ARG, Command, command
-from ftpd.core.errors import FTPError, reply_for_oserror
-from ftpd.core.events import AbortEvent, ListingEvent, TransferEvent
+from ftpd.core.commands import ARG, OPT_ARG, Command, command
+from ftpd.core.dispatch import Steps
+from ftpd.core.errors import FTPError
+from ftpd.core.handlers.flow import check_data_protection, run_transfer
 from ftpd.core.ids import is_ipv6
 from ftpd.core.listing import TEMP_PREFIX
 from ftpd.core.paths import basename, join, parent
 from ftpd.core.textmode import FromNetwork, ToNetwork
+from ftpd.fs.base import FileSystem, exists
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
@@ -129,26 +132,36 @@ def eprt(s: Session, cmd: Command) -> None:
     _check_active(s, cmd, str(addr), port_num)
 
 
-def _listen(s: Session, cmd: Command) -> None:
+def _listen(s: Session, cmd: Command) -> Generator[Any, Any, int | None]:
+    """Ask for a passive listener; its port, or None (the 425 is in the chain)."""
     s.act(A.CloseData())
     s.data_mode = None
     allowed = None if s.config.permit_foreign_addresses else s.peer_host
-    s.act(A.ListenPassive(s.config.passive_ports, allowed))
-    cmd.deferred = True
+    try:
+        port = yield A.ListenPassive(s.config.passive_ports, allowed)
+    except OSError as exc:
+        reason = "no free passive port" if exc.errno == errno.EADDRINUSE else exc.strerror
+        cmd.add_err(425, f"Can't open passive connection: {reason or 'error'}")
+        return None
+    s.data_mode = ("passive",)
+    return port
 
 
 @command("PASV", help="PASV (server listens for the data connection)")
-def pasv(s: Session, cmd: Command) -> None:
+def pasv(s: Session, cmd: Command) -> Steps:
     if s.epsv_all:
         cmd.add_err(501, "PASV not allowed after EPSV ALL.")
     elif is_ipv6(s.local_host) and not s.config.masquerade_address:
         cmd.add_err(501, "PASV is for IPv4; use EPSV on an IPv6 connection.")
     else:
-        _listen(s, cmd)
+        port = yield from _listen(s, cmd)
+        if port is not None:
+            h = (s.config.masquerade_address or s.local_host).replace(".", ",")
+            cmd.add(227, f"Entering Passive Mode ({h},{port >> 8},{port & 0xFF}).")
 
 
 @command("EPSV", arg=OPT_ARG, help="EPSV [<sp> 1 | 2 | ALL]", feat="EPSV")
-def epsv(s: Session, cmd: Command) -> None:
+def epsv(s: Session, cmd: Command) -> Steps:
     arg = cmd.arg.strip().upper()
     family = "2" if is_ipv6(s.local_host) else "1"
     if arg == "ALL":
@@ -157,31 +170,12 @@ def epsv(s: Session, cmd: Command) -> None:
     elif arg and arg != family:
         cmd.add_err(522, f"Network protocol not supported, use ({family}).")
     else:
-        _listen(s, cmd)
+        port = yield from _listen(s, cmd)
+        if port is not None:
+            cmd.add(229, f"Entering Extended Passive Mode (|||{port}|)")
 
 
 # -- transfers -----------------------------------------------------------------------
-def start_transfer(s: Session, cmd: Command, transfer: A.Transfer, preliminary: str) -> None:
-    """Send the preliminary 150, then hand the transfer to the transport."""
-    if s.data_mode is None:
-        raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
-    if s.data_mode[0] == "active":
-        transfer.active_addr = (s.data_mode[1], s.data_mode[2])
-    transfer.started = s.now()
-    transfer.meta["tls"] = s.prot == "P"
-    s.transfer = transfer
-    s.reply(150, preliminary)
-    s.act(A.StartTransfer(transfer))
-    cmd.deferred = True
-
-
-def _check_data_protection(s: Session) -> None:
-    from ftpd.core.handlers.login import tls_policy_applies
-
-    if s.prot != "P" and s.account is not None and tls_policy_applies(s, s.account.username):
-        raise FTPError(521, "Data connections must be protected: use PROT P.")
-
-
 def _take_rest(s: Session) -> int:
     offset, s.rest = s.rest, 0
     if offset and s.type == "A":  # REST given in TYPE I, then TYPE A
@@ -189,247 +183,114 @@ def _take_rest(s: Session) -> int:
     return offset
 
 
+def _need_data_connection(s: Session) -> None:
+    if s.data_mode is None:
+        raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
+
+
+def open_read_at(fs: FileSystem, vpath: str, offset: int) -> BinaryIO:
+    """Open for RETR and seek to a restart offset (in the worker pool: both may block)."""
+    f = fs.open_read(vpath)
+    if offset:
+        try:
+            f.seek(offset)
+        except BaseException:
+            f.close()
+            raise
+    return f
+
+
+def open_write(fs: FileSystem, vpath: str, offset: int, append: bool,
+               exclusive: bool) -> BinaryIO:
+    return fs.open_write(vpath, offset=offset, append=append, exclusive=exclusive)
+
+
+def _check_file(st: Any, name: str, offset: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise FTPError(550, f"{name}: not a regular file.")
+    if offset > st.st_size:
+        raise FTPError(554, f"Invalid REST offset {offset}: the file has {st.st_size} bytes.")
+
+
 @command("RETR", arg=ARG, perm="r", help="RETR <sp> pathname")
-def retr(s: Session, cmd: Command) -> None:
+def retr(s: Session, cmd: Command) -> Steps:
     assert s.fs is not None
     offset = _take_rest(s)
     vpath = s.resolve(cmd.arg)
-    _check_data_protection(s)
-    if s.data_mode is None:
-        raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
-    st = s.fs.stat(vpath)
-    if not stat.S_ISREG(st.st_mode):
-        raise FTPError(550, f"{cmd.arg}: not a regular file.")
-    if offset > st.st_size:
-        raise FTPError(554, f"Invalid REST offset {offset}: the file has {st.st_size} bytes.")
-    f = s.fs.open_read(vpath)
-    if offset:
-        f.seek(offset)
+    check_data_protection(s)
+    _need_data_connection(s)
+    st = yield s.ask(s.fs.stat, vpath)
+    _check_file(st, cmd.arg, offset)
+    f = yield s.ask(open_read_at, s.fs, vpath, offset)
     t = A.Transfer("send", source=f, transform=ToNetwork() if s.type == "A" else None)
     t.meta.update(kind="download", path=vpath, offset=offset, size=st.st_size)
     mode = "ASCII" if s.type == "A" else "BINARY"
-    start_transfer(s, cmd, t, f"Opening {mode} mode data connection for {basename(vpath)} "
-                              f"({st.st_size} bytes).")
-
-
-def _check_restart(s: Session, vpath: str, offset: int) -> None:
-    """REST+STOR resumes a file that exists, from at most its end, like REST+RETR: a
-    refusal creates and changes nothing (the stat raises ENOENT for a missing file)."""
-    assert s.fs is not None
-    st = s.fs.stat(vpath)
-    if not stat.S_ISREG(st.st_mode):
-        raise FTPError(550, f"{basename(vpath)}: not a regular file.")
-    if offset > st.st_size:
-        raise FTPError(554, f"Invalid REST offset {offset}: the file has {st.st_size} bytes.")
+    yield from run_transfer(s, cmd, t, f"Opening {mode} mode data connection for "
+                                       f"{basename(vpath)} ({st.st_size} bytes).")
 
 
 def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
-             unique: bool = False) -> None:
+             unique: bool = False) -> Steps:
     assert s.fs is not None
     offset = _take_rest(s)
-    _check_data_protection(s)
-    if s.data_mode is None:
-        raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
+    check_data_protection(s)
+    _need_data_connection(s)
     if offset:
-        _check_restart(s, vpath, offset)
+        # REST+STOR resumes a file that exists, from at most its end, like REST+RETR:
+        # a refusal creates and changes nothing (the stat raises ENOENT for a missing file)
+        st = yield s.ask(s.fs.stat, vpath)
+        _check_file(st, basename(vpath), offset)
         append = False  # RFC 3659 5.4: after REST, APPE acts identically to STOR
     target = vpath
-    if s.config.atomic_uploads and not append and not offset:
-        import secrets
-
-        target = join(parent(vpath), f"{TEMP_PREFIX}{secrets.token_hex(6)}")
-    f = s.fs.open_write(target, offset=offset, append=append, exclusive=unique)
+    atomic_already = getattr(s.fs, "uploads_are_atomic", False)  # an object store
+    if s.config.atomic_uploads and not append and not offset and not atomic_already:
+        target = join(parent(vpath), f"{TEMP_PREFIX}{s.config.token(6)}")
+    f = yield s.ask(open_write, s.fs, target, offset, append, unique)
     t = A.Transfer("recv", sink=f, transform=FromNetwork() if s.type == "A" else None)
     t.meta.update(kind="upload", path=vpath, temp=target if target != vpath else None,
                   offset=offset, unique=unique)
     mode = "ASCII" if s.type == "A" else "BINARY"
     text = f"FILE: {basename(vpath)}" if unique else \
         f"Opening {mode} mode data connection for {basename(vpath)}."
-    start_transfer(s, cmd, t, text)
+    yield from run_transfer(s, cmd, t, text)
 
 
 @command("STOR", arg=ARG, perm="w", help="STOR <sp> pathname")
-def stor(s: Session, cmd: Command) -> None:
-    _receive(s, cmd, s.resolve(cmd.arg))
+def stor(s: Session, cmd: Command) -> Steps:
+    return _receive(s, cmd, s.resolve(cmd.arg))
 
 
 @command("APPE", arg=ARG, perm="a", help="APPE <sp> pathname")
-def appe(s: Session, cmd: Command) -> None:
-    _receive(s, cmd, s.resolve(cmd.arg), append=True)
+def appe(s: Session, cmd: Command) -> Steps:
+    return _receive(s, cmd, s.resolve(cmd.arg), append=True)
 
 
 @command("STOU", arg=OPT_ARG, perm="w", help="STOU (store under a unique name)")
-def stou(s: Session, cmd: Command) -> None:
-    from ftpd.fs.base import exists
-
+def stou(s: Session, cmd: Command) -> Steps:
     assert s.fs is not None
     if s.rest:
         s.rest = 0
         raise FTPError(501, "REST is not allowed with STOU.")
-    import secrets
-
     stem = (basename(s.resolve(cmd.arg)) if cmd.arg.strip() else "") or "ftpd"
     for _ in range(20):
-        vpath = join(s.cwd, f"{stem}.{secrets.token_hex(4)}")
-        if not exists(s.fs, vpath):
-            _receive(s, cmd, vpath, unique=True)
+        vpath = join(s.cwd, f"{stem}.{s.config.token(4)}")
+        taken = yield s.ask(exists, s.fs, vpath)
+        if not taken:
+            yield from _receive(s, cmd, vpath, unique=True)
             return
     raise FTPError(450, "Could not find a unique file name.")
 
 
-@command("ABOR", login=False, during_transfer=True, help="ABOR (abort the transfer)")
-def abor(s: Session, cmd: Command) -> None:
-    if s.transfer is not None and s._deferred is not None:
+@command("ABOR", login=False, during_transfer=True, overtakes=True,
+         help="ABOR (abort the transfer)")
+def abor(s: Session, cmd: Command) -> Steps:
+    if s.transfer is not None:
         s.act(A.CloseData())
-        end_transfer(s, s._deferred, "aborted")
+        s.abort_transfer()  # the transfer's command ends it ("aborted": 426) ...
+        yield A.AwaitCommand(first=True)  # ... and replies before this 226
         cmd.add(226, "ABOR command successful; transfer aborted.")
         return
     if s.data_mode is not None:
         s.act(A.CloseData())
         s.data_mode = None
     cmd.add(225, "No transfer to abort.")
-
-
-_STATUS = {None: "OK", "aborted": "ABOR", "reset": "INCOMPLETE", "timeout": "INCOMPLETE",
-           "connect": "ERROR"}
-
-
-def _close_file(t: A.Transfer) -> OSError | None:
-    f: Any = t.source if t.direction == "send" else t.sink
-    close = getattr(f, "close", None)
-    try:
-        if close is not None:
-            close()
-    except OSError as exc:
-        return exc
-    return None
-
-
-def _finish_upload(s: Session, t: A.Transfer, ok: bool) -> OSError | FTPError | None:
-    """Atomic uploads: rename the temporary into place on success, remove it otherwise.
-    STOU never replaces a file someone created at its unique name meanwhile: that file
-    is kept, this upload discarded with 450 (the client may send STOU again)."""
-    temp = t.meta.get("temp")
-    if not temp or s.fs is None:
-        return None
-    unique = bool(t.meta.get("unique"))
-    try:
-        if ok and unique:
-            s.fs.rename(temp, t.meta["path"], replace=False)
-        elif ok:
-            s.fs.rename(temp, t.meta["path"])
-        else:
-            s.fs.remove(temp)
-    except OSError as exc:
-        if ok:
-            try:
-                s.fs.remove(temp)
-            except OSError:
-                pass
-        if unique and exc.errno == errno.EEXIST:
-            return FTPError(450, f"{basename(t.meta['path'])} was created by someone else "
-                                 "meanwhile; it was kept and this upload discarded. "
-                                 "Send STOU again.")
-        return exc
-    return None
-
-
-def end_transfer(s: Session, cmd: Command, error: str | OSError | FTPError | None) -> None:
-    """Close the file, reply 226 or the failure, raise the transfer's event."""
-    t = s.transfer
-    assert t is not None
-    s.transfer = None
-    s.data_mode = None
-    close_error = _close_file(t)
-    if error is None and close_error is not None:
-        error = close_error
-    kind = t.meta.get("kind")
-    if kind == "upload":
-        rename_error = _finish_upload(s, t, error is None)
-        if error is None and rename_error is not None:
-            error = rename_error
-    if error is None:
-        extra = f" (unique file name: {basename(t.meta['path'])})" if t.meta.get("unique") else ""
-        cmd.add(226, f"Transfer complete{extra}.")
-        status = "OK"
-    elif isinstance(error, OSError):
-        cmd.add_err(*reply_for_oserror(error))
-        status = "ERROR"
-    elif isinstance(error, FTPError):
-        cmd.add_err(error.code, error.text)
-        status = "ERROR"
-    elif error == "connect":
-        cmd.add_err(425, "Can't open data connection.")
-        status = "ERROR"
-    elif error == "tls":
-        cmd.add_err(425, "TLS on the data connection failed (it must resume the control "
-                         "connection's TLS session).")
-        status = "ERROR"
-    elif error == "timeout":
-        cmd.add_err(426, "Data connection timed out; transfer aborted.")
-        status = "INCOMPLETE"
-    elif error == "aborted":
-        cmd.add_err(426, "Transfer aborted.")
-        status = "ABOR"
-    elif isinstance(error, FTPError):  # the source refused mid-way (a listing's budget)
-        cmd.add_err(error.code, error.text)
-        status = "ERROR"
-    elif error == "failed":  # the pump caught an exception (logged there)
-        cmd.add_err(426, "Transfer failed: server-side error; transfer aborted.")
-        status = "ERROR"
-    else:
-        cmd.add_err(426, "Data connection closed; transfer aborted.")
-        status = "INCOMPLETE"
-    cmd.info["transfer_reported"] = True
-    now = s.now()
-    duration = max(0.0, now - t.started)
-    info = s.info()
-    if kind in ("download", "upload"):
-        key = "down" if kind == "download" else "up"
-        s.stats["bytes_" + key] += t.bytes_done
-        if status == "OK":
-            s.stats["files_" + key] += 1
-        size = t.meta.get("size")
-        if size is None and s.fs is not None:
-            try:
-                size = s.fs.stat(t.meta["path"]).st_size
-            except OSError:
-                size = t.bytes_done
-        event = TransferEvent(info, now, kind, t.meta["path"], t.bytes_done, duration, status,
-                              s.type, t.meta.get("offset", 0), int(size or 0), cmd.verb)
-        cmd.after.append(A.Emit("fs." + kind, event))
-    elif kind == "listing":
-        cmd.after.append(A.Emit("fs.listing", ListingEvent(
-            info, now, t.meta["path"], status, t.meta.get("pattern", ""), False, cmd.verb)))
-    if status == "ABOR":
-        cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.meta.get("path", ""),
-                                                            cmd.verb)))
-    s._complete(cmd)  # a QUIT waiting for the transfer follows (Session._after_transfer)
-
-
-def report_refused_transfer(s: Session, cmd: Command) -> None:
-    """POST_ERR hook: a RETR/STOR/APPE/STOU that failed before any data moved still gets
-    its event (EVENTS.md: status PERM, NOENT or ERROR), so receivers see refusals too."""
-    if s.account is None or cmd.info.get("transfer_reported"):
-        return
-    import errno
-
-    code = cmd.info.get("errno")
-    if cmd.info.get("refused") or code in (errno.EACCES, errno.EPERM):
-        status = "PERM"
-    elif code in (errno.ENOENT, errno.ENOTDIR):
-        status = "NOENT"
-    else:
-        status = "ERROR"
-    try:
-        path = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
-    except FTPError:
-        path = s.cwd
-    kind = "download" if cmd.verb == "RETR" else "upload"
-    event = TransferEvent(s.info(), s.now(), kind, path, 0, 0.0, status, s.type, s.rest, 0,
-                          cmd.verb)
-    cmd.after.append(A.Emit("fs." + kind, event))
-
-
-for _verb in ("RETR", "STOR", "APPE", "STOU"):
-    DEFAULT_TABLE.add_hook("post_err", _verb, report_refused_transfer)

@@ -1,0 +1,124 @@
+"""From a command line to a running command: parsing the verb, the generic checks,
+and running a handler (or hook) that may be a generator.
+
+A handler is a plain function, or a generator function that yields orders
+(``core.actions``: ``Call``, ``StartTransfer``, ...) and receives each answer at its
+``yield`` (an exception the order failed with is raised there). ``guarded`` turns
+whatever a handler raises into the command's error chain, so the reply mapping is
+the same whether the failure happened before or after a ``yield``."""
+
+from __future__ import annotations
+
+import errno as _errno
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from ftpd.core.buffer import MAX_LINE, LineTooLong
+from ftpd.core.commands import ARG, NO_ARG, Command, CommandSpec, CommandTable, is_verb
+from ftpd.core.errors import FTPError, reply_for_oserror
+from ftpd.log import get_logger
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+log = get_logger("ftpd.session")
+
+Steps = Generator[Any, Any, None]
+
+# OSErrors that are the client's business (a missing file, no permission): answered,
+# not logged. Any other errno (EIO, ESTALE, ...) is a fault of the storage: logged once.
+_EXPECTED_ERRNOS = frozenset({
+    _errno.ENOENT, _errno.EACCES, _errno.EPERM, _errno.EEXIST, _errno.ENOTDIR,
+    _errno.EISDIR, _errno.ENOTEMPTY, _errno.EXDEV, _errno.ENAMETOOLONG, _errno.ELOOP,
+    _errno.EINVAL, _errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG, _errno.EROFS})
+
+
+def parse(line: bytes | LineTooLong, table: CommandTable) -> tuple[CommandSpec, Command] | tuple[int, str]:
+    """The spec and command for *line*, or the (code, text) refusing it."""
+    if isinstance(line, LineTooLong):
+        return 500, f"Command line too long (limit {MAX_LINE} bytes)."
+    text = line.decode("utf-8", "surrogateescape").lstrip(" ")
+    if "\0" in text:
+        return 501, "Command contains a NUL byte."
+    verb, _, arg = text.partition(" ")
+    if not verb:
+        return 500, "Empty command."
+    if not is_verb(verb):
+        return 500, "Syntax error, command unrecognized."
+    verb = verb.upper()
+    spec = table.commands.get(verb)
+    if spec is None:
+        return 500, f"Unknown command {verb}."
+    return spec, Command(verb, arg)
+
+
+def line_verb(line: bytes | LineTooLong) -> str | None:
+    """The verb of a raw line (for deciding whether it may overtake a queue)."""
+    if isinstance(line, LineTooLong):
+        return None
+    return line.lstrip(b" ").split(b" ", 1)[0].upper().decode("ascii", "replace")
+
+
+def check(s: Session, spec: CommandSpec, cmd: Command) -> bool:
+    """The generic checks every command gets: argument rule, login, permission."""
+    if spec.arg == ARG and not cmd.arg.strip():
+        cmd.add_err(501, f"Syntax error: {spec.name} needs an argument.")
+    elif spec.arg == NO_ARG and cmd.arg.strip():
+        cmd.add_err(501, f"Syntax error: {spec.name} takes no argument.")
+    elif spec.login and s.account is None:
+        cmd.add_err(530, "Please log in with USER and PASS first.")
+    elif spec.perm and s.account is not None and not s.account.can(spec.perm):
+        cmd.add_err(550, "Permission denied.")
+        cmd.info["refused"] = True
+    return not cmd.failed
+
+
+def invoke(fn: Callable[..., Any], s: Session, cmd: Command) -> Steps:
+    """Run a handler or hook; a generator one is run to its end, its orders passed up."""
+    result = fn(s, cmd)
+    if isinstance(result, Generator):
+        yield from result
+
+
+def guarded(fn: Callable[..., Any], s: Session, cmd: Command) -> Steps:
+    """``invoke`` with every failure turned into the command's error chain."""
+    try:
+        yield from invoke(fn, s, cmd)
+    except FTPError as exc:
+        cmd.add_err(exc.code, exc.text)
+    except OSError as exc:
+        cmd.add_err(*reply_for_oserror(exc))
+        cmd.info["errno"] = exc.errno
+        if exc.errno not in _EXPECTED_ERRNOS:
+            log.warning("[%s] %s: storage error: %s", s.session_id, cmd.verb, exc)
+    except Exception:
+        log.exception("[%s] internal error in %s", s.session_id, cmd.verb)
+        cmd.add_err(451, f"Internal error while processing {cmd.verb}; the session goes on.")
+
+
+def command_steps(s: Session, spec: CommandSpec, cmd: Command) -> Steps:
+    """One command: the generic checks, PRE hooks (any error refuses it), the handler."""
+    if not check(s, spec, cmd):
+        return
+    for hook in s.table.hooks("pre", spec.name):
+        yield from guarded(hook, s, cmd)
+        if cmd.failed:
+            return
+    yield from guarded(spec.handler, s, cmd)
+
+
+def run_post_hooks(s: Session, cmd: Command) -> None:
+    """POST (or POST_ERR) hooks; a SITE subcommand's own follow SITE's. They run on the
+    loop and may not yield (a generator hook is an internal error, logged)."""
+    when = "post_err" if cmd.failed else "post"
+    hooks = list(s.table.hooks(when, cmd.verb))
+    sub = cmd.info.get("site")
+    if sub is not None:
+        hooks += s.table.hooks(when, "SITE " + sub, everywhere=False)
+    for hook in hooks:
+        steps = guarded(hook, s, cmd)
+        for _order in steps:
+            steps.close()
+            log.error("[%s] a POST hook of %s may not wait for anything", s.session_id,
+                      cmd.verb)
+            break

@@ -1,0 +1,203 @@
+"""How a transfer runs and ends, for every command that moves data (RETR, STOR, APPE,
+STOU, LIST, NLST, MLSD): the 150, the wait for the transport, then closing the file and
+the atomic rename (asked of the worker pool, as cleanups: they happen even if the client
+has gone), the reply for the outcome and the transfer's event."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from ftpd.core import actions as A
+from ftpd.core.commands import DEFAULT_TABLE, Command
+from ftpd.core.dispatch import Steps
+from ftpd.core.errors import FTPError, reply_for_oserror
+from ftpd.core.events import AbortEvent, ListingEvent, TransferEvent
+from ftpd.core.paths import basename
+from ftpd.fs.base import FileSystem
+
+if TYPE_CHECKING:
+    from ftpd.core.session import Session
+
+Outcome = str | OSError | FTPError | None  # what StartTransfer is answered with
+
+
+def check_data_protection(s: Session) -> None:
+    from ftpd.core.handlers.login import tls_policy_applies
+
+    if s.prot != "P" and s.account is not None and tls_policy_applies(s, s.account.username):
+        raise FTPError(521, "Data connections must be protected: use PROT P.")
+
+
+def run_transfer(s: Session, cmd: Command, transfer: A.Transfer, preliminary: str) -> Steps:
+    """Send the preliminary 150, hand the transfer to the transport, wait for its end
+    (ABOR and a lost connection end it too), then finish it."""
+    mode = s.data_mode
+    assert mode is not None, "the handler checks for a data connection first"
+    if mode[0] == "active":
+        transfer.active_addr = (mode[1], mode[2])
+    transfer.started = s.now()
+    transfer.meta["tls"] = s.prot == "P"
+    s.transfer = transfer
+    s.reply(150, preliminary)
+    outcome = yield A.StartTransfer(transfer)
+    yield from end_transfer(s, cmd, outcome)
+
+
+# -- in the worker pool: these may block --------------------------------------------
+def close_file(f: Any) -> OSError | None:
+    """Close a transfer's file; the error instead of raising it (the reply needs it)."""
+    try:
+        f.close()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def abort_file(f: Any) -> None:
+    """Discard a failed upload (``abort()``, fs/base.py: an object store leaves nothing)."""
+    try:
+        f.abort()
+    except OSError:
+        pass
+
+
+def finish_upload(fs: FileSystem, temp: str, path: str, ok: bool,
+                  unique: bool) -> OSError | FTPError | None:
+    """Atomic uploads: rename the temporary into place on success, remove it otherwise.
+    STOU never replaces a file someone created at its unique name meanwhile: that file
+    is kept, this upload discarded with 450 (the client may send STOU again)."""
+    try:
+        if ok and unique:
+            fs.rename(temp, path, replace=False)
+        elif ok:
+            fs.rename(temp, path)
+        else:
+            fs.remove(temp)
+    except OSError as exc:
+        if ok:
+            try:
+                fs.remove(temp)
+            except OSError:
+                pass
+        if unique and exc.errno == errno.EEXIST:
+            return FTPError(450, f"{basename(path)} was created by someone else meanwhile; "
+                                 "it was kept and this upload discarded. Send STOU again.")
+        return exc
+    return None
+
+
+def size_of(fs: FileSystem, path: str, default: int) -> int:
+    try:
+        return fs.stat(path).st_size
+    except OSError:
+        return default
+
+
+# -- on the loop ---------------------------------------------------------------------
+def _finish_files(s: Session, t: A.Transfer,
+                  error: Outcome) -> Generator[Any, Any, Outcome]:
+    """Close the file and settle an atomic upload; the outcome, worsened by their errors."""
+    f: Any = t.source if t.direction == "send" else t.sink
+    if t.meta.get("kind") == "listing":
+        getattr(f, "close", lambda: None)()  # a generator: nothing to wait for
+    elif error is not None and t.direction == "recv" and hasattr(f, "abort"):
+        yield s.cleanup(abort_file, f)  # a failed upload, discarded rather than completed
+    elif f is not None and hasattr(f, "close"):
+        close_error = yield s.cleanup(close_file, f)
+        if error is None and close_error is not None:
+            error = close_error
+    temp = t.meta.get("temp")
+    if t.meta.get("kind") == "upload" and temp and s.fs is not None:
+        rename_error = yield s.cleanup(finish_upload, s.fs, temp, t.meta["path"], error is None,
+                                       bool(t.meta.get("unique")))
+        if error is None and rename_error is not None:
+            error = rename_error
+    return error
+
+
+_NAMED = {
+    "connect": (425, "Can't open data connection.", "ERROR"),
+    "tls": (425, "TLS on the data connection failed (it must resume the control "
+                 "connection's TLS session).", "ERROR"),
+    "timeout": (426, "Data connection timed out; transfer aborted.", "INCOMPLETE"),
+    "aborted": (426, "Transfer aborted.", "ABOR"),
+    "failed": (426, "Transfer failed: server-side error; transfer aborted.", "ERROR"),
+}
+
+
+def _reply_for(cmd: Command, t: A.Transfer, error: Outcome) -> str:
+    """Put the outcome's reply in the chain; returns the event status."""
+    if error is None:
+        extra = f" (unique file name: {basename(t.meta['path'])})" if t.meta.get("unique") else ""
+        cmd.add(226, f"Transfer complete{extra}.")
+        return "OK"
+    if isinstance(error, OSError):
+        cmd.add_err(*reply_for_oserror(error))
+        return "ERROR"
+    if isinstance(error, FTPError):  # the source refused mid-way
+        cmd.add_err(error.code, error.text)
+        return "ERROR"
+    code, text, status = _NAMED.get(error, (426, "Data connection closed; transfer aborted.",
+                                            "INCOMPLETE"))
+    cmd.add_err(code, text)
+    return status
+
+
+def end_transfer(s: Session, cmd: Command, outcome: Outcome) -> Steps:
+    """Close the file, reply 226 or the failure, raise the transfer's event."""
+    t = s.transfer
+    assert t is not None
+    s.transfer = None
+    s.data_mode = None
+    error = yield from _finish_files(s, t, outcome)
+    status = _reply_for(cmd, t, error)
+    cmd.info["transfer_reported"] = True
+    now = s.now()
+    duration = max(0.0, now - t.started)
+    info = s.info()
+    kind = t.meta.get("kind")
+    if kind in ("download", "upload"):
+        key = "down" if kind == "download" else "up"
+        s.stats["bytes_" + key] += t.bytes_done
+        if status == "OK":
+            s.stats["files_" + key] += 1
+        size = t.meta.get("size")
+        if size is None and s.fs is not None:
+            size = yield s.cleanup(size_of, s.fs, t.meta["path"], t.bytes_done)
+        event = TransferEvent(info, now, kind, t.meta["path"], t.bytes_done, duration, status,
+                              s.type, t.meta.get("offset", 0), int(size or 0), cmd.verb)
+        cmd.after.append(A.Emit("fs." + kind, event))
+    elif kind == "listing":
+        cmd.after.append(A.Emit("fs.listing", ListingEvent(
+            info, now, t.meta["path"], status, t.meta.get("pattern", ""), False, cmd.verb)))
+    if status == "ABOR":
+        cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.meta.get("path", ""),
+                                                            cmd.verb)))
+
+
+def report_refused_transfer(s: Session, cmd: Command) -> None:
+    """POST_ERR hook: a RETR/STOR/APPE/STOU that failed before any data moved still gets
+    its event (EVENTS.md: status PERM, NOENT or ERROR), so receivers see refusals too."""
+    if s.account is None or cmd.info.get("transfer_reported"):
+        return
+    code = cmd.info.get("errno")
+    if cmd.info.get("refused") or code in (errno.EACCES, errno.EPERM):
+        status = "PERM"
+    elif code in (errno.ENOENT, errno.ENOTDIR):
+        status = "NOENT"
+    else:
+        status = "ERROR"
+    try:
+        path = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
+    except FTPError:
+        path = s.cwd
+    kind = "download" if cmd.verb == "RETR" else "upload"
+    event = TransferEvent(s.info(), s.now(), kind, path, 0, 0.0, status, s.type, s.rest, 0,
+                          cmd.verb)
+    cmd.after.append(A.Emit("fs." + kind, event))
+
+
+for _verb in ("RETR", "STOR", "APPE", "STOU"):
+    DEFAULT_TABLE.add_hook("post_err", _verb, report_refused_transfer)
