@@ -90,6 +90,12 @@ def _server_id(value: Any) -> str:
     return text
 
 
+def _size(value: Any) -> int:
+    from ftpd.sizes import parse_size
+
+    return parse_size(value)
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if _str(value) not in choices:
@@ -144,6 +150,9 @@ SETTINGS: list[Setting] = [
       "421 and close.", metavar="N", section="Limits"),
     S("max-connections-per-ip", _number(int), 0, "Connections from one address (0 = "
       "unlimited).", metavar="N", section="Limits"),
+    S("max-rate", _size, 0, "Bytes per second, each direction, per session, for anonymous "
+      "users and users without a max-rate of their own: 512K, 1M (K/M/G are powers of 1024; "
+      "0 = unlimited).", metavar="BYTES", section="Limits"),
     S("max-bad-commands", _number(int, 1), 20, "Consecutive unknown or malformed commands "
       "before 421 and close.", metavar="N", section="Limits"),
     S("umask", _umask, 0o022, "Umask for created files and directories (octal).",

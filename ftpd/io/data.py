@@ -81,6 +81,7 @@ class DataChannel:
         self._offset = 0
         self._use_sendfile = False
         self._progress = 0.0
+        self.buckets: dict[str, Any] = {}  # the session's rate-limit buckets (ratelimit.py)
 
     # -- set-up --------------------------------------------------------------------
     def listen(self, ports: range | None, allowed_peer: str | None) -> int:
@@ -207,11 +208,16 @@ class DataChannel:
         t = self.transfer
         assert t is not None and self.sock is not None
         self._touch()
+        rate = t.meta.get("max_rate")
+        if rate:  # limited: bounded sends and receives, on the buffered path (ratelimit.py)
+            from ftpd.io.ratelimit import throttle
+
+            self.sock = throttle(self.sock, self.buckets, t.direction, rate, self.loop)
         if t.direction == "send":
             src = t.source
             fileno = getattr(src, "fileno", None)
             self._use_sendfile = False
-            if t.transform is None and fileno is not None and not self._is_tls():
+            if t.transform is None and fileno is not None and not self._is_tls() and not rate:
                 try:
                     fd = fileno()
                     self._offset = os.lseek(fd, 0, os.SEEK_CUR)
@@ -284,7 +290,8 @@ class DataChannel:
         if t is None:
             return
         sink: Any = t.sink
-        if t.transform is None and not self._is_tls() and _spliceable(sink):
+        if t.transform is None and not self._is_tls() and _spliceable(sink) \
+                and not t.meta.get("max_rate"):
             self._splice_in(t, sink)
             return
         view = memoryview(self.buffer)
