@@ -174,3 +174,28 @@ def test_limits_from_a_users_file_written_by_ftpd_passwd(tmp_path, ftpd_server):
     refused_552(ftp, "STOR big", os.urandom(2 * MIB))
     assert (home / "big").stat().st_size <= MIB
     ftp.quit()
+
+
+# -- --max-rate through the real ftpd (real time: a lower bound only) -------------------------
+def test_anonymous_under_max_rate_takes_at_least_what_the_rate_allows(ftpd_server):
+    import time
+
+    server = ftpd_server("--max-rate", "512K", user=None)
+    data = os.urandom(MIB)
+    (server.root / "f").write_bytes(data)
+    ftp = server.ftp("anonymous", "guest@")
+    start, chunks = time.monotonic(), []
+    ftp.retrbinary("RETR f", chunks.append)
+    seconds = time.monotonic() - start
+    assert b"".join(chunks) == data
+    # the bucket holds a quarter second's worth: the rest needs (1M - 128K) / 512K s
+    assert seconds >= 1.75, f"1 MiB at 512 KiB/s in {seconds:.2f} s"
+    ftp.quit()
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "1.5M"])
+def test_a_bad_max_rate_is_one_line_and_exit_2(value):
+    done = subprocess.run([sys.executable, "-m", "ftpd", "--max-rate", value],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "max-rate" in done.stderr
