@@ -199,3 +199,18 @@ def test_a_bad_max_rate_is_one_line_and_exit_2(value):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and "max-rate" in done.stderr
+
+
+def test_a_bad_limit_in_the_users_file_stops_start_up_with_exit_2(tmp_path):
+    users = tmp_path / "users.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "ftpd.passwd", "-f", str(users), "add", "carol", "--home",
+         str(tmp_path), "--password", "pw"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with open(users, "a") as f:
+        f.write('quota = "lots"\n')
+    done = subprocess.run([sys.executable, "-m", "ftpd", "--users", str(users), "-l",
+                           "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert "users.carol.quota" in done.stderr
