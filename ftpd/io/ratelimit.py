@@ -128,9 +128,10 @@ class ThrottledSocket:
         self._loop.forget(self)
         sock = self._sock
         if hasattr(sock, "cipher"):  # TLS: close_notify first, as for any data socket
-            from ftpd.io.tls import close_notify
-
-            close_notify(sock)
+            try:
+                sock.unwrap()
+            except (OSError, ValueError):  # ssl.SSLError is an OSError; done already
+                pass
         sock.close()
 
     def __getattr__(self, name: str) -> Any:

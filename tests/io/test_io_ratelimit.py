@@ -9,6 +9,7 @@ from __future__ import annotations
 import ftplib
 import hashlib
 import io
+import math
 import os
 import socket
 
@@ -188,3 +189,26 @@ def test_a_held_socket_reports_nothing_until_its_hold_ends():
         a.close()
         b.close()
         loop.close()
+
+
+def test_limited_listings_ascii_transfers_and_abor(tmp_path):
+    with serve(tmp_path, slow={"max_rate": 256 << 10}) as server:
+        ftp = login(server, "slow")
+        assert "big" in ftp.nlst()
+        ftp.sendcmd("TYPE A")
+        lines: list[str] = []
+        (tmp_path / "root" / "text").write_bytes(b"line\n" * 100_000)
+        start = server.clock.time()
+        ftp.retrlines("RETR text", lines.append)
+        assert lines == ["line"] * 100_000
+        assert server.clock.time() - start >= 1.0  # 600 KB of CRLF text at 256 KiB/s
+        ftp.sendcmd("TYPE I")
+        server.clock.autojump_threshold = math.inf  # time stands still: the bucket stays empty
+        conn = ftp.transfercmd("RETR big")
+        assert conn.recv(65536)
+        ftp.putcmd("ABOR")  # a held transfer ends at once; the session goes on
+        conn.close()
+        assert ftp.getmultiline().startswith("426")
+        assert ftp.voidresp().startswith("226")
+        assert ftp.sendcmd("NOOP").startswith("200")
+        ftp.quit()
