@@ -102,6 +102,26 @@ def test_the_session_past_max_sessions_gets_530_and_is_closed(root, caplog):
             ftp.quit()
 
 
+def test_a_session_cut_off_without_quit_frees_its_place(root):
+    from ftpsupport import wait_until
+
+    with serve(root, alice={"max_sessions": 1}) as server:
+        gone = login(server, "alice")
+        gone.sock.close()  # no QUIT: the server learns of it by EOF
+        gone.file.close()
+
+        def logs_in() -> ftplib.FTP | None:
+            ftp = client(server)
+            try:
+                ftp.login("alice", "x")
+            except ftplib.error_perm:
+                ftp.close()
+                return None
+            return ftp
+
+        wait_until(logs_in, "a new login of alice").quit()
+
+
 # -- quota --------------------------------------------------------------------------------
 def test_an_upload_past_the_quota_gets_552_and_keeps_only_what_fit(root):
     (root / "old").write_bytes(b"o" * 100 * KIB)  # measured at login
