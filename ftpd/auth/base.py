@@ -18,13 +18,17 @@ class Account(NamedTuple):
     w STOR/STOU, M SITE CHMOD, T MFMT, plus L SITE SYMLINK), and the account's limits:
     ``max_rate`` bytes/s per direction per session (None: the server's ``--max-rate``;
     0: unlimited), ``max_sessions`` concurrent sessions and ``quota`` bytes of storage
-    under the home (0: no limit)."""
+    under the home (0: no limit).
+
+    ``system`` is set for a local account (``--pam``): its (uid, gid, groups), which the
+    session's process becomes before it opens the home (``ftpd.io.become``)."""
 
     username: str
     home: str
     perm: str = READ_PERMS
     anonymous: bool = False
     email: str = ""
+    system: tuple[int, int, tuple[int, ...]] | None = None
     max_rate: int | None = None
     max_sessions: int = 0
     quota: int = 0

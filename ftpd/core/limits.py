@@ -86,8 +86,8 @@ def _lstats(fs: FileSystem, directory: str, names: list[str]) -> Any:
 class QuotaWriter:
     """An upload's file that takes at most *room* bytes: the write that would pass it
     writes what fits, then raises ``552`` (the transfer ends there, keeping nothing
-    beyond the quota). It has no ``fileno``, so the pump writes through it (never
-    splice(2) past it); everything else is the file's own (``close``, ``abort``)."""
+    beyond the quota). It has no ``fileno``, so the pool-fed pump writes through it
+    (never splice(2) past it); everything else is the file's own (``close``, ``abort``)."""
 
     def __init__(self, f: Any, room: int, quota: int) -> None:
         self._f, self.room, self.quota = f, room, quota

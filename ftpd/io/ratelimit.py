@@ -5,9 +5,9 @@ A limited transfer's socket is a ``ThrottledSocket``: each ``send``/``recv_into`
 most what the bucket holds, and when it is empty the socket is held (``EventLoop.hold``:
 not watched until the bucket has refilled, a loop timer, never a sleep) and the call
 raises ``BlockingIOError``, which every pump already takes as "not now". Limited
-transfers take the pump's buffered path (no sendfile/splice: the kernel would move bytes
-past the bucket); an unlimited one never meets any of this: the data channel builds a
-throttle only for a transfer that carries a ``max_rate``."""
+transfers take the pool-fed path, ``io/chunks.py`` (no sendfile/splice: the kernel would
+move bytes past the bucket); an unlimited one never meets any of this: the data channel
+builds a throttle only for a transfer that carries a ``max_rate``."""
 
 from __future__ import annotations
 

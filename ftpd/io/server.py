@@ -18,6 +18,7 @@ from ftpd.core.ids import server_key, session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
+from ftpd.io.chunks import ChunkPool
 from ftpd.io.clock import Clock
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
@@ -78,6 +79,7 @@ class Server:
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
         self.metrics: Any = None  # ftpd.metrics.Metrics with --metrics (read at scrape time)
+        self.preload: tuple[str, ...] = ()  # modules this configuration imports lazily
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
@@ -85,12 +87,14 @@ class Server:
         self._key_of: tuple[str, int] = ("", 0)  # (server id, its server_key), cached
         self._idle_timer: TimerHandle | None = None
         self._executor: Any = None
+        self.chunk_pool = ChunkPool(self.loop)  # data chunks of pool-fed transfers
         self._fs_pool: Any = None
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
         self.accept_pause = AcceptPause(self.loop)  # out of descriptors: wait, then retry
         self.header_readers: set[Any] = set()  # PROXY headers being read (not yet sessions)
+        self.spawner: Any = None  # --pam on a shared loop: ftpd.launch.persession
 
     # -- sessions ---------------------------------------------------------------------
     def session_config(self, implicit_tls: bool) -> SessionConfig:
@@ -171,6 +175,12 @@ class Server:
             return
         host = conn.peer[0]
         refusal = self._refusal(host)
+        if refusal is None and self.spawner is not None:  # --pam: the session's own process
+            child = self.spawner.hand_over(conn, implicit_tls)
+            if child is None:
+                refusal = "no-session-process", "Service not available; try again later."
+            else:
+                conn = child
         self.connections.add(conn)
         self.per_ip[host] += 1
         if self._idle_timer is not None:
@@ -348,7 +358,10 @@ class Server:
         self.bus.generate("core.startup",
                           ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
-            self._admit(ep.sock, ep.implicit_tls)
+            if ep.client is not None:  # --pam: the parent read its PROXY header
+                self._adopt(ep.sock, ep.implicit_tls, ep.client)
+            else:
+                self._admit(ep.sock, ep.implicit_tls)
         if not self.connections and not self.header_readers and not self.launch.per_connection:
             self._arm_idle_timer()
         if self.launch.notify is not None:
@@ -449,6 +462,7 @@ class Server:
             listener.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self.chunk_pool.shutdown()
         if self._fs_pool is not None:
             self._fs_pool.shutdown()
         self.loop.close()

@@ -282,3 +282,14 @@ def test_mod_refuses_bad_limits_in_one_line(users, args, needle):
 def test_mod_of_a_missing_user_is_a_runtime_error(users):
     assert run("-f", users, "add", "dave", "--home", "/d", "--password", "pw").returncode == 0
     assert "no such user" in one_error_line(run("-f", users, "mod", "eve", "--quota", "1G"), 1)
+
+
+def test_an_s3_home_is_kept_as_written(users):
+    r = run("-f", users, "add", "carol", "--home", "s3://ftp-bucket/homes/carol",
+            "--password", "carols-Secret")
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # no "not a directory" warning
+    assert run("-f", users, "list").stdout.splitlines() == [
+        "carol\ts3://ftp-bucket/homes/carol\telr"]
+    line = one_error_line(run("-f", users, "add", "dave", "--home", "s3://Bad_Bucket/x",
+                              "--password", "daves-Secret"), 2)
+    assert "--home" in line and "not a valid S3 bucket name" in line
