@@ -83,8 +83,8 @@ def _too_many_sessions(s: Session, cmd: Command, account: Account) -> None:
     from ftpd.sessionlog import field
 
     most = account.max_sessions
-    log.info("[%s] LOGIN REFUSED user=%s from=%s reason=max-sessions", s.session_id,
-             field(account.username), s.peer_host)
+    log.info("[%s] LOGIN REFUSED user=%s reason=max-sessions from=%s", s.session_id,
+             field(account.username), s.peer_host)  # from= last, as in every session line
     s.username = None
     cmd.add_err(530, f"Sorry, {account.username} already has the most sessions allowed "
                      f"({most}); try again later.")
