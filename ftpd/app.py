@@ -259,6 +259,7 @@ def build_session_config(settings: Settings, table: Any = None,
         atomic_uploads=settings.atomic_uploads,
         hide=tuple(settings.hide),
         anonymous_upload=settings.anonymous_upload,
+        max_rate=settings.max_rate,
     )
     if table is not None:
         config.table = table
@@ -367,7 +368,12 @@ def build_server(settings: Settings, launch: LaunchContext,
     server.event_listeners = build_listeners(settings, bus)
     server.metrics = build_metrics(settings, server)
     time_storage_calls(server)
+    if uses_s3(settings, getattr(server.authorizer, "authorizers", [])):
+        server.preload = S3_MODULES  # imported lazily by logins: before --run-as drops root
     return server
+
+
+S3_MODULES = ("ftpd.fs.s3setup", "ftpd.fs.s3", "obstore", "obstore.store")
 
 
 def build_metrics(settings: Settings, server: Server) -> Any:
@@ -406,6 +412,7 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     server.config = build_session_config(settings, old.table, banner)
     server.config.server_scope = old.server_scope
     server.config.throttle = old.throttle  # failures so far still count after a reload
+    server.config.ledger = old.ledger  # and the sessions and storage of each user
     time_storage_calls(server)
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)

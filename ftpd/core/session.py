@@ -22,6 +22,7 @@ from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
 from ftpd.core.errors import FTPError
 from ftpd.core.events import LogoutEvent, SessionInfo
+from ftpd.core.limits import Ledger
 from ftpd.core.listing import Hidden, numeric_owners
 from ftpd.core.paths import parent, resolve
 from ftpd.core.replies import Reply
@@ -67,6 +68,7 @@ class SessionConfig:
                  tls_anonymous: bool = False, tls_available: bool = False,
                  implicit_tls: bool = False, server_scope: dict[str, Any] | None = None,
                  clock: Callable[[], float] = time.time, shutting_down: bool = False,
+                 max_rate: int = 0, ledger: Ledger | None = None,
                  hide: tuple[str, ...] | list[str] = (),
                  anonymous_upload: str | None = None) -> None:
         self.table = table if table is not None else _default_table()
@@ -89,6 +91,8 @@ class SessionConfig:
         self.server_scope: dict[str, Any] = server_scope if server_scope is not None else {}
         self.clock = clock
         self.shutting_down = shutting_down
+        self.max_rate = max_rate  # bytes/s per direction per session (0: unlimited)
+        self.ledger = ledger if ledger is not None else Ledger()  # sessions, usage per user
         self.hide = hide
         self.anonymous_upload = anonymous_upload
 
@@ -138,7 +142,7 @@ class Suspended(NamedTuple):
 class Session:
     """One FTP control connection, without its socket."""
 
-    __slots__ = ("_closing", "_current", "_framer", "_out", "_queue", "_suspended",
+    __slots__ = ("_admitted", "_closing", "_current", "_framer", "_out", "_queue", "_suspended",
                  "_waiters", "account", "bad_commands", "commands_run", "config", "cwd",
                  "data_mode", "epsv_all", "fs", "lines_received", "local_host", "local_port",
                  "login_failures", "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot",
@@ -162,6 +166,7 @@ class Session:
         self._suspended: Suspended | None = None  # the command the transport will answer
         self._waiters: list[Suspended] = []  # commands waiting for it (QUIT, ABOR)
         self._closing: str | None = None  # closed; the closing actions after its cleanup
+        self._admitted: str | None = None  # the user this session counts for (Ledger)
         self.reset_login()
         self.stats = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
         self.bad_commands = 0
@@ -174,6 +179,7 @@ class Session:
 
     def reset_login(self) -> None:
         """The state REIN returns to."""
+        self.leave()
         self.username: str | None = None
         self.account: Account | None = None
         self.fs: FileSystem | None = None
@@ -185,6 +191,29 @@ class Session:
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
+
+    def admit(self, name: str, most: int) -> bool:
+        """Count this session as one of *name*'s (max-sessions *most*, 0: no limit)."""
+        self.leave()
+        if not self.config.ledger.admit(name, most):
+            return False
+        self._admitted = name
+        return True
+
+    def leave(self) -> None:
+        """This session no longer counts for its user (REIN, the end)."""
+        name, self._admitted = self._admitted, None
+        if name is not None:
+            self.config.ledger.leave(name)
+
+    @property
+    def max_rate(self) -> int:
+        """Bytes/s per direction for this session's transfers: the account's own, else
+        the server's ``--max-rate``; 0: unlimited."""
+        acc = self.account
+        if acc is not None and acc.max_rate is not None:
+            return acc.max_rate
+        return self.config.max_rate
 
     @property
     def closed(self) -> bool:
@@ -482,6 +511,7 @@ class Session:
             return
         transferring = self.state is State.TRANSFER
         self._to(Event.CLOSE)
+        self.leave()
         self._queue.clear()
         for waiter in self._waiters:
             waiter.steps.close()

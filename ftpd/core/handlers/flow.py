@@ -39,6 +39,8 @@ def run_transfer(s: Session, cmd: Command, transfer: A.Transfer, preliminary: st
         transfer.active_addr = (mode[1], mode[2])
     transfer.started = s.now()
     transfer.meta["tls"] = s.prot == "P"
+    if s.max_rate:  # the transport limits this session's transfers (io/ratelimit.py)
+        transfer.meta["max_rate"] = s.max_rate
     s.transfer = transfer
     s.reply(150, preliminary)
     outcome = yield A.StartTransfer(transfer)
@@ -166,6 +168,8 @@ def end_transfer(s: Session, cmd: Command, outcome: Outcome) -> Steps:
         size = t.meta.get("size")
         if size is None and s.fs is not None:
             size = yield s.cleanup(size_of, s.fs, t.meta["path"], t.bytes_done)
+        if "quota_old" in t.meta and s.account is not None:  # what the upload changed
+            s.config.ledger.grow(s.account.username, int(size or 0) - t.meta["quota_old"])
         event = TransferEvent(info, now, kind, t.meta["path"], t.bytes_done, duration, status,
                               s.type, t.meta.get("offset", 0), int(size or 0), cmd.verb)
         cmd.after.append(A.Emit("fs." + kind, event))

@@ -12,8 +12,9 @@ from ftpd.core import actions as A
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
 from ftpd.core.dispatch import Steps
 from ftpd.core.errors import FTPError
-from ftpd.core.handlers.flow import check_data_protection, run_transfer
+from ftpd.core.handlers.flow import check_data_protection, run_transfer, size_of
 from ftpd.core.ids import is_ipv6
+from ftpd.core.limits import QuotaWriter
 from ftpd.core.listing import TEMP_PREFIX
 from ftpd.core.paths import basename, join, parent, resolve
 from ftpd.core.textmode import FromNetwork, ToNetwork
@@ -249,14 +250,35 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
     atomic_already = getattr(s.fs, "uploads_are_atomic", False)  # an object store
     if s.config.atomic_uploads and not (append or offset or atomic_already or drop_box):
         target = join(parent(vpath), f"{TEMP_PREFIX}{s.config.token(6)}")
+    room = old = None
+    if s.account is not None and s.account.quota:
+        old = yield s.ask(size_of, s.fs, vpath, 0)
+        room = _quota_room(s, s.account.quota, old, offset, append)
     f = yield s.ask(open_write, s.fs, target, offset, append, unique or drop_box)
+    if room is not None:
+        f = QuotaWriter(f, room, s.account.quota)
     t = A.Transfer("recv", sink=f, transform=FromNetwork() if s.type == "A" else None)
     t.meta.update(kind="upload", path=vpath, temp=target if target != vpath else None,
                   offset=offset, unique=unique)
+    if old is not None:
+        t.meta["quota_old"] = old
     mode = "ASCII" if s.type == "A" else "BINARY"
     text = f"FILE: {basename(vpath)}" if unique else \
         f"Opening {mode} mode data connection for {basename(vpath)}."
     yield from run_transfer(s, cmd, t, text)
+
+
+def _quota_room(s: Session, quota: int, old: int, offset: int, append: bool) -> int:
+    """Bytes this upload may write: what the quota leaves, plus what it overwrites (the
+    file it replaces, or past a REST offset the part up to the old end: only growth
+    counts). None left: ``552`` before the file is opened (so a STOR cannot even
+    truncate the file it would replace)."""
+    assert s.account is not None
+    used = s.config.ledger.usage.get(s.account.username, 0)
+    room = quota - used + (0 if append else old - offset)
+    if room <= 0:
+        raise FTPError(552, f"Quota exceeded: {used} of {quota} bytes used.")
+    return room
 
 
 @command("STOR", arg=ARG, perm="w", help="STOR <sp> pathname")
