@@ -20,11 +20,10 @@ from ftpd.core import actions as A
 from ftpd.core import dispatch, dropbox
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
-from ftpd.core.errors import FTPError
 from ftpd.core.events import LogoutEvent, SessionInfo
 from ftpd.core.limits import Ledger
 from ftpd.core.listing import Hidden, numeric_owners
-from ftpd.core.paths import parent, resolve
+from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
 from ftpd.core.states import ON_LINE, Event, State, transition
 from ftpd.core.throttle import LoginThrottle
@@ -548,33 +547,11 @@ class Session:
         """The virtual path a client's *arg* names, and the one place the path policy
         applies, for every command: a ``--hide`` name anywhere in it is refused as if
         it did not exist (550, ENOENT); an anonymous session gets the drop box's rules
-        for the letter of the running command (``core.dropbox``)."""
+        (``core.dropbox``)."""
         vpath = resolve(self.cwd, arg, self.config.hidden)
-        box = self.config.anonymous_upload
-        acc = self.account
-        if box is not None and acc is not None and acc.anonymous:
-            cmd = self._current
-            letter = cmd.info.get("perm") if cmd is not None else None
-            if not dropbox.allows(box, vpath, letter, acc.can("w")):
-                if cmd is not None:
-                    cmd.info["refused"] = True
-                raise FTPError(550, "Permission denied.")
+        if self.config.anonymous_upload is not None and self.anonymous:
+            dropbox.check(self, self._current, vpath)
         return vpath
-
-    def may(self, letter: str) -> bool:
-        """Whether the account has permission *letter*. Anonymous may store (``w``) when
-        there is a drop box: where, ``resolve`` decides once it sees the path."""
-        acc = self.account
-        if acc is None:
-            return False
-        if acc.can(letter):
-            return True
-        return letter == "w" and acc.anonymous and self.config.anonymous_upload is not None
-
-    def drop_box_upload(self, vpath: str) -> bool:
-        """An anonymous upload into the drop box: new files only (an exclusive create)."""
-        box = self.config.anonymous_upload
-        return box is not None and self.anonymous and parent(vpath) == box
 
     @property
     def anonymous(self) -> bool:

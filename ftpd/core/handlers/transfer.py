@@ -9,6 +9,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ftpd.core import actions as A
+from ftpd.core import dropbox
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
 from ftpd.core.dispatch import Steps
 from ftpd.core.errors import FTPError
@@ -236,7 +237,7 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
     offset = _take_rest(s)
     check_data_protection(s)
     _need_data_connection(s)
-    drop_box = s.drop_box_upload(vpath)  # new files only: an exclusive create, in place
+    drop_box = dropbox.upload_into(s, vpath)  # new files only: an exclusive create, in place
     if drop_box and (offset or append):
         cmd.info["refused"] = True
         raise FTPError(550, "Permission denied.")
