@@ -13,7 +13,7 @@ from core_driver import Driver, codes, text
 
 from ftpd.auth.base import SingleUserAuthorizer
 from ftpd.core.states import State
-from ftpd.fs.digest import file_digest
+from ftpd.fs.digest import SLICE, open_digest
 from ftpd.fs.memory import MemoryFS
 
 DATA = bytes(range(256)) * 4 + b"\r\n\n\r tail"  # CR and LF: TYPE A must not touch them
@@ -158,27 +158,71 @@ def test_anonymous_may_hash(fs):
     assert codes(d.send("HASH data.bin")) == [213]
 
 
+class _CountingReader:
+    def __init__(self, inner, fs) -> None:
+        self.inner, self.fs = inner, fs
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.fs.read += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.inner.seek(offset, whence)
+
+    def close(self) -> None:
+        self.fs.closed += 1
+        self.inner.close()
+
+
 class Counting(MemoryFS):
-    def __init__(self, files):
+    """Counts the files opened and closed and the bytes read."""
+
+    def __init__(self, files) -> None:
         super().__init__(files)
-        self.opened = 0
+        self.opened = self.closed = self.read = 0
 
     def open_read(self, vpath):
         self.opened += 1
-        return super().open_read(vpath)
+        return _CountingReader(super().open_read(vpath), self)
 
 
-@pytest.mark.parametrize("line", ["HASH data.bin", "XSHA256 data.bin 0 10"])
-def test_the_file_is_read_only_in_a_call_the_transport_runs(line):
-    fs = Counting({"/data.bin": DATA})
+BIG = bytes(range(256)) * (2 * SLICE // 256) + b"tail!"  # three slices
+
+
+def held(line: str) -> tuple[Driver, Counting]:
+    fs = Counting({"/big.bin": BIG})
     d = Driver(fs)
     d.login()
     d.hold_calls = True
     assert d.send(line) == []
     assert d.session.state is State.WAITING
     d.release()  # the stat
-    assert [c.fn for c in d.calls] == [file_digest] and fs.opened == 0
-    assert d.send("NOOP") == []  # queued behind the HASH, answered in order
+    assert [c.fn for c in d.calls] == [open_digest] and fs.opened == 0
     d.release()
-    assert fs.opened == 1
-    assert codes(d.replies[-2:]) == [213 if line.startswith("HASH") else 250, 200]
+    assert fs.opened == 1 and fs.read == 0  # opened in the pool; nothing read yet
+    return d, fs
+
+
+@pytest.mark.parametrize(("line", "code", "digest"), [
+    ("HASH big.bin", 213, hashlib.sha256(BIG).hexdigest()),
+    (f"XSHA256 big.bin 1 {len(BIG)}", 250, hashlib.sha256(BIG[1:]).hexdigest())])
+def test_the_file_is_read_a_slice_per_call_the_transport_runs(line, code, digest):
+    d, fs = held(line)
+    assert d.send("NOOP") == []  # queued behind the HASH, answered in order
+    for done in (SLICE, 2 * SLICE):
+        assert [c.fn.__name__ for c in d.calls] == ["step"]
+        d.release()
+        assert fs.read == done and d.replies[-1].code == 230
+    d.release()
+    assert fs.read == len(BIG) - (0 if code == 213 else 1) and fs.closed == 1
+    assert codes(d.replies[-2:]) == [code, 200] and digest in text(d.replies[-2])
+
+
+def test_a_session_closed_while_hashing_stops_reading_and_closes_the_file():
+    d, fs = held("HASH big.bin")
+    d.release()  # one slice
+    d.process(d.session.timeout())  # the client is gone meanwhile (421)
+    assert d.session.closed
+    d.release()  # the slice under way comes back: its file is closed, nothing more asked
+    assert fs.read == 2 * SLICE and fs.closed == 1 and d.calls == []

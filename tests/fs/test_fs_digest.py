@@ -1,5 +1,5 @@
-"""fs/digest.file_digest on a file on disk: chunks, a range across chunk boundaries,
-and a file shorter than the range asked for."""
+"""fs/digest.file_digest on a file on disk: several slices, a range across slice and
+chunk boundaries, and a file shorter than the range asked for."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import hashlib
 import zlib
 from pathlib import Path
 
-from ftpd.fs.digest import CHUNK, file_digest
+from ftpd.fs.digest import CHUNK, SLICE, file_digest
 from ftpd.fs.local import LocalFS
 
 
-def test_digest_of_a_file_larger_than_a_chunk_and_a_range_across_chunks(tmp_path: Path):
-    data = bytes(range(251)) * (3 * CHUNK // 251 + 5)
+def test_digest_of_a_file_of_several_slices_and_a_range_across_them(tmp_path: Path):
+    data = bytes(range(251)) * (2 * SLICE // 251 + 5)  # over two slices
     (tmp_path / "f").write_bytes(data)
     fs = LocalFS(str(tmp_path))
     assert file_digest(fs, "/f", "MD5") == (hashlib.md5(data).hexdigest(), len(data))
-    start, end = CHUNK - 3, 2 * CHUNK + 11
+    start, end = SLICE - 3, SLICE + CHUNK + 11  # across slices and chunks
     assert file_digest(fs, "/f", "SHA-1", start, end) == \
         (hashlib.sha1(data[start:end]).hexdigest(), end - start)
     # the file shorter than the range asked: the digest says how much it covers

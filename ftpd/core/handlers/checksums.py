@@ -1,8 +1,8 @@
 """Checksums of stored files: HASH (draft-bryan-ftpext-hash-02, as FileZilla and lftp
 send it) with the session's algorithm chosen by OPTS HASH (``info``), and the legacy
 XMD5, XSHA1, XSHA256 and XCRC of ProFTPD's mod_digest. The file is opened through the
-session's FileSystem and read in the worker pool (``fs.digest.file_digest``): a large
-file holds up only the session that asked, never the loop.
+session's FileSystem and read in the worker pool a slice per call (``fs.digest``): a
+large file holds up only the session that asked, never the loop, nor a worker for long.
 
 Replies: ``213 SHA-256 0-LAST hexdigest pathname`` (LAST the offset of the last byte,
 inclusive, as the draft's ``RANG 0 49`` -> ``0-49``; ``0-0`` for an empty file), 553
@@ -16,11 +16,12 @@ space-separated numbers is read as such a range."""
 from __future__ import annotations
 
 import stat
-from typing import TYPE_CHECKING
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 from ftpd.core.commands import ARG, Command, command
 from ftpd.core.dispatch import Steps
-from ftpd.fs.digest import ALGORITHMS, file_digest
+from ftpd.fs.digest import ALGORITHMS, DigestJob, open_digest
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
@@ -49,6 +50,15 @@ def opts_hash(s: Session, cmd: Command, value: str) -> None:
     cmd.add(200, name)
 
 
+def digest(s: Session, vpath: str, algorithm: str, start: int = 0,
+           end: int | None = None) -> Generator[Any, Any, DigestJob]:
+    """Open, then digest a slice per ask until done (each in the worker pool)."""
+    job = yield s.ask(open_digest, s.fs, vpath, algorithm, start, end)
+    while not job.done:
+        job = yield s.ask(job.step)
+    return job
+
+
 @command("HASH", arg=ARG, perm="r", feat="HASH",
          help="HASH <sp> pathname (its digest, with the OPTS HASH algorithm)")
 def hash_(s: Session, cmd: Command) -> Steps:
@@ -59,8 +69,8 @@ def hash_(s: Session, cmd: Command) -> Steps:
     if not stat.S_ISREG(st.st_mode):
         cmd.add_err(553, f"{cmd.arg}: not a regular file.")
         return
-    hexdigest, size = yield s.ask(file_digest, s.fs, vpath, algorithm)
-    cmd.add(213, f"{algorithm} 0-{max(size - 1, 0)} {hexdigest} {cmd.arg}")
+    job = yield from digest(s, vpath, algorithm)
+    cmd.add(213, f"{algorithm} 0-{max(job.size - 1, 0)} {job.hexdigest} {cmd.arg}")
 
 
 def split_range(arg: str) -> tuple[str, int, int | None]:
@@ -91,5 +101,5 @@ def legacy_digest(s: Session, cmd: Command) -> Steps:
         cmd.add_err(501, f"{cmd.verb}: give a range START END with 0 <= START < END <= "
                          f"{st.st_size}, the file's size.")
         return
-    hexdigest, _ = yield s.ask(file_digest, s.fs, vpath, LEGACY[cmd.verb], start, end)
-    cmd.add(250, hexdigest)
+    job = yield from digest(s, vpath, LEGACY[cmd.verb], start, end)
+    cmd.add(250, job.hexdigest)
