@@ -16,8 +16,7 @@ from typing import Any, BinaryIO
 
 from ftpd.fs.base import FileSystem
 
-ALGORITHMS = ("SHA-256", "SHA-1", "MD5", "CRC32")  # the IANA names the draft asks for
-_HASHLIB_NAMES = {"SHA-256": "sha256", "SHA-1": "sha1", "MD5": "md5"}
+_HASHLIB_NAMES = {"SHA-256": "sha256", "SHA-1": "sha1", "MD5": "md5"}  # and CRC32
 CHUNK = 256 * 1024  # one read
 SLICE = 16 * CHUNK  # one pool call: 4 MiB
 
@@ -39,7 +38,7 @@ class _Crc32:
 
 
 def new_digest(algorithm: str) -> Any:
-    """A fresh digest object for one of ALGORITHMS (KeyError for any other name)."""
+    """A fresh digest object for SHA-256, SHA-1, MD5 or CRC32 (KeyError for any other)."""
     if algorithm == "CRC32":
         return _Crc32()
     import hashlib

@@ -226,3 +226,14 @@ def test_a_session_closed_while_hashing_stops_reading_and_closes_the_file():
     assert d.session.closed
     d.release()  # the slice under way comes back: its file is closed, nothing more asked
     assert fs.read == 2 * SLICE and fs.closed == 1 and d.calls == []
+
+
+def test_the_digest_module_is_imported_at_the_first_checksum_not_at_start_up():
+    import subprocess
+    import sys
+
+    code = ("import sys; from ftpd.core.session import _default_table; _default_table(); "
+            "print('ftpd.fs.digest' in sys.modules, 'zlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from ftpd.core.commands import ARG, Command, command
 from ftpd.core.dispatch import Steps
-from ftpd.fs.digest import ALGORITHMS, DigestJob, open_digest
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
+    from ftpd.fs.digest import DigestJob
 
-DEFAULT_ALGORITHM = "SHA-256"
+# the draft's (IANA) names, as FEAT announces them; fs.digest, imported at the first
+# checksum (not at start-up), computes each
+ALGORITHMS = ("SHA-256", "SHA-1", "MD5", "CRC32")
 LEGACY = {"XMD5": "MD5", "XSHA1": "SHA-1", "XSHA256": "SHA-256", "XCRC": "CRC32"}
 
 
@@ -53,6 +55,8 @@ def opts_hash(s: Session, cmd: Command, value: str) -> None:
 def digest(s: Session, vpath: str, algorithm: str, start: int = 0,
            end: int | None = None) -> Generator[Any, Any, DigestJob]:
     """Open, then digest a slice per ask until done (each in the worker pool)."""
+    from ftpd.fs.digest import open_digest
+
     job = yield s.ask(open_digest, s.fs, vpath, algorithm, start, end)
     while not job.done:
         job = yield s.ask(job.step)
