@@ -1,6 +1,6 @@
-"""Checksums of stored files: HASH (draft-bryan-ftpext-hash-02, as FileZilla and lftp
-send it) with the session's algorithm chosen by OPTS HASH (``info``), and the legacy
-XMD5, XSHA1, XSHA256 and XCRC of ProFTPD's mod_digest. The file is opened through the
+"""Checksums of stored files: HASH (draft-bryan-ftpext-hash-02, as FileZilla Server and
+ProFTPD answer it) with the session's algorithm chosen by OPTS HASH (``info``), and the
+legacy XMD5, XSHA1, XSHA256 and XCRC of ProFTPD's mod_digest. The file is opened through the
 session's FileSystem and read in the worker pool a slice per call (``fs.digest``): a
 large file holds up only the session that asked, never the loop, nor a worker for long.
 
