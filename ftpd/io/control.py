@@ -12,6 +12,7 @@ from ftpd.core import actions as A
 from ftpd.core.ids import normalize_host
 from ftpd.core.replies import Reply
 from ftpd.core.session import Session
+from ftpd.io import become  # --pam: system accounts (ftpd/io/become.py)
 from ftpd.io.data import DataChannel, tls_would_block
 from ftpd.log import get_logger
 
@@ -26,7 +27,7 @@ MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
 class ControlConnection:
     _ORDERS: dict[type, Callable[[ControlConnection, Any], None]]  # filled below the class
     def __init__(self, server: Server, sock: socket.socket, session_id: str,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False, client: tuple[str, int] | None = None) -> None:
         self.server = server
         self.loop = server.loop
         self.sock: Any = sock
@@ -36,7 +37,7 @@ class ControlConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        peer = sock.getpeername()
+        peer = client or sock.getpeername()  # client: carried by a PROXY header
         local = sock.getsockname()
         self.peer = (normalize_host(peer[0]), peer[1])
         self.local = (normalize_host(local[0]), local[1])
@@ -59,6 +60,7 @@ class ControlConnection:
             server, sock = self.server, self.sock
             self._data = DataChannel(self.loop, sock.getsockname()[0], sock.family,
                                      server.options.data_timeout, server.recv_buffer)
+            self._data.proxy_networks = server.options.proxy_networks  # PROXY on passive
             if self.tls is not None and server.tls is not None:
                 self._data.wrap = lambda channel: server.tls.start_data(channel, self)
         return self._data
@@ -208,6 +210,9 @@ class ControlConnection:
 
     def _auth_done(self, account: Any) -> None:
         if not self.closed:
+            # --pam: a system account's process becomes it first, or 530 and close
+            if account is not None and not become.admit(self, account):
+                return
             self.call(self.session.answer, account)
 
     def _resume(self) -> None:
