@@ -109,6 +109,7 @@ REFUSED = [
     "RNFR /incoming", "APPE old.txt", "APPE brand-new.txt", "MKD newdir", "XMKD newdir",
     "RMD sub", "RMD /incoming", "SITE CHMOD 666 old.txt", "MFMT 20200101000000 old.txt",
     "CWD sub", "STOR sub/x.txt", "STOR /incoming", "LIST sub", "DELE /incoming/sub/deep.txt",
+    "HASH old.txt", "XMD5 old.txt", "XSHA256 /incoming/old.txt", "XCRC sub/deep.txt",
 ]
 
 

@@ -92,6 +92,8 @@ REFUSED = [
     "STAT .git", "SITE CHMOD 600 big.part", "MFMT 20200101000000 big.part",
     "SITE SYMLINK big.part link", "SITE SYMLINK a.txt link.part", "LIST .git",
     "LIST big.part", "NLST .git", "NLST .git/*", "MLSD .git", "LIST -la .git", "STOU up",
+    "HASH big.part", "XMD5 .git/config", "XSHA1 sub/x.part", "XSHA256 big.part",
+    "XCRC big.part",
 ]
 
 
@@ -112,7 +114,7 @@ def test_hidden_names_are_refused_for_every_command(line):
 def test_the_refusal_is_the_reply_a_missing_file_gets():
     d = driver()
     d.send("TYPE I")
-    for verb in ("RETR", "SIZE", "MDTM", "CWD", "DELE", "RNFR", "MLST", "RMD"):
+    for verb in ("RETR", "SIZE", "MDTM", "CWD", "DELE", "RNFR", "MLST", "RMD", "HASH", "XMD5"):
         hidden = d.dialogue(["PASV", f"{verb} big.part"])[-1]
         missing = d.dialogue(["PASV", f"{verb} no-such-file"])[-1]
         assert (hidden.code, hidden.lines) == (missing.code, missing.lines), verb
