@@ -132,6 +132,31 @@ def nobody_can_log_in(settings: Settings) -> bool:
                 and not settings.pam)
 
 
+def missing_drop_box(settings: Settings) -> str | None:
+    """The real directory --anonymous-upload names, if it is not one (anonymous cannot
+    create it). An ``s3://`` root is not asked at start-up."""
+    from ftpd.config import is_s3_url
+
+    root = serving_root(settings)
+    if not settings.anonymous_upload or is_s3_url(root):
+        return None
+    path = os.path.join(root, settings.anonymous_upload.lstrip("/"))
+    return None if os.path.isdir(path) else path
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """Settings that work, but not as the operator probably meant: logged at start-up."""
+    warnings = []
+    if nobody_can_log_in(settings):
+        warnings.append("--no-anonymous without --username, --users or --pam: nobody can "
+                        "log in")
+    drop_box = missing_drop_box(settings)
+    if drop_box:
+        warnings.append(f"--anonymous-upload: {drop_box} is not a directory: anonymous "
+                        "uploads will fail")
+    return warnings
+
+
 def build_tls(settings: Settings) -> Any:
     """The TLS manager, or None; a bad certificate or key is a configuration error."""
     if not settings.tls_cert or settings.tls == "off":
@@ -232,6 +257,8 @@ def build_session_config(settings: Settings, table: Any = None,
         max_login_attempts=settings.max_login_attempts,
         throttle=LoginThrottle(base_delay=settings.failed_login_delay),
         atomic_uploads=settings.atomic_uploads,
+        hide=tuple(settings.hide),
+        anonymous_upload=settings.anonymous_upload,
         max_rate=settings.max_rate,
     )
     if table is not None:

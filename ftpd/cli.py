@@ -310,9 +310,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
 
         attach_notify(launch)  # after detaching: the daemon closes what it does not keep
         log_where = configure_logging(settings, inherited.mode, level)
-        if app.nobody_can_log_in(settings):
-            log.warning("--no-anonymous without --username, --users or --pam: "
-                        "nobody can log in")
+        for warning in app.startup_warnings(settings):
+            log.warning("%s", warning)
         server = app.build_server(settings, launch, authorizer, tls)
         if settings.pam and not launch.per_connection:  # a process per session
             from ftpd.launch.persession import attach

@@ -114,10 +114,37 @@ def _server_id(value: Any) -> str:
     return text
 
 
+def _drop_box(value: Any) -> str:
+    """A virtual directory below the anonymous root: ``incoming`` is ``/incoming``."""
+    from ftpd.core.paths import resolve
+
+    text = _str(value)
+    if "\0" in text:
+        raise ValueError("contains a NUL byte")
+    vdir = resolve("/", text)
+    if vdir == "/":
+        raise ValueError("must be a directory below the root, e.g. /incoming")
+    return vdir
+
+
+def _name_pattern(value: Any) -> str:
+    """One path component, ``*`` and ``?`` allowed (the bounded matcher's limit)."""
+    from ftpd.core.listing import MAX_PATTERN
+
+    text = _str(value)
+    if not text or text in (".", "..") or "/" in text or "\0" in text:
+        raise ValueError(f"expected a file name pattern without '/', got {value!r}")
+    if len(text) > MAX_PATTERN:
+        raise ValueError(f"longer than {MAX_PATTERN} characters")
+    return text
+
+
 def _size(value: Any) -> int:
     from ftpd.sizes import parse_size
 
     return parse_size(value)
+
+
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -182,6 +209,9 @@ SETTINGS: list[Setting] = [
       section="Users"),
     S("no-anonymous", _bool, False, "Refuse anonymous logins.", short="n", flag=True,
       section="Users"),
+    S("anonymous-upload", _drop_box, None, "A drop box: anonymous users may upload new "
+      "files into DIR (a path inside --root, taken from it), nothing else there (no "
+      "overwrite, download, listing, delete or rename).", metavar="DIR", section="Users"),
     S("username", _str, None, "One extra full-rights user rooted at --root.", short="u",
       metavar="NAME", section="Users"),
     S("password", _str, None, "Password for --username (or set FTPD_PASSWORD).", short="P",
@@ -242,6 +272,9 @@ SETTINGS: list[Setting] = [
       metavar="N", section="Limits"),
     S("shutdown-timeout", _number(float), 60.0, "Longest graceful drain on SIGTERM before "
       "remaining sessions are closed.", metavar="SEC", section="Launching"),
+    S("hide", _name_pattern, [], "Names matching PATTERN (* and ?, e.g. .git or *.part) "
+      "are never listed and are refused for every command, as if missing (repeatable).",
+      multiple=True, metavar="PATTERN"),
     S("atomic-uploads", _bool, False, "STOR writes to a hidden temporary name and renames "
       "it on success.", flag=True),
     S("permit-foreign-addresses", _bool, False, "Allow PORT/EPRT to another address than "
@@ -460,6 +493,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("--username needs --password (or FTPD_PASSWORD)")
     if settings.password and not settings.username:
         raise ConfigError("--password needs --username")
+    if settings.anonymous_upload and settings.no_anonymous:
+        raise ConfigError("--anonymous-upload needs anonymous logins (not --no-anonymous)")
     if settings.verbose and settings.quiet:
         raise ConfigError("--verbose and --quiet exclude each other")
     for spec in settings.event_sink:

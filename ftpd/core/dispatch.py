@@ -13,6 +13,7 @@ import errno as _errno
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from ftpd.core import dropbox
 from ftpd.core.buffer import MAX_LINE, LineTooLong
 from ftpd.core.commands import ARG, NO_ARG, Command, CommandSpec, CommandTable, is_verb
 from ftpd.core.errors import FTPError, reply_for_oserror
@@ -67,9 +68,11 @@ def check(s: Session, spec: CommandSpec, cmd: Command) -> bool:
         cmd.add_err(501, f"Syntax error: {spec.name} takes no argument.")
     elif spec.login and s.account is None:
         cmd.add_err(530, "Please log in with USER and PASS first.")
-    elif spec.perm and s.account is not None and not s.account.can(spec.perm):
+    elif spec.perm and s.account is not None and not dropbox.may(s, spec.perm):
         cmd.add_err(550, "Permission denied.")
         cmd.info["refused"] = True
+    elif spec.perm:
+        cmd.info["perm"] = spec.perm  # the letter the path policy checks (Session.resolve)
     return not cmd.failed
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ftpd.core.errors import FTPError
@@ -92,6 +92,35 @@ def visible(name: str) -> bool:
     return not name.startswith(TEMP_PREFIX)
 
 
+class Hidden:
+    """``--hide``: the names (one path component each) matching any of *patterns*, with
+    the bounded matcher. A name the matcher cannot decide within MAX_MATCH_STEPS counts
+    as hidden: a client must not reach a hidden file by making matching costly. False
+    (as a value) when there are no patterns."""
+
+    __slots__ = ("exact", "patterns", "wild")
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self.patterns = tuple(patterns)
+        self.exact = frozenset(p for p in self.patterns if not has_wildcard(p))
+        self.wild = tuple(p for p in self.patterns if has_wildcard(p))
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def __call__(self, name: str) -> bool:
+        if name in self.exact:
+            return True
+        for pattern in self.wild:
+            matched, _ = _match(pattern, name, MAX_MATCH_STEPS)
+            if matched is None or matched:
+                return True
+        return False
+
+
+NOTHING_HIDDEN = Hidden()
+
+
 def _ls_time(mtime: float, now: float) -> str:
     t = time.gmtime(mtime)
     month = _MONTHS[t.tm_mon - 1]
@@ -170,10 +199,14 @@ def mlst_facts(name: str, st: Any, perms: str, wanted: list[str], kind: str | No
     return "".join(f + ";" for f in facts) + " " + name
 
 
-def entries(fs: FileSystem, vdir: str, pattern: str | None = None) -> list[str]:
-    """The visible names in *vdir*, sorted, matching *pattern* if given (at once, under
-    one command's budget; listings match lazily instead, see ``list_dir``)."""
-    names = sorted(n for n in fs.listdir(vdir) if visible(n))
+def entries(fs: FileSystem, vdir: str, pattern: str | None = None,
+            hidden: Hidden = NOTHING_HIDDEN, dots: bool = True) -> list[str]:
+    """The names in *vdir* a listing may show, sorted: never an atomic-upload temporary
+    nor a *hidden* name, names beginning with ``.`` only with *dots* (``ls -a``). Those
+    matching *pattern* if given (at once, under one command's budget; listings match
+    lazily instead, see ``list_dir``)."""
+    names = sorted(n for n in fs.listdir(vdir)
+                   if visible(n) and (dots or n[:1] != ".") and not (hidden and hidden(n)))
     if pattern is not None:
         budget = MatchBudget.for_names(names)
         names = [n for n in names if match(pattern, n, budget)]

@@ -2,17 +2,23 @@
 
 Virtual paths are absolute, normalised, start with "/" and never climb above it.
 Mapping into the real filesystem (and re-checking symlinks) is the filesystem's job.
+A path with a hidden name (``--hide``) in it is refused here, like a missing file, so
+no command can forget it (``Session.resolve`` passes the server's ``Hidden``).
 """
 
 from __future__ import annotations
 
+import errno
 import posixpath
+from collections.abc import Callable
 
 from ftpd.core.errors import FTPError
 
 
-def resolve(cwd: str, arg: str) -> str:
-    """Join *arg* to *cwd* and normalise; ``..`` stops at ``/``; NUL is refused."""
+def resolve(cwd: str, arg: str, hidden: Callable[[str], bool] | None = None) -> str:
+    """Join *arg* to *cwd* and normalise; ``..`` stops at ``/``; NUL is refused. With
+    *hidden*, a path any component of which it calls hidden raises the ENOENT a missing
+    file does (the reply must not tell that a hidden name exists)."""
     if "\0" in arg:
         raise FTPError(501, "Path contains a NUL byte")
     path = arg if arg.startswith("/") else posixpath.join(cwd, arg)
@@ -25,6 +31,8 @@ def resolve(cwd: str, arg: str) -> str:
                 parts.pop()
             continue
         parts.append(part)
+    if hidden and any(hidden(part) for part in parts):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
     return "/" + "/".join(parts)
 
 
@@ -38,3 +46,8 @@ def basename(vpath: str) -> str:
 
 def join(vdir: str, name: str) -> str:
     return vdir.rstrip("/") + "/" + name
+
+
+def within(vpath: str, vdir: str) -> bool:
+    """*vpath* is *vdir* or below it (both virtual paths)."""
+    return vpath == vdir or vpath.startswith(vdir.rstrip("/") + "/")

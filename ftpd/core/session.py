@@ -17,12 +17,12 @@ from typing import Any, NamedTuple
 
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
 from ftpd.core import actions as A
-from ftpd.core import dispatch
+from ftpd.core import dispatch, dropbox
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
 from ftpd.core.events import LogoutEvent, SessionInfo
 from ftpd.core.limits import Ledger
-from ftpd.core.listing import numeric_owners
+from ftpd.core.listing import Hidden, numeric_owners
 from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
 from ftpd.core.states import ON_LINE, Event, State, transition
@@ -51,8 +51,9 @@ class SessionConfig:
     """What every session of one server shares: policy, limits, the command table, and
     what the core gets from outside, injected: ``fs_factory`` (an account's filesystem;
     called in the worker pool), ``owner_names`` (uid, gid -> names for LIST), ``clock``
-    and ``token`` (n random bytes as hex: STOU and atomic-upload names). Keywords only;
-    ``replace(**changes)`` gives a modified copy."""
+    and ``token`` (n random bytes as hex: STOU and atomic-upload names). Path policy:
+    ``hide`` (``--hide`` patterns) and ``anonymous_upload`` (the drop box, a virtual
+    path). Keywords only; ``replace(**changes)`` gives a modified copy."""
 
     def __init__(self, *, table: CommandTable | None = None,
                  fs_factory: Callable[[Account], FileSystem] = _no_filesystem,
@@ -66,7 +67,9 @@ class SessionConfig:
                  tls_anonymous: bool = False, tls_available: bool = False,
                  implicit_tls: bool = False, server_scope: dict[str, Any] | None = None,
                  clock: Callable[[], float] = time.time, shutting_down: bool = False,
-                 max_rate: int = 0, ledger: Ledger | None = None) -> None:
+                 max_rate: int = 0, ledger: Ledger | None = None,
+                 hide: tuple[str, ...] | list[str] = (),
+                 anonymous_upload: str | None = None) -> None:
         self.table = table if table is not None else _default_table()
         self.fs_factory = fs_factory
         self.owner_names = owner_names
@@ -89,6 +92,26 @@ class SessionConfig:
         self.shutting_down = shutting_down
         self.max_rate = max_rate  # bytes/s per direction per session (0: unlimited)
         self.ledger = ledger if ledger is not None else Ledger()  # sessions, usage per user
+        self.hide = hide
+        self.anonymous_upload = anonymous_upload
+
+    @property
+    def hide(self) -> tuple[str, ...]:
+        """The ``--hide`` patterns; ``hidden`` is their matcher."""
+        return self.hidden.patterns
+
+    @hide.setter
+    def hide(self, patterns: tuple[str, ...] | list[str]) -> None:
+        self.hidden = Hidden(patterns)
+
+    @property
+    def anonymous_upload(self) -> str | None:
+        """The drop box's virtual path (normalised: ``incoming`` is ``/incoming``)."""
+        return self._anonymous_upload
+
+    @anonymous_upload.setter
+    def anonymous_upload(self, vdir: str | None) -> None:
+        self._anonymous_upload = resolve("/", vdir) if vdir else None
 
     def replace(self, **changes: Any) -> SessionConfig:
         import copy
@@ -523,7 +546,14 @@ class Session:
         return dispatch.check(self, spec, cmd)
 
     def resolve(self, arg: str) -> str:
-        return resolve(self.cwd, arg)
+        """The virtual path a client's *arg* names, and the one place the path policy
+        applies, for every command: a ``--hide`` name anywhere in it is refused as if
+        it did not exist (550, ENOENT); an anonymous session gets the drop box's rules
+        (``core.dropbox``)."""
+        vpath = resolve(self.cwd, arg, self.config.hidden)
+        if self.config.anonymous_upload is not None and self.anonymous:
+            dropbox.check(self, self._current, vpath)
+        return vpath
 
     @property
     def anonymous(self) -> bool:

@@ -424,9 +424,12 @@ def test_list_nlst_patterns_and_options(server):
         ftp.retrlines(cmd, out.append)
         return out
 
-    assert sorted(lines("NLST *.txt")) == [".hidden.txt", "a.txt", "b.txt"]
+    # names beginning with "." only with -a (or a pattern that begins with one), as ls
+    assert sorted(lines("NLST *.txt")) == ["a.txt", "b.txt"]
+    assert sorted(lines("NLST -a *.txt")) == [".hidden.txt", "a.txt", "b.txt"]
+    assert lines("NLST .*") == [".hidden.txt"]
     assert sorted(lines("NLST ?.bin")) == ["c.bin"]
-    listed = lines("LIST *.txt")
+    listed = lines("LIST -a *.txt")
     assert sorted(line.rsplit(" ", 1)[1] for line in listed) == [".hidden.txt", "a.txt", "b.txt"]
     assert all(line.startswith("-rw") for line in listed)
     la = lines("LIST -la")
@@ -434,7 +437,8 @@ def test_list_nlst_patterns_and_options(server):
         [".hidden.txt", "a.txt", "b.txt", "c.bin", "d"])
     assert lines("LIST -la d") == lines("LIST d")
     assert lines("LIST -la d")[0].endswith(" x.txt")
-    assert sorted(lines("NLST -a")) == sorted(lines("NLST"))
+    assert sorted(lines("NLST -a")) == sorted([*lines("NLST"), ".hidden.txt"])
+    assert sorted(lines("LIST -l")) == sorted(lines("LIST"))  # other options: ignored
     assert lines("NLST d/*.txt") == ["d/x.txt"]  # the directory part kept, as ls does
     assert lines("NLST *.none") == []
     assert lines("LIST a.txt")[0].endswith(" a.txt")

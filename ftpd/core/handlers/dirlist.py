@@ -23,18 +23,28 @@ if TYPE_CHECKING:
 STAT_MAX_BYTES = 1 << 20
 
 
-def _strip_options(arg: str) -> str:
-    """``ls`` options (``-la``, ``-a -l``) are accepted and ignored."""
+def _options(arg: str) -> tuple[str, str]:
+    """(the ``ls`` option letters, the rest) of a LIST/NLST/STAT argument: ``-a`` (or
+    ``-A``) shows names beginning with ``.``, as ``ls`` does; the others (``-l``, ...)
+    are accepted and ignored."""
     words = arg.split(" ")
+    letters = ""
     while words and words[0].startswith("-") and len(words[0]) > 1:
-        words.pop(0)
-    return " ".join(words).strip()
+        letters += words.pop(0)[1:]
+    return letters, " ".join(words).strip()
+
+
+def _dots(letters: str, pattern: str | None) -> bool:
+    """Whether a LIST/NLST/STAT shows names beginning with ``.``: with ``-a``, or for
+    a pattern that itself begins with one (as the shell's ``ls .*``)."""
+    return "a" in letters or "A" in letters or bool(pattern and pattern[:1] == ".")
 
 
 def _target(s: Session, arg: str) -> Generator[Any, Any, tuple[str, str | None, bool]]:
-    """(virtual path, pattern or None, is_dir) for a LIST/NLST argument."""
+    """(virtual path, pattern or None, is_dir) for a LIST/NLST argument; the path (the
+    working directory without one) goes through the path policy (``Session.resolve``)."""
     assert s.fs is not None
-    vpath = s.resolve(arg) if arg else s.cwd
+    vpath = s.resolve(arg or ".")
     pattern = None
     if arg and has_wildcard(basename(vpath)):
         pattern = basename(vpath)
@@ -46,11 +56,13 @@ def _target(s: Session, arg: str) -> Generator[Any, Any, tuple[str, str | None, 
     return vpath, pattern, is_dir
 
 
-def _names(s: Session, vpath: str, pattern: str | None) -> Generator[Any, Any, list[str]]:
-    """The visible names of *vpath*; with a pattern the listing matches them lazily,
-    a slice at a time under one budget for the command (``list_dir``)."""
+def _names(s: Session, vpath: str, pattern: str | None,
+           dots: bool) -> Generator[Any, Any, list[str]]:
+    """The names of *vpath* a listing shows (never a hidden one; those beginning with
+    ``.`` only with *dots*); with a pattern the listing matches them lazily, a slice at
+    a time under one budget for the command (``list_dir``)."""
     assert s.fs is not None
-    names = yield s.ask(entries, s.fs, vpath)
+    names = yield s.ask(entries, s.fs, vpath, None, s.config.hidden, dots)
     if pattern is None and len(names) > s.config.max_listing_entries:
         raise FTPError(550, f"Directory too large to list ({len(names)} entries).")
     return names
@@ -86,14 +98,15 @@ def stat_lines(fs: FileSystem, vpath: str, names: list[str], now: float,
 
 def _listing(s: Session, cmd: Command, fmt: str) -> Steps:
     assert s.fs is not None
-    arg = _strip_options(cmd.arg) if fmt != "mlsd" else cmd.arg.strip()
+    # MLSD lists names beginning with "." always: RFC 3659 clients decide what to show
+    letters, arg = _options(cmd.arg) if fmt != "mlsd" else ("a", cmd.arg.strip())
     check_data_protection(s)  # a listing is data too
     if s.data_mode is None:
         raise FTPError(425, "Use PORT, EPRT, PASV or EPSV first.")
     vpath, pattern, is_dir = yield from _target(s, arg)
     perms = s.account.perm if s.account else ""
     if is_dir:
-        names = yield from _names(s, vpath, pattern)
+        names = yield from _names(s, vpath, pattern, _dots(letters, pattern))
         prefix = _dir_part(arg) if pattern is not None and fmt == "nlst" else ""
         source = list_dir(s.fs, vpath, names, fmt, perms, s.mlst_facts, s.now(),
                           pattern=pattern, prefix=prefix, limit=s.config.max_listing_entries,
@@ -128,7 +141,7 @@ def mlsd(s: Session, cmd: Command) -> Steps:
 @command("MLST", arg=OPT_ARG, perm="l", help="MLST [<sp> pathname]", feat="MLST")
 def mlst(s: Session, cmd: Command) -> Steps:
     assert s.fs is not None
-    vpath = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
+    vpath = s.resolve(cmd.arg if cmd.arg.strip() else ".")
     st = yield s.ask(s.fs.stat, vpath)
     perms = s.account.perm if s.account else ""
     cmd.add(250, f"Listing {vpath}")
@@ -144,7 +157,7 @@ def stat_(s: Session, cmd: Command) -> Steps:
         what = t.meta.get("path", "")
         cmd.add(213, f"Status: transferring {what}; {t.bytes_done} bytes so far.")
         return
-    arg = _strip_options(cmd.arg)
+    letters, arg = _options(cmd.arg)
     if not arg:
         _server_status(s, cmd)
         return
@@ -157,7 +170,7 @@ def stat_(s: Session, cmd: Command) -> Steps:
     assert s.fs is not None
     vpath, pattern, is_dir = yield from _target(s, arg)
     if is_dir:
-        names = yield from _names(s, vpath, pattern)
+        names = yield from _names(s, vpath, pattern, _dots(letters, pattern))
         lines = yield s.ask(stat_lines, s.fs, vpath, names, s.now(), s.config.owner_names,
                             pattern, s.config.max_listing_entries, arg)
     else:

@@ -14,7 +14,7 @@ from ftpd.core.commands import DEFAULT_TABLE, Command
 from ftpd.core.dispatch import Steps
 from ftpd.core.errors import FTPError, reply_for_oserror
 from ftpd.core.events import AbortEvent, ListingEvent, TransferEvent
-from ftpd.core.paths import basename
+from ftpd.core.paths import basename, resolve
 from ftpd.fs.base import FileSystem
 
 if TYPE_CHECKING:
@@ -193,8 +193,8 @@ def report_refused_transfer(s: Session, cmd: Command) -> None:
         status = "NOENT"
     else:
         status = "ERROR"
-    try:
-        path = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
+    try:  # the path as named (the path policy refused it, perhaps)
+        path = resolve(s.cwd, cmd.arg) if cmd.arg.strip() else s.cwd
     except FTPError:
         path = s.cwd
     kind = "download" if cmd.verb == "RETR" else "upload"

@@ -9,6 +9,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ftpd.core import actions as A
+from ftpd.core import dropbox
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
 from ftpd.core.dispatch import Steps
 from ftpd.core.errors import FTPError
@@ -16,7 +17,7 @@ from ftpd.core.handlers.flow import check_data_protection, run_transfer, size_of
 from ftpd.core.ids import is_ipv6
 from ftpd.core.limits import QuotaWriter
 from ftpd.core.listing import TEMP_PREFIX
-from ftpd.core.paths import basename, join, parent
+from ftpd.core.paths import basename, join, parent, resolve
 from ftpd.core.textmode import FromNetwork, ToNetwork
 from ftpd.fs.base import FileSystem, exists
 
@@ -236,6 +237,10 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
     offset = _take_rest(s)
     check_data_protection(s)
     _need_data_connection(s)
+    drop_box = dropbox.upload_into(s, vpath)  # new files only: an exclusive create, in place
+    if drop_box and (offset or append):
+        cmd.info["refused"] = True
+        raise FTPError(550, "Permission denied.")
     if offset:
         # REST+STOR resumes a file that exists, from at most its end, like REST+RETR:
         # a refusal creates and changes nothing (the stat raises ENOENT for a missing file)
@@ -244,13 +249,13 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
         append = False  # RFC 3659 5.4: after REST, APPE acts identically to STOR
     target = vpath
     atomic_already = getattr(s.fs, "uploads_are_atomic", False)  # an object store
-    if s.config.atomic_uploads and not append and not offset and not atomic_already:
+    if s.config.atomic_uploads and not (append or offset or atomic_already or drop_box):
         target = join(parent(vpath), f"{TEMP_PREFIX}{s.config.token(6)}")
     room = old = None
     if s.account is not None and s.account.quota:
         old = yield s.ask(size_of, s.fs, vpath, 0)
         room = _quota_room(s, s.account.quota, old, offset, append)
-    f = yield s.ask(open_write, s.fs, target, offset, append, unique)
+    f = yield s.ask(open_write, s.fs, target, offset, append, unique or drop_box)
     if room is not None:
         f = QuotaWriter(f, room, s.account.quota)
     t = A.Transfer("recv", sink=f, transform=FromNetwork() if s.type == "A" else None)
@@ -293,9 +298,9 @@ def stou(s: Session, cmd: Command) -> Steps:
     if s.rest:
         s.rest = 0
         raise FTPError(501, "REST is not allowed with STOU.")
-    stem = (basename(s.resolve(cmd.arg)) if cmd.arg.strip() else "") or "ftpd"
+    stem = (basename(resolve(s.cwd, cmd.arg)) if cmd.arg.strip() else "") or "ftpd"
     for _ in range(20):
-        vpath = join(s.cwd, f"{stem}.{s.config.token(4)}")
+        vpath = s.resolve(f"{stem}.{s.config.token(4)}")  # the path policy sees the name
         taken = yield s.ask(exists, s.fs, vpath)
         if not taken:
             yield from _receive(s, cmd, vpath, unique=True)
