@@ -32,8 +32,11 @@ from ftpd.log import get_logger
 log = get_logger("ftpd.session")
 
 MAX_QUEUED_LINES = 64
-_ASKS = (A.Call, A.ListenPassive, A.Authenticate, A.Wait, A.StartTransfer, A.StartTLS)
+_ASKS: tuple[type, ...] = A.Ask.__args__  # the orders a command may yield and wait for
+Output = Reply | A.Action  # what every entry point returns, in the order to carry it out
 _EVENT_OF = {A.StartTransfer: Event.TRANSFER, A.StartTLS: Event.TLS}
+_ABORTED = A.TransferEnd(A.Outcome.ABORTED)
+_RESET = A.TransferEnd(A.Outcome.RESET)
 
 
 def _no_filesystem(account: Account) -> FileSystem:
@@ -132,7 +135,7 @@ class Session:
         self.started = config.clock()
         self.state = State.GREETING
         self._framer = LineFramer(MAX_LINE)
-        self._out: list[Any] = []
+        self._out: list[Output] = []
         self._queue: deque[bytes | LineTooLong] = deque()
         self._current: Command | None = None  # the command whose code runs now
         self._suspended: Suspended | None = None  # the command the transport will answer
@@ -157,7 +160,7 @@ class Session:
         self.type = "A"
         self.rest = 0
         self.rnfr: tuple[str, int] | None = None  # (path, commands_run when RNFR ran)
-        self.data_mode: tuple[Any, ...] | None = None
+        self.data_mode: A.DataMode | None = None
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
@@ -175,7 +178,7 @@ class Session:
         self.state = transition(self.state, event)
 
     # -- outputs -------------------------------------------------------------
-    def _take(self) -> list[Any]:
+    def _take(self) -> list[Output]:
         out, self._out = self._out, []
         return out
 
@@ -184,7 +187,7 @@ class Session:
         if not self.closed:
             self._out.append(Reply.of(code, *lines))
 
-    def act(self, action: Any) -> None:
+    def act(self, action: A.Action) -> None:
         self._out.append(action)
 
     def emit(self, name: str, data: Any = None) -> None:
@@ -210,7 +213,7 @@ class Session:
         return self.config.clock()
 
     # -- the transport's entry points ----------------------------------------
-    def start(self) -> list[Any]:
+    def start(self) -> list[Reply | A.Action]:
         """The greeting (or 421 when the server is full or stopping)."""
         from ftpd.core.events import ConnectEvent
 
@@ -220,14 +223,14 @@ class Session:
         self._settle()
         return self._take()
 
-    def refuse(self, text: str) -> list[Any]:
+    def refuse(self, text: str) -> list[Reply | A.Action]:
         """Greet with 421 and close (connection caps, server stopping)."""
         self.reply(421, text)
         self.act(A.Close("REFUSED"))
         self._to(Event.CLOSE)
         return self._take()
 
-    def receive(self, data: bytes) -> list[Any]:
+    def receive(self, data: bytes) -> list[Reply | A.Action]:
         """Bytes from the client; returns what to do about them."""
         for line in self._framer.feed(data):
             rule = ON_LINE[self.state]
@@ -241,31 +244,32 @@ class Session:
                 break
         return self._take()
 
-    def answer(self, result: Any = None) -> list[Any]:
-        """The transport carried out the order the suspended command yielded."""
+    def answer(self, result: Any = None) -> list[Reply | A.Action]:
+        """The transport carried out the order the suspended command yielded (for
+        ``StartTransfer``: a ``TransferEnd``)."""
         self._wake(result, None)
         self._settle()
         return self._take()
 
-    def fail(self, exc: BaseException) -> list[Any]:
+    def fail(self, exc: BaseException) -> list[Reply | A.Action]:
         """The order failed: *exc* is raised in the command at its ``yield``."""
         self._wake(None, exc)
         self._settle()
         return self._take()
 
     def abort_transfer(self) -> None:
-        """ABOR: the transfer's command goes on from its ``yield`` with "aborted"."""
+        """ABOR: the transfer's command goes on from its ``yield``, ABORTED."""
         if self.state is State.TRANSFER:
-            self._wake("aborted", None)
+            self._wake(_ABORTED, None)
 
-    def timeout(self) -> list[Any]:
+    def timeout(self) -> list[Reply | A.Action]:
         """The control connection was idle too long."""
         if self._may_close_now():
             self.reply(421, "Timeout: closing control connection.")
             self._close("TIMEOUT")
         return self._take()
 
-    def shutdown(self) -> list[Any]:
+    def shutdown(self) -> list[Reply | A.Action]:
         """The server is stopping: idle sessions go now, a transfer finishes first."""
         self.config.shutting_down = True
         if self._may_close_now():
@@ -273,9 +277,9 @@ class Session:
             self._close("SHUTDOWN")
         return self._take()
 
-    def connection_lost(self) -> list[Any]:
+    def connection_lost(self) -> list[Reply | A.Action]:
         """The client went away (EOF or error) without QUIT: a running transfer ends
-        as "reset" (its end still closes the file), then the session closes."""
+        RESET (its end still closes the file), then the session closes."""
         self._close("EOF")
         self._settle()
         return self._take()
@@ -451,7 +455,7 @@ class Session:
 
     def _close(self, reason: str | None) -> None:
         """End the session; *reason* None: the closing actions are already out (QUIT).
-        A running transfer ends as "reset" and its command finishes (the file closed,
+        A running transfer ends RESET and its command finishes (the file closed,
         the event raised) before the closing actions; any other waiting command is
         abandoned (the transport drops its answer)."""
         if self.closed:
@@ -463,7 +467,7 @@ class Session:
             waiter.steps.close()
         self._waiters.clear()
         if transferring:
-            self._wake("reset", None)
+            self._wake(_RESET, None)
         at = self._suspended
         if at is not None and not (isinstance(at.order, A.Call) and at.order.cleanup):
             self._suspended = None
@@ -474,9 +478,9 @@ class Session:
             else:
                 self._out.extend(self.closing_actions(reason))
 
-    def closing_actions(self, reason: str) -> list[Any]:
+    def closing_actions(self, reason: str) -> list[A.Action]:
         """What ends a session: the logout event (if logged in), then the closes."""
-        out: list[Any] = []
+        out: list[A.Action] = []
         if self.account is not None:
             out.append(A.Emit("session.logout", self.logout_event(reason)))
         return out + [A.CloseData(), A.Close(reason)]

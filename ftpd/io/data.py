@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ftpd.core.actions import Transfer
+from ftpd.core.actions import Active, Direction, Outcome, Transfer, TransferEnd
 from ftpd.core.errors import FTPError
 from ftpd.core.ids import normalize_host
 from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
@@ -27,8 +27,7 @@ MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connect
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
 
-# called with None, "connect", "timeout", "reset", "failed", an OSError or an FTPError
-Done = Callable[[Any], None]
+Done = Callable[[TransferEnd], None]  # how the transfer ended
 
 _OUT_OF_FDS_LOG = RateLimitedLog()  # shared by every data channel: once a minute in all
 
@@ -38,7 +37,7 @@ _RESET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT)
 def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel], None]:
     """A pump callback that cannot spin the loop: an exception from the source, the
     sink, the transform or a listing generator (a filesystem plugin's bug, say) ends the
-    transfer once through ``done("failed")``, logged with its traceback, and nothing
+    transfer once (FAILED), logged with its traceback, and nothing
     stays armed to call it again."""
 
     def guarded(self: DataChannel) -> None:
@@ -47,12 +46,12 @@ def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel],
         except FTPError as exc:  # the source refused to go on (a listing's match budget)
             log.info("data transfer refused: %s", exc)
             self._close_pipe()
-            self._finish(exc)
+            self._finish(Outcome.REFUSED, exc)
         except Exception:
             log.exception("data transfer failed in %s; ending it",
                           getattr(callback, "__name__", "a pump"))
             self._close_pipe()
-            self._finish("failed")
+            self._finish(Outcome.FAILED)
 
     guarded.__name__ = getattr(callback, "__name__", "guarded")
     guarded.__doc__ = callback.__doc__
@@ -157,12 +156,12 @@ class DataChannel:
         self.transfer, self.done = transfer, done
         self._progress = self.loop.time()
         self._arm_timer()
-        if transfer.active_addr is not None:
-            self._connect(transfer.active_addr)
+        if type(transfer.mode) is Active:
+            self._connect(transfer.mode)
         elif self.sock is not None:
             self._connected()
         elif self.listener is None:
-            self._finish("connect")
+            self._finish(Outcome.CONNECT_FAILED)
 
     def _connect(self, addr: tuple[str, int]) -> None:
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
@@ -179,7 +178,7 @@ class DataChannel:
             err = exc.errno or errno.ECONNREFUSED
         if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             sock.close()
-            self._finish("connect")
+            self._finish(Outcome.CONNECT_FAILED)
             return
         self.sock = sock
         self.loop.add_writer(sock, self._connect_done)
@@ -189,7 +188,7 @@ class DataChannel:
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self.loop.remove_writer(self.sock)
         if err:
-            self._finish("connect")
+            self._finish(Outcome.CONNECT_FAILED)
             return
         self._connected()
 
@@ -197,7 +196,7 @@ class DataChannel:
     def _connected(self) -> None:
         t = self.transfer
         assert t is not None
-        if self.wrap is not None and t.meta.get("tls"):
+        if self.wrap is not None and t.tls:
             # TLS: the wrapper shakes hands, then calls _pump_start (or _finish)
             self.wrap(self)
             return
@@ -207,7 +206,7 @@ class DataChannel:
         t = self.transfer
         assert t is not None and self.sock is not None
         self._touch()
-        if t.direction == "send":
+        if t.direction is Direction.SEND:
             src = t.source
             fileno = getattr(src, "fileno", None)
             self._use_sendfile = False
@@ -237,7 +236,7 @@ class DataChannel:
                     sent = os.sendfile(self.sock.fileno(), t.source.fileno(), self._offset,
                                        SENDFILE_CHUNK)
                     if sent == 0:
-                        self._finish(None)
+                        self._finish(Outcome.OK)
                         return
                     self._offset += sent
                     t.bytes_done += sent
@@ -245,7 +244,7 @@ class DataChannel:
                     if not self._pending:
                         chunk = self._next_chunk(t)
                         if chunk is None:
-                            self._finish(None)
+                            self._finish(Outcome.OK)
                             return
                         if not chunk:  # nothing yet: serve others, then ask again
                             return
@@ -259,7 +258,7 @@ class DataChannel:
         except _want_io():
             return
         except OSError as exc:
-            self._finish("reset" if exc.errno in _RESET or _is_tls_error(exc) else exc)
+            self._failed(exc, exc.errno in _RESET or _is_tls_error(exc))
 
     def _next_chunk(self, t: Transfer) -> bytes | None:
         """The next bytes to send: None at the end; b"" when there is nothing yet (a
@@ -295,7 +294,7 @@ class DataChannel:
                     tail = t.flush_transform()
                     if tail:
                         _write_all(sink, tail)
-                    self._finish(None)
+                    self._finish(Outcome.OK)
                     return
                 data = view[:n] if t.transform is None else t.transform(bytes(view[:n]))
                 _write_all(sink, data)
@@ -307,10 +306,7 @@ class DataChannel:
         except _want_io():
             return
         except OSError as exc:
-            if exc.errno in _RESET or _is_tls_error(exc):
-                self._finish("reset")
-            else:
-                self._finish(exc)
+            self._failed(exc, exc.errno in _RESET or _is_tls_error(exc))
         finally:
             view.release()
 
@@ -337,7 +333,7 @@ class DataChannel:
                 n = os.splice(sfd, w, 1 << 20, flags=flags)
                 if n == 0:
                     self._close_pipe()
-                    self._finish(None)
+                    self._finish(Outcome.OK)
                     return
                 left = n
                 while left:
@@ -348,7 +344,7 @@ class DataChannel:
             return
         except OSError as exc:
             self._close_pipe()
-            self._finish("reset" if exc.errno in _RESET else exc)
+            self._failed(exc, exc.errno in _RESET)
 
     def _close_pipe(self) -> None:
         if self._pipe is not None:
@@ -369,16 +365,20 @@ class DataChannel:
             return
         idle = self.loop.time() - self._progress
         if idle >= self.data_timeout:
-            self._finish("timeout")
+            self._finish(Outcome.TIMEOUT)
         else:
             self._timer = self.loop.call_later(self.data_timeout - idle, self._check_timeout)
 
-    def _finish(self, error: Any) -> None:
+    def _failed(self, exc: OSError, reset: bool) -> None:
+        """An OSError ended the pump: the peer's doing (RESET), else OS_ERROR with it."""
+        self._finish(Outcome.RESET if reset else Outcome.OS_ERROR, None if reset else exc)
+
+    def _finish(self, outcome: Outcome, error: OSError | FTPError | None = None) -> None:
         done = self.done
         self.transfer, self.done = None, None
         self.close()
         if done is not None:
-            done(error)
+            done(TransferEnd(outcome, error))
 
     def _close_listener(self) -> None:
         if self.listener is not None:

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ftpd.core.actions import Outcome
 from ftpd.io.tls_tickets import issue_ticket
 from ftpd.log import get_logger
 
@@ -136,7 +137,7 @@ class TLSManager:
             if self.reuse_required and not sock.session_reused:
                 log.warning("%s: data connection did not resume the control connection's TLS "
                             "session: refused (--tls-reuse required)", conn.peer[0])
-                channel._finish("tls")
+                channel._finish(Outcome.TLS_REFUSED)
                 return
             # This data connection used up the client's ticket (curl's OpenSSL uses one
             # once): the next reply on the control connection carries a fresh one.
@@ -146,7 +147,7 @@ class TLSManager:
 
         def failed(exc: Exception) -> None:
             log.info("%s: data TLS handshake failed: %s", conn.peer[0], exc)
-            channel._finish("tls")
+            channel._finish(Outcome.TLS_REFUSED)
 
         handshake(loop, sock, done, failed)
 
