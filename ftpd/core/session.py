@@ -319,7 +319,7 @@ class Session:
             self._count_bad(parsed[0])
             return
         spec, cmd = parsed
-        log.debug("[%s] %s %s", self.session_id, cmd.verb, "****" if spec.secret else cmd.arg)
+        log.debug("[%s] %s %s", self.session_id, cmd.name, "****" if spec.secret else cmd.arg)
         self.run(spec, cmd)
 
     def run(self, spec: CommandSpec, cmd: Command) -> None:
@@ -490,9 +490,6 @@ class Session:
         return LogoutEvent(self.info(), now, now - self.started, reason=reason, **self.stats)
 
     # -- helpers for handlers ----------------------------------------------------
-    def check(self, spec: CommandSpec, cmd: Command) -> bool:
-        return dispatch.check(self, spec, cmd)
-
     def resolve(self, arg: str) -> str:
         return resolve(self.cwd, arg)
 

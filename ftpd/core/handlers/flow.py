@@ -20,6 +20,7 @@ from ftpd.log import get_logger
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
+    from ftpd.core.view import SessionView
 
 log = get_logger("ftpd.session")
 def check_data_protection(s: Session) -> None:
@@ -185,10 +186,10 @@ def end_transfer(s: Session, cmd: Command, end: A.TransferEnd) -> Steps:
         cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.path, cmd.verb)))
 
 
-def report_refused_transfer(s: Session, cmd: Command) -> None:
+def report_refused_transfer(view: SessionView, cmd: Command) -> None:
     """POST_ERR hook: a RETR/STOR/APPE/STOU that failed before any data moved still gets
     its event (EVENTS.md: status PERM, NOENT or ERROR), so receivers see refusals too."""
-    if s.account is None or cmd.info.get("transfer_reported"):
+    if view.account is None or cmd.info.get("transfer_reported"):
         return
     code = cmd.info.get("errno")
     if cmd.info.get("refused") or code in (errno.EACCES, errno.EPERM):
@@ -198,13 +199,13 @@ def report_refused_transfer(s: Session, cmd: Command) -> None:
     else:
         status = "ERROR"
     try:
-        path = s.resolve(cmd.arg) if cmd.arg.strip() else s.cwd
+        path = view.resolve(cmd.arg) if cmd.arg.strip() else view.cwd
     except FTPError:
-        path = s.cwd
+        path = view.cwd
     kind = "download" if cmd.verb == "RETR" else "upload"
-    event = TransferEvent(s.info(), s.now(), kind, path, 0, 0.0, status, s.type, s.rest, 0,
-                          cmd.verb)
-    cmd.after.append(A.Emit("fs." + kind, event))
+    event = TransferEvent(view.info(), view.now(), kind, path, 0, 0.0, status, view.type,
+                          view.rest, 0, cmd.verb)
+    view.emit("fs." + kind, event)
 
 
 for _verb in ("RETR", "STOR", "APPE", "STOU"):
