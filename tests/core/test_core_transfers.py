@@ -557,6 +557,20 @@ def test_every_outcome_has_its_reply_and_status(alice):
     assert alice.retr("hello.txt") == b"hello world\n"
 
 
+def test_a_transfer_answered_with_anything_but_a_transfer_end_fails_loudly(alice, caplog):
+    """The old untyped answers ("reset", None) are a transport's bug now: logged, 426."""
+    for untyped in ("reset", None):
+        alice.hold = True
+        alice.dialogue(["PASV", "RETR hello.txt"])
+        alice.pending = None
+        alice.process(alice.session.answer(untyped))
+        assert codes(alice.replies[-1:]) == [426]
+        assert "Transfer failed: server-side error" in text(alice.replies[-1])
+        assert f"a transfer ended with {untyped!r}, not a TransferEnd" in caplog.text
+    alice.hold = False
+    assert alice.retr("hello.txt") == b"hello world\n"
+
+
 def test_close_error_is_reported(alice):
     class FailingSink:
         def write(self, b):
