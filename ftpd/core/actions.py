@@ -64,6 +64,9 @@ class Kind(Enum):
 class Passive(NamedTuple):
     """PASV/EPSV: the client connects to our listener."""
 
+    def __bool__(self) -> bool:  # a data mode is set: not falsy for having no fields
+        return True
+
 
 class Active(NamedTuple):
     """PORT/EPRT: we connect to the client's (host, port)."""

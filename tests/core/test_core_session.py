@@ -78,6 +78,7 @@ def test_pasv_replaces_previous_data_setup(alice):
     alice.send("PASV")
     assert any(isinstance(x, A.CloseData) for x in alice.log[start:])
     assert type(alice.session.data_mode) is A.Passive
+    assert alice.session.data_mode  # a mode is set, though Passive has no fields
 
 
 # -- FTPS commands ------------------------------------------------------------------------------
