@@ -105,9 +105,49 @@ def injected() -> dict[str, Any]:
             "clock": time.time}
 
 
-def build_session_config(settings: Settings, table: Any = None) -> SessionConfig:
+DEFAULT_BANNER = "ftpd ready."
+MAX_BANNER_BYTES = 16 * 1024
+
+
+def read_banner(settings: Settings) -> str:
+    """The 220 greeting: --banner, --banner-file (read now: at start-up and on SIGHUP),
+    or the default. A missing, unreadable or unusable file is a configuration error."""
+    from ftpd.config import ConfigError, check_banner
+
+    if settings.banner is not None:
+        return settings.banner
+    path = settings.banner_file
+    if not path:
+        return DEFAULT_BANNER
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BANNER_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"--banner-file {path}: {exc.strerror}") from None
+    if len(data) > MAX_BANNER_BYTES:
+        raise ConfigError(f"--banner-file {path}: longer than {MAX_BANNER_BYTES} bytes")
+    try:
+        text = "\n".join(data.decode("utf-8").splitlines()).rstrip("\n")
+        return check_banner(text)
+    except ValueError as exc:  # UnicodeDecodeError included
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise ConfigError(f"--banner-file {path}: {reason}") from None
+
+
+def build_access(settings: Settings) -> Any:
+    """The --allow/--deny rules, or None when there are none (nothing to check)."""
+    if not settings.allow and not settings.deny:
+        return None
+    from ftpd.access import AccessRules
+
+    return AccessRules(settings.allow, settings.deny)
+
+
+def build_session_config(settings: Settings, table: Any = None,
+                         banner: str | None = None) -> SessionConfig:
     config = SessionConfig(
         **injected(),
+        banner=read_banner(settings) if banner is None else banner,
         tls_mode=settings.tls,
         tls_available=bool(settings.tls_cert) and settings.tls != "off",
         tls_anonymous=settings.tls_anonymous,
@@ -125,6 +165,11 @@ def build_session_config(settings: Settings, table: Any = None) -> SessionConfig
 
 
 def build_options(settings: Settings) -> ServerOptions:
+    proxy_networks = None
+    if settings.proxy_protocol:  # ipaddress only when a balancer is configured
+        from ftpd.io.proxyread import ProxyNetworks
+
+        proxy_networks = ProxyNetworks(settings.proxy_protocol)
     return ServerOptions(
         timeout=settings.timeout,
         data_timeout=settings.data_timeout,
@@ -132,13 +177,20 @@ def build_options(settings: Settings) -> ServerOptions:
         max_connections_per_ip=settings.max_connections_per_ip,
         idle_timeout=settings.idle_timeout,
         shutdown_timeout=settings.shutdown_timeout,
+        proxy_networks=proxy_networks,
         server_id=settings.server_id,
+        access=build_access(settings),
     )
 
 
 def build_listeners(settings: Settings, bus: Any) -> list[Any]:
-    """NcFTPd sinks and the xferlog: bus listeners opened now, before privileges drop."""
-    listeners: list[Any] = []
+    """The session log, NcFTPd sinks and the xferlog: bus listeners opened now, before
+    privileges drop."""
+    from ftpd.sessionlog import SessionLog
+
+    session_log = SessionLog()
+    session_log.attach(bus)
+    listeners: list[Any] = [session_log]
     if settings.event_sink:  # the codec and sinks cost ~10 ms to import: only when used
         from ftpd.config import ConfigError
         from ftpd.events.sinks import SinkError, install_sinks
@@ -149,11 +201,13 @@ def build_listeners(settings: Settings, bus: Any) -> list[Any]:
 
             run_as = parse_run_as(settings.run_as)[:2]
         try:
-            listeners = install_sinks(bus, settings.event_sink, run_as=run_as,
-                                      server_id=settings.server_id)
+            listeners += install_sinks(bus, settings.event_sink, run_as=run_as,
+                                       server_id=settings.server_id)
         except ValueError as exc:
+            session_log.close()
             raise ConfigError(str(exc)) from None
         except (SinkError, OSError) as exc:
+            session_log.close()
             raise StartupError(str(exc)) from None
     if settings.xferlog:
         from ftpd.events.xferlog import XferLog
@@ -179,6 +233,8 @@ def reload_files(settings: Settings) -> list[tuple[str, str, int]]:
     files = []
     if settings.users:
         files.append(("--users", settings.users, os.O_RDONLY))
+    if settings.banner_file:
+        files.append(("--banner-file", settings.banner_file, os.O_RDONLY))
     if settings.xferlog:
         files.append(("--xferlog", settings.xferlog, os.O_WRONLY | os.O_APPEND))
     return files
@@ -205,21 +261,47 @@ def build_server(settings: Settings, launch: LaunchContext,
                     build_options(settings), bus)
     server.tls = tls if tls is not None else build_tls(settings)
     server.event_listeners = build_listeners(settings, bus)
+    server.metrics = build_metrics(settings, server)
+    time_storage_calls(server)
     return server
+
+
+def build_metrics(settings: Settings, server: Server) -> Any:
+    """--metrics: the registry fed by *server*'s bus, its HTTP port bound now (before
+    privileges drop); None when not configured (prometheus_client is not imported)."""
+    if not settings.metrics:
+        return None
+    from ftpd.metrics import MetricsError, start_metrics
+
+    try:
+        return start_metrics(server, settings.metrics)
+    except MetricsError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def time_storage_calls(server: Server) -> None:
+    """With --metrics, every login's filesystem reports the duration of its calls."""
+    if server.metrics is not None:
+        server.config.fs_factory = server.metrics.timed_factory(server.config.fs_factory)
 
 
 def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     """Reload: new sessions get the new policy; running ones keep what they have."""
+    banner = read_banner(settings)  # a bad --banner-file fails before anything changes
     os.umask(settings.umask)
     new_listeners = build_listeners(settings, server.bus)
-    for old in server.event_listeners:
-        old.close()
+    old_listeners = server.event_listeners
+    for listener in old_listeners:
+        listener.close()
     server.event_listeners = new_listeners
+    if server.metrics is not None:  # the closed sinks' drops still count
+        server.metrics.live.sinks_replaced(old_listeners, new_listeners)
     server.tls = build_tls(settings)
     server.authorizer = authorizer
     old = server.config
-    server.config = build_session_config(settings, old.table)
+    server.config = build_session_config(settings, old.table, banner)
     server.config.server_scope = old.server_scope
     server.config.throttle = old.throttle  # failures so far still count after a reload
+    time_storage_calls(server)
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)

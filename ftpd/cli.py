@@ -253,6 +253,9 @@ def run(argv: list[str]) -> int:
             from ftpd.launch.launchd import launchd_context
 
             launch = launchd_context(settings.launchd_socket)
+        if settings.metrics and launch is not None and launch.per_connection:
+            raise ConfigError("--metrics cannot be used under inetd no-wait or Accept=yes: "
+                              "a process per connection has nothing to aggregate")
     except (ConfigError, LaunchError) as exc:
         return inherited.report(f"error: {exc}", 2)
     return serve(settings, raw, launch, inherited, tls, cwd)
@@ -311,6 +314,8 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
     try:
         server.serve()
     finally:
+        if server.metrics is not None:
+            server.metrics.close()
         if daemon_context is not None:
             daemon_context.close()
     return 0
@@ -342,7 +347,7 @@ def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:
 
     settings = resolve(raw, cwd)  # ConfigError: logged by the server, old config stays
     authorizer = app.build_authorizer(settings)
-    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon"):
+    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon", "metrics"):
         if settings[name] != old[name]:
             log.warning("%s changed: restart to apply", name.replace("_", "-"))
     app.apply(server, settings, authorizer)

@@ -54,6 +54,15 @@ def _address(value: Any) -> tuple[str, int]:
     return parse_address(_str(value))
 
 
+def _metrics_address(value: Any) -> tuple[str, int]:
+    """Like --listen, but a bare PORT is loopback: metrics are for the operator."""
+    from ftpd.launch.standalone import parse_address
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return parse_address(_str(value), default_host="127.0.0.1")
+
+
 def _port_range(value: Any) -> range:
     low, sep, high = _str(value).partition("-")
     if not (sep and low.isdigit() and high.isdigit()):
@@ -68,6 +77,21 @@ def _ip(value: Any) -> str:
     import ipaddress
 
     return str(ipaddress.ip_address(_str(value)))
+
+
+def _network(value: Any) -> Any:
+    from ftpd.access import parse_network
+
+    return parse_network(_str(value))
+
+
+def check_banner(value: Any) -> str:
+    text = _str(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    if any(not ch.isprintable() and ch not in "\n\t" for ch in text):
+        raise ValueError("must not contain control characters")
+    return text
 
 
 def _umask(value: Any) -> int:
@@ -136,14 +160,26 @@ SETTINGS: list[Setting] = [
       metavar="SEC", section="Limits"),
     S("data-timeout", _number(float), 300.0, "Stalled data connection timeout.",
       metavar="SEC", section="Limits"),
+    S("banner", check_banner, None, "Text of the 220 greeting; a newline in it makes a "
+      "multi-line 220.", metavar="TEXT"),
+    S("banner-file", _str, None, "Read the 220 greeting from FILE (at start-up and on "
+      "SIGHUP); one reply line per line.", metavar="FILE"),
     S("passive-ports", _port_range, None, "Passive data ports to use, e.g. 50000-50100.",
       metavar="LOW-HIGH"),
     S("masquerade-address", _ip, None, "Address announced in PASV replies (behind NAT).",
       metavar="IP"),
+    S("proxy-protocol", _network, [], "Connections from this address or CIDR (a load "
+      "balancer) must begin with a PROXY v1/v2 header; the client it names is the peer "
+      "(repeatable).", multiple=True, metavar="ADDR"),
     S("max-connections", _number(int, 1), 512, "Connections served at once; over the cap: "
       "421 and close.", metavar="N", section="Limits"),
     S("max-connections-per-ip", _number(int), 0, "Connections from one address (0 = "
       "unlimited).", metavar="N", section="Limits"),
+    S("allow", _network, [], "Accept clients in this address or CIDR (repeatable); once "
+      "one is given, others are refused.", multiple=True, metavar="NET", section="Limits"),
+    S("deny", _network, [], "Refuse clients in this address or CIDR with 421 (repeatable); "
+      "the most specific --allow or --deny wins.", multiple=True, metavar="NET",
+      section="Limits"),
     S("max-bad-commands", _number(int, 1), 20, "Consecutive unknown or malformed commands "
       "before 421 and close.", metavar="N", section="Limits"),
     S("umask", _umask, 0o022, "Umask for created files and directories (octal).",
@@ -195,6 +231,9 @@ SETTINGS: list[Setting] = [
       section="Events"),
     S("xferlog", _str, None, "Write one wu-ftpd/ProFTPD xferlog line per transfer.",
       metavar="FILE", section="Events"),
+    S("metrics", _metrics_address, None, "Serve Prometheus metrics over HTTP on HOST:PORT or "
+      "[V6]:PORT (PORT alone: 127.0.0.1); needs ftpd[metrics].", metavar="ADDR",
+      section="Events"),
     S("log", _str, "auto", "Where logs go: auto, stderr, syslog, journal or a FILE.",
       metavar="WHERE", section="Logging"),
     S("verbose", _bool, False, "Log more (each command).", short="v", flag=True,
@@ -273,7 +312,8 @@ def _modules(value: Any, where: str) -> list[str]:
 EXTRA_KEYS: dict[str, Callable[[Any, str], Any]] = {"modules": _modules}
 
 
-PATH_SETTINGS = ("root", "users", "xferlog", "tls_cert", "tls_key", "pidfile", "config")
+PATH_SETTINGS = ("root", "users", "banner_file", "xferlog", "tls_cert", "tls_key", "pidfile",
+                 "config")
 LOG_DESTINATIONS = ("auto", "stderr", "syslog", "journal")  # anything else is a file
 
 
@@ -350,6 +390,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("implicit FTPS needs --tls-cert")
     if (settings.implicit_listen or settings.implicit) and settings.tls == "off":
         raise ConfigError("implicit FTPS cannot be used with --tls off")
+    if settings.banner is not None and settings.banner_file:
+        raise ConfigError("--banner and --banner-file exclude each other")
     if settings.inetd and settings.inetd_wait:
         raise ConfigError("--inetd and --inetd-wait exclude each other")
     if settings.pidfile and not settings.daemon:

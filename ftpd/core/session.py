@@ -218,7 +218,7 @@ class Session:
         from ftpd.core.events import ConnectEvent
 
         self._to(Event.START)
-        self.reply(220, self.config.banner)
+        self.reply(220, *self.config.banner.split("\n"))  # a multi-line banner: 220-
         self.emit("session.connect", ConnectEvent(self.info(), self.now()))
         self._settle()
         return self._take()
@@ -479,8 +479,9 @@ class Session:
                 self._out.extend(self.closing_actions(reason))
 
     def closing_actions(self, reason: str) -> list[A.Action]:
-        """What ends a session: the logout event (if logged in), then the closes."""
-        out: list[A.Action] = []
+        """What ends a session: the disconnect event (always: the session log's DISCONNECT
+        line), the logout event (if logged in), then the closes."""
+        out: list[A.Action] = [A.Emit("session.disconnect", self.logout_event(reason))]
         if self.account is not None:
             out.append(A.Emit("session.logout", self.logout_event(reason)))
         return out + [A.CloseData(), A.Close(reason)]

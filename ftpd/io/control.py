@@ -28,7 +28,7 @@ class ControlConnection:
     _ORDERS: dict[type[Reply | A.Action], Callable[[ControlConnection, Any], None]]
 
     def __init__(self, server: Server, sock: socket.socket, session_id: str,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False, client: tuple[str, int] | None = None) -> None:
         self.server = server
         self.loop = server.loop
         self.sock: Any = sock
@@ -38,7 +38,7 @@ class ControlConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        peer = sock.getpeername()
+        peer = client or sock.getpeername()  # client: carried by a PROXY header
         local = sock.getsockname()
         self.peer = (normalize_host(peer[0]), peer[1])
         self.local = (normalize_host(local[0]), local[1])
@@ -61,6 +61,7 @@ class ControlConnection:
             server, sock = self.server, self.sock
             self._data = DataChannel(self.loop, sock.getsockname()[0], sock.family,
                                      server.options.data_timeout, server.recv_buffer)
+            self._data.proxy_networks = server.options.proxy_networks  # PROXY on passive
             if self.tls is not None and server.tls is not None:
                 self._data.wrap = lambda channel: server.tls.start_data(channel, self)
         return self._data

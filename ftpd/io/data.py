@@ -72,6 +72,8 @@ class DataChannel:
         self.wrap = wrap  # TLS: wraps a connected data socket (set by the control layer)
         self.listener: socket.socket | None = None
         self.allowed_peer: str | None = None
+        self.proxy_networks: Any = None  # --proxy-protocol (set by the control layer)
+        self._header_readers: set[Any] = set()
         self.sock: Any = None
         self.transfer: Transfer | None = None
         self.done: Done | None = None
@@ -122,13 +124,45 @@ class DataChannel:
                 if exc.errno in OUT_OF_FDS:  # the client stays queued: retry later, not now
                     self._pause_accepting(exc)
                 return
-            if self.allowed_peer is not None and normalize_host(addr[0]) != self.allowed_peer:
+            host = normalize_host(addr[0])
+            if self.proxy_networks and host in self.proxy_networks:
+                self._read_header(conn, addr)
+                continue
+            if self.allowed_peer is not None and host != self.allowed_peer:
                 log.warning("data connection from %s refused (expected %s): data theft?",
                             addr[0], self.allowed_peer)
                 conn.close()
                 continue
             self._adopt(conn)
             return
+
+    def _read_header(self, conn: socket.socket, addr: tuple[Any, ...]) -> None:
+        """A passive connection through the balancer: its PROXY header names the client,
+        and the carried address is what the theft check compares."""
+        from ftpd.io.proxyread import ProxyHeaderReader
+
+        if len(self._header_readers) >= PASSIVE_BACKLOG:
+            log.warning("data connection from balancer %s dropped: too many headers pending",
+                        addr[0])
+            conn.close()
+            return
+        listener = self.listener
+
+        def done(header: Any) -> None:
+            self._header_readers.discard(reader)
+            if header is None or self.listener is not listener or header.client is None:
+                conn.close()  # bad header (logged), too late, or a health check (LOCAL)
+                return
+            client = normalize_host(header.client[0])
+            if self.allowed_peer is not None and client != self.allowed_peer:
+                log.warning("data connection from %s via balancer %s refused (expected %s): "
+                            "data theft?", client, addr[0], self.allowed_peer)
+                conn.close()
+                return
+            self._adopt(conn)
+
+        reader = ProxyHeaderReader(self.loop, conn, addr[0], done)
+        self._header_readers.add(reader)
 
     accept_pause = ACCEPT_PAUSE
 
@@ -381,6 +415,10 @@ class DataChannel:
             done(TransferEnd(outcome, error))
 
     def _close_listener(self) -> None:
+        for reader in self._header_readers:
+            reader.cancel()
+            reader.sock.close()
+        self._header_readers.clear()
         if self.listener is not None:
             self.loop.forget(self.listener)
             self.listener.close()

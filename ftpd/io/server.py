@@ -34,13 +34,14 @@ class ServerOptions(Record):
 
     __slots__ = ("timeout", "data_timeout", "max_connections", "max_connections_per_ip",
                  "idle_timeout", "shutdown_timeout", "auth_workers", "fs_workers",
-                 "server_id")
+                 "server_id", "proxy_networks", "access")
 
     def __init__(self, timeout: float = 300.0, data_timeout: float = 300.0,
                  max_connections: int = 512, max_connections_per_ip: int = 0,
                  idle_timeout: float = 0.0, shutdown_timeout: float = 60.0,
                  auth_workers: int = 2, fs_workers: int = 8,
-                 server_id: str | None = None) -> None:
+                 server_id: str | None = None, proxy_networks: Any = None,
+                 access: Any = None) -> None:
         self.timeout, self.data_timeout = timeout, data_timeout
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
@@ -48,6 +49,10 @@ class ServerOptions(Record):
         self.auth_workers = auth_workers
         self.fs_workers = fs_workers
         self.server_id = server_id or os.uname().nodename  # --server-id: in session ids
+        # ftpd.io.proxyread.ProxyNetworks (--proxy-protocol), or None: peers that must
+        # begin with a PROXY header, whose carried client address is then the peer
+        self.proxy_networks = proxy_networks
+        self.access = access  # ftpd.access.AccessRules (--allow/--deny), or None
 
 
 class Server:
@@ -72,6 +77,7 @@ class Server:
         self.tls: Any = None  # ftpd.io.tls.TLSManager when FTPS is configured
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
+        self.metrics: Any = None  # ftpd.metrics.Metrics with --metrics (read at scrape time)
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
@@ -84,6 +90,7 @@ class Server:
         self._implicit_config: SessionConfig | None = None
         self._implicit_base: SessionConfig | None = None
         self.accept_pause = AcceptPause(self.loop)  # out of descriptors: wait, then retry
+        self.header_readers: set[Any] = set()  # PROXY headers being read (not yet sessions)
 
     # -- sessions ---------------------------------------------------------------------
     def session_config(self, implicit_tls: bool) -> SessionConfig:
@@ -102,32 +109,99 @@ class Server:
             self._key_of = (server_id, server_key(server_id))
         return session_id(time.time(), self._pid, self._counter, self._key_of[1])
 
-    def _adopt(self, sock: socket.socket, implicit_tls: bool) -> None:
+    def _admit(self, sock: socket.socket, implicit_tls: bool) -> None:
+        """A new control connection: from a --proxy-protocol balancer its PROXY header
+        is read first (caps count the client it carries), anyone else is adopted now."""
+        networks = self.options.proxy_networks
+        if networks:
+            try:
+                peer = sock.getpeername()
+            except OSError:
+                sock.close()
+                return
+            if peer[0] in networks:
+                from ftpd.io.proxyread import ProxyHeaderReader
+
+                if len(self.header_readers) >= self.options.max_connections:
+                    log.warning("%s: dropped: %d PROXY headers pending already", peer[0],
+                                len(self.header_readers))
+                    sock.close()
+                    return
+
+                def done(header: Any) -> None:
+                    self.header_readers.discard(reader)
+                    self._proxied(sock, implicit_tls, peer, header)
+
+                reader = ProxyHeaderReader(self.loop, sock, peer[0], done)
+                self.header_readers.add(reader)
+                return
+        self._adopt(sock, implicit_tls)
+
+    def _proxied(self, sock: socket.socket, implicit_tls: bool, peer: tuple[Any, ...],
+                 header: Any) -> None:
+        if header is None:  # missing or invalid: closed without a reply (logged)
+            sock.close()
+            self._after_drop()
+            return
+        from ftpd.io.proxyread import carried_peer
+
+        client = carried_peer(header, peer)
+        if header.client is None:  # the balancer's own health check: served as itself
+            log.debug("%s: PROXY v%d health check (no address)", peer[0], header.version)
+        else:
+            log.info("%s:%s via balancer %s (PROXY v%d)", client[0], client[1], peer[0],
+                     header.version)
+        self._adopt(sock, implicit_tls, client)
+
+    def _after_drop(self) -> None:
+        """A connection that never became a session: per-connection launches end."""
+        if self.connections or self.header_readers:
+            return
+        if self.launch.per_connection:
+            self.loop.call_soon(self.loop.stop)
+        elif not self.stopping:
+            self._arm_idle_timer()
+
+    def _adopt(self, sock: socket.socket, implicit_tls: bool,
+               client: tuple[str, int] | None = None) -> None:
         try:
-            conn = ControlConnection(self, sock, self._next_id(), implicit_tls)
+            conn = ControlConnection(self, sock, self._next_id(), implicit_tls, client)
         except OSError:  # the client is already gone (getpeername fails)
             sock.close()
             return
-        refuse = None
         host = conn.peer[0]
-        if self.stopping:
-            refuse = "Server shutting down."
-        elif len(self.connections) >= self.options.max_connections:
-            refuse = "Too many connections; try again later."
-        elif 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
-            refuse = "Too many connections from your address."
+        refusal = self._refusal(host)
         self.connections.add(conn)
         self.per_ip[host] += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if refuse is not None:
-            log.info("refused %s: %s", host, refuse)
+        if refusal is None:
+            conn.start()
+        else:
+            from ftpd.sessionlog import refused_line
+
+            reason, text = refusal
+            log.info("%s", refused_line(conn.session.session_id, host, reason))
             if implicit_tls:  # no TLS handshake for a refusal: just close
                 conn.close()
                 return
-        conn.start(refuse)
+            conn.start(text)
         self._status()
+
+    def _refusal(self, host: str) -> tuple[str, str] | None:
+        """Why a new connection from *host* is turned away (the log's reason, the 421
+        text), or None. --allow/--deny come before anything else."""
+        access = self.options.access
+        if access is not None and not access.permits(host):
+            return "deny", "Service not available for your address."
+        if self.stopping:
+            return "shutdown", "Server shutting down."
+        if len(self.connections) >= self.options.max_connections:
+            return "max-connections", "Too many connections; try again later."
+        if 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
+            return "max-connections-per-ip", "Too many connections from your address."
+        return None
 
     def connection_closed(self, conn: ControlConnection) -> None:
         if conn not in self.connections:
@@ -222,7 +296,7 @@ class Server:
                 else:  # the client gave up meanwhile (ECONNABORTED, ...)
                     log.warning("accept failed: %s", exc)
                 return
-            self._adopt(sock, endpoint.implicit_tls)
+            self._admit(sock, endpoint.implicit_tls)
 
     def _watch_listeners(self) -> None:
         for ep in self._listeners:
@@ -238,7 +312,9 @@ class Server:
 
     def _idle_exit(self) -> None:
         self._idle_timer = None
-        if not self.connections:
+        if self.header_readers:  # a balancer's connection is on its way: not idle
+            self._arm_idle_timer()
+        elif not self.connections:
             log.info("idle for %ss: exiting", self.options.idle_timeout)
             self.bus.generate("core.idle-timeout", ServerEvent(self.loop.clock.wall(),
                                                                {"idle": self.options.idle_timeout}))
@@ -272,8 +348,8 @@ class Server:
         self.bus.generate("core.startup",
                           ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
-            self._adopt(ep.sock, ep.implicit_tls)
-        if not self.connections and not self.launch.per_connection:
+            self._admit(ep.sock, ep.implicit_tls)
+        if not self.connections and not self.header_readers and not self.launch.per_connection:
             self._arm_idle_timer()
         if self.launch.notify is not None:
             self.launch.notify("READY=1")
@@ -282,7 +358,7 @@ class Server:
                 self._watchdog()
         self._started.set()
         try:
-            if self.connections or self._listeners:
+            if self.connections or self.header_readers or self._listeners:
                 self.loop.run()
         finally:
             self._cleanup()
@@ -334,6 +410,7 @@ class Server:
         self._listeners.clear()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        self._drop_header_readers()
         for conn in list(self.connections):
             conn.call(conn.session.shutdown)
         if not self.connections:
@@ -353,7 +430,14 @@ class Server:
     def wait_started(self, timeout: float = 10.0) -> bool:
         return self._started.wait(timeout)
 
+    def _drop_header_readers(self) -> None:
+        for reader in list(self.header_readers):
+            reader.cancel()
+            reader.sock.close()
+        self.header_readers.clear()
+
     def _cleanup(self) -> None:
+        self._drop_header_readers()
         for conn in list(self.connections):
             conn.close()
         for ep in self._listeners:

@@ -4,6 +4,7 @@ private /dev/log to read what ftpd sends to syslog."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -54,6 +55,23 @@ def procs():
         yield registry
     finally:
         registry.cleanup()
+
+
+@pytest.fixture
+def ftpd_logger():
+    """The ``ftpd`` logger as it was: setup() replaces its handler."""
+    root = logging.getLogger("ftpd")
+    saved = (list(root.handlers), root.level, root.propagate)
+    try:
+        yield root
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
 
 
 @pytest.fixture

@@ -13,23 +13,6 @@ from ftpd.log import INFO
 
 
 @pytest.fixture
-def ftpd_logger():
-    """The ``ftpd`` logger as it was: setup() replaces its handler."""
-    root = logging.getLogger("ftpd")
-    saved = (list(root.handlers), root.level, root.propagate)
-    try:
-        yield root
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            handler.close()
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
-        root.propagate = saved[2]
-
-
-@pytest.fixture
 def no_log_sockets(monkeypatch, tmp_path):
     """Neither /dev/log nor the journal's socket exists."""
     monkeypatch.setattr(logsetup, "SYSLOG_PATHS", (str(tmp_path / "no-dev-log"),))

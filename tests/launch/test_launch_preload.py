@@ -55,19 +55,37 @@ def _session(port: int) -> None:
     ftp.quit()
 
 
-def test_nothing_is_imported_after_the_privilege_drop(tmp_path):
+def _scrape(port: int) -> None:
+    """What Prometheus does: GET /metrics (plain, then gzip and OpenMetrics)."""
+    for headers in ([], ["-H", "Accept-Encoding: gzip", "-H",
+                         "Accept: application/openmetrics-text; version=1.0.0"]):
+        done = subprocess.run(["curl", "-sSf", "-o", "/dev/null", *headers,
+                               f"http://127.0.0.1:{port}/metrics"], timeout=DEADLINE)
+        assert done.returncode == 0
+
+
+@pytest.mark.parametrize("metrics", [False, True], ids=["plain", "with-metrics"])
+def test_nothing_is_imported_after_the_privilege_drop(tmp_path, metrics):
+    if metrics:
+        pytest.importorskip("prometheus_client")
+        if shutil.which("curl") is None:
+            pytest.skip("needs curl")
     root = Path(tempfile.mkdtemp(prefix="ftpd-preload-", dir="/tmp"))
     os.chmod(root, 0o777)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     err_path = tmp_path / "stderr"
     argv = [sys.executable, "-X", "importtime", "-m", "ftpd", "-l", f"127.0.0.1:{port}",
             "-r", str(root), "-u", "alice", "-P", "pw", "--run-as", "nobody",
             "--log", "stderr", "--atomic-uploads", "--failed-login-delay", "0"]
+    if metrics:
+        argv += ["--metrics", f"127.0.0.1:{metrics_port}"]
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     try:
         wait_for_port("127.0.0.1", port, time.monotonic() + DEADLINE, proc)
         _session(port)
+        if metrics:
+            _scrape(metrics_port)
         os.kill(proc.pid, signal.SIGHUP)  # a reload after the drop too
         wait_until(lambda: "configuration reloaded" in err_path.read_text(), "the reload")
     finally:

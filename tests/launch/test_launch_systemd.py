@@ -314,6 +314,19 @@ def test_daemon_refused_under_accept_yes_with_421(procs, tmp_path, served, ftpd)
     assert act.child_exits() == ["2"]
 
 
+def test_metrics_refused_under_accept_yes_with_421(procs, tmp_path, served, ftpd):
+    port = free_port()
+    act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
+                     [ftpd, "-r", str(served), "--metrics", f"127.0.0.1:{free_port()}"],
+                     ["--accept"])
+    ctl = Control.connect("127.0.0.1", port)
+    assert ctl.read_to_eof() == b"421 Service not available\r\n"
+    wait_until(lambda: len(act.child_exits()) == 1, "the child's exit")
+    assert act.child_exits() == ["2"]
+    ours = [line for line in act.stderr().splitlines() if line.startswith("ftpd")]
+    assert len(ours) == 1 and "--metrics" in ours[0] and "Accept=yes" in ours[0], ours
+
+
 def test_daemon_refused_under_accept_no_in_one_line(procs, tmp_path, served, ftpd):
     port = free_port()
     act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
