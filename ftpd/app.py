@@ -26,6 +26,12 @@ class StartupError(Exception):
 
 
 def serving_root(settings: Settings) -> str:
+    """The anonymous root: a local directory that exists, or an ``s3://`` URL (checked by
+    the first login: the store is not asked at start-up)."""
+    from ftpd.config import is_s3_url
+
+    if is_s3_url(settings.root):
+        return settings.root
     root = os.path.abspath(settings.root or os.getcwd())
     if not os.path.isdir(root):
         raise StartupError(f"root directory not found: {root}")
@@ -49,13 +55,81 @@ def build_authorizer(settings: Settings) -> Authorizer:
             raise StartupError(f"--users {settings.users}: {exc.strerror}") from None
     if not settings.no_anonymous:
         parts.append(AnonymousAuthorizer(root, writable=settings.write))
+    if settings.pam:  # after anonymous: "ftp" stays anonymous, without a PAM delay
+        parts.append(build_pam_authorizer(settings))
+    if uses_s3(settings, parts):
+        check_s3(settings)
     return ChainAuthorizer(*parts)
+
+
+def uses_s3(settings: Settings, authorizers: list[Any]) -> bool:
+    """An ``s3://`` root, or a home in the users file that is one."""
+    from ftpd.config import is_s3_url
+
+    if is_s3_url(settings.root):
+        return True
+    return any(is_s3_url(entry.home) for a in authorizers
+               for entry in getattr(a, "users", {}).values())
+
+
+def check_s3(settings: Settings) -> None:
+    """S3 storage configured: the client must be installed, the secret readable."""
+    from ftpd.fs.s3setup import INSTALL_HINT, client_missing, s3_options
+
+    if client_missing():
+        raise StartupError(INSTALL_HINT)
+    try:
+        s3_options(settings)
+    except OSError as exc:
+        raise StartupError(f"--s3-secret-access-key-file {exc.filename}: "
+                           f"{exc.strerror}") from None
+
+
+def storage_factory(settings: Settings) -> Any:
+    """Each login's filesystem: LocalFS for a directory home, S3FS for an ``s3://`` one
+    (``ftpd.fs.s3setup`` imported only when a login first meets one)."""
+    made: list[Any] = []
+
+    def s3(home: str) -> Any:
+        if not made:
+            from ftpd.fs.s3setup import s3_factory, s3_options
+
+            made.append(s3_factory(s3_options(settings)))
+        return made[0](home) if home else None
+
+    if settings.s3_secret_access_key_file:  # read now, before privileges are dropped
+        try:
+            s3("")
+        except OSError as exc:
+            raise StartupError(f"--s3-secret-access-key-file {exc.filename}: "
+                               f"{exc.strerror}") from None
+
+    def make(account: Any) -> Any:
+        if not account.home.startswith("s3://"):
+            return local_fs(account)
+        return s3(account.home)
+
+    return make
+
+
+def build_pam_authorizer(settings: Settings) -> Authorizer:
+    from ftpd.auth.pam import PamAuthorizer, PamUnavailable, default_ftpusers
+    from ftpd.config import ConfigError
+
+    ftpusers = settings.ftpusers or default_ftpusers()
+    try:
+        return PamAuthorizer(settings.pam, ftpusers)
+    except PamUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"--ftpusers {ftpusers}: {exc.strerror}") from None
 
 
 def nobody_can_log_in(settings: Settings) -> bool:
     """Anonymous refused and no other user configured: a warning at start-up, since
     every login will fail."""
-    return bool(settings.no_anonymous and not settings.username and not settings.users)
+    return bool(settings.no_anonymous and not settings.username and not settings.users
+                and not settings.pam)
 
 
 def build_tls(settings: Settings) -> Any:
@@ -146,7 +220,7 @@ def build_access(settings: Settings) -> Any:
 def build_session_config(settings: Settings, table: Any = None,
                          banner: str | None = None) -> SessionConfig:
     config = SessionConfig(
-        **injected(),
+        **{**injected(), "fs_factory": storage_factory(settings)},
         banner=read_banner(settings) if banner is None else banner,
         tls_mode=settings.tls,
         tls_available=bool(settings.tls_cert) and settings.tls != "off",
@@ -233,6 +307,9 @@ def reload_files(settings: Settings) -> list[tuple[str, str, int]]:
     files = []
     if settings.users:
         files.append(("--users", settings.users, os.O_RDONLY))
+    if settings.s3_secret_access_key_file:
+        files.append(("--s3-secret-access-key-file", settings.s3_secret_access_key_file,
+                      os.O_RDONLY))
     if settings.banner_file:
         files.append(("--banner-file", settings.banner_file, os.O_RDONLY))
     if settings.xferlog:
@@ -305,3 +382,5 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     time_storage_calls(server)
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)
+    if server.spawner is not None:  # --pam: new session processes get the new settings
+        server.spawner.settings = settings

@@ -28,6 +28,9 @@ def _option(setting: Setting) -> Any:
     decls.append(key(setting.name))
     if setting.flag:  # None when not given: a flag in the file stands unless negated
         return click.Option(decls, is_flag=True, default=None, help=setting.help)
+    if setting.bare is not None:  # an optional value: ``--pam`` alone or ``--pam SERVICE``
+        return click.Option(decls, is_flag=False, flag_value=setting.bare, default=None,
+                            metavar=setting.metavar, help=setting.help)
     return click.Option(decls, multiple=setting.multiple, default=None,
                         metavar=setting.metavar, help=setting.help, show_envvar=False)
 
@@ -61,7 +64,12 @@ def fast_parse(argv: list[str]) -> dict[str, Any] | None:
     shorts = {s.short: s for s in SETTINGS if s.short}
     values: dict[str, Any] = {key(s.name): (() if s.multiple else None) for s in SETTINGS}
     args = iter(argv)
-    for arg in args:
+    again: list[str] = []  # an argument looked at as a value, to be read as an option
+
+    def take() -> str | None:
+        return again.pop() if again else next(args, None)
+
+    while (arg := take()) is not None:
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         setting = longs.get(name)
         if setting is None and name in negations and not eq:
@@ -82,7 +90,11 @@ def fast_parse(argv: list[str]) -> dict[str, Any] | None:
                 return None
             values[key(setting.name)] = True
             continue
-        value = inline if eq else next(args, None)
+        value = inline if eq else take()
+        if setting.bare is not None and not eq and (value is None or value.startswith("-")):
+            if value is not None:  # an optional value left out, as click reads it
+                again.append(value)
+            value = setting.bare
         if value is None:
             return None
         if setting.multiple:
@@ -261,11 +273,23 @@ def run(argv: list[str]) -> int:
     return serve(settings, raw, launch, inherited, tls, cwd)
 
 
-def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
-          tls: Any = None, cwd: str = "/") -> int:
-    from ftpd import app
+def configure_logging(settings: Any, mode: str | None, level: int) -> str:
+    """Where the log goes (returned: session processes under --pam log there too)."""
     from ftpd import log as ftpd_log
     from ftpd.config import LOG_DESTINATIONS
+
+    log_where = "syslog" if settings.daemon and settings.log == "auto" else settings.log
+    ftpd_log.configure(log_where, level, under_systemd=mode == "systemd",
+                       stderr_is_client=mode in ("inetd", "inetd-wait"),
+                       server_id=settings.server_id)
+    if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
+        ftpd_log.install()  # open a log file now: as root, and failing at start-up
+    return log_where
+
+
+def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
+          tls: Any = None, cwd: str = "/", on_reload: Any = None) -> int:
+    from ftpd import app
     from ftpd.launch.daemon import PrivilegeError
 
     level = DEBUG if settings.verbose else (WARNING if settings.quiet else INFO)
@@ -285,16 +309,15 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         from ftpd.launch.systemd import attach_notify
 
         attach_notify(launch)  # after detaching: the daemon closes what it does not keep
-        ftpd_log.configure(
-            "syslog" if settings.daemon and settings.log == "auto" else settings.log, level,
-            under_systemd=inherited.mode == "systemd",
-            stderr_is_client=inherited.mode in ("inetd", "inetd-wait"),
-            server_id=settings.server_id)
-        if settings.log not in LOG_DESTINATIONS or settings.run_as or settings.daemon:
-            ftpd_log.install()  # open a log file now: as root, and failing at start-up
+        log_where = configure_logging(settings, inherited.mode, level)
         if app.nobody_can_log_in(settings):
-            log.warning("--no-anonymous without --username or --users: nobody can log in")
+            log.warning("--no-anonymous without --username, --users or --pam: "
+                        "nobody can log in")
         server = app.build_server(settings, launch, authorizer, tls)
+        if settings.pam and not launch.per_connection:  # a process per session
+            from ftpd.launch.persession import attach
+
+            attach(server, settings, log_where, inherited.mode)
         if settings.run_as:
             from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
 
@@ -309,7 +332,7 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Inherited,
         return inherited.report(str(exc), 1)
     except OSError as exc:
         return inherited.report(exc.strerror or str(exc), 1)
-    server.on_reload = lambda: reload(server, raw, settings, cwd)
+    server.on_reload = on_reload or (lambda: reload(server, raw, settings, cwd))
     log_sockets(launch, raw, server.addresses)
     try:
         server.serve()
@@ -347,7 +370,8 @@ def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:
 
     settings = resolve(raw, cwd)  # ConfigError: logged by the server, old config stays
     authorizer = app.build_authorizer(settings)
-    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon", "metrics"):
+    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon", "metrics",
+                 "pam"):
         if settings[name] != old[name]:
             log.warning("%s changed: restart to apply", name.replace("_", "-"))
     app.apply(server, settings, authorizer)

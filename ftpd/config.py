@@ -114,6 +114,25 @@ def _server_id(value: Any) -> str:
     return text
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _part_size(value: Any) -> int:
+    """Bytes, or ``8M``/``8MiB``-style sizes (binary units); S3's floor of 5 MiB."""
+    import re
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:I?B)?\s*", _str(value).upper())
+        if match is None:
+            raise ValueError(f"expected a size like 8M or 8388608, got {value!r}")
+        number = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if number < 5 << 20:
+        raise ValueError("must be at least 5M (S3's smallest part)")
+    return number
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if _str(value) not in choices:
@@ -122,6 +141,16 @@ def _choice(*choices: str) -> Callable[[Any], str]:
 
     parse.choices = choices  # type: ignore[attr-defined]
     return parse
+
+
+def _pam_service(value: Any) -> str | None:
+    """``--pam`` alone (or ``pam = true``) is the service ``ftpd``; false turns it off."""
+    if isinstance(value, bool):
+        return "ftpd" if value else None
+    text = _str(value)
+    if not text or "/" in text or text.startswith(".") or not text.isprintable():
+        raise ValueError(f"expected a PAM service name (a file of /etc/pam.d), got {value!r}")
+    return text
 
 
 class Setting(NamedTuple):
@@ -136,14 +165,15 @@ class Setting(NamedTuple):
     env: str | None = None
     in_file: bool = True  # may appear in the TOML file
     section: str = "Serving"
+    bare: Any = None  # not None: the value may be left out (``--pam`` alone means this)
 
 
 S = Setting
 SETTINGS: list[Setting] = [
     S("listen", _address, [("0.0.0.0", 2121)], "Listen on PORT, HOST:PORT or [V6]:PORT "
       "(repeatable; default 0.0.0.0:2121).", short="l", multiple=True, metavar="ADDR"),
-    S("root", _str, None, "Directory served to anonymous users (default: the current "
-      "directory).", short="r", metavar="DIR"),
+    S("root", _str, None, "Directory or s3://BUCKET[/PREFIX] served to anonymous users "
+      "(default: the current directory).", short="r", metavar="DIR"),
     S("write", _bool, False, "Anonymous users may also write.", short="w", flag=True,
       section="Users"),
     S("no-anonymous", _bool, False, "Refuse anonymous logins.", short="n", flag=True,
@@ -154,6 +184,12 @@ SETTINGS: list[Setting] = [
       metavar="PW", env="FTPD_PASSWORD", section="Users"),
     S("users", _str, None, "Virtual-users file (TOML; see ftpd-passwd(8)).", metavar="FILE",
       section="Users"),
+    S("pam", _pam_service, None, "Local accounts log in with their system password, "
+      "checked by PAM service SERVICE (default ftpd); each session runs as its account, "
+      "rooted at its home (needs root and the ftpd[pam] extra).", metavar="[SERVICE]",
+      bare="ftpd", section="Users"),
+    S("ftpusers", _str, None, "With --pam: the names in FILE may not log in (default "
+      "/etc/ftpusers when it exists); root never may.", metavar="FILE", section="Users"),
     S("idle-timeout", _number(float), 0.0, "Exit 0 after SEC seconds with no client "
       "connected (0 = never).", short="t", metavar="SEC", section="Launching"),
     S("timeout", _number(float), 300.0, "Control connection idle timeout: 421, then close.",
@@ -182,6 +218,15 @@ SETTINGS: list[Setting] = [
       section="Limits"),
     S("max-bad-commands", _number(int, 1), 20, "Consecutive unknown or malformed commands "
       "before 421 and close.", metavar="N", section="Limits"),
+    S("s3-endpoint", _str, None, "S3 service for s3:// roots and homes, e.g. "
+      "http://127.0.0.1:8333 (default: AWS S3).", metavar="URL", section="S3 storage"),
+    S("s3-region", _str, "us-east-1", "S3 region.", metavar="NAME", section="S3 storage"),
+    S("s3-part-size", _part_size, 8 << 20, "Part size of multipart uploads (at least 5M; "
+      "default 8M).", metavar="SIZE", section="S3 storage"),
+    S("s3-access-key-id", _str, None, "S3 access key id (default: AWS_ACCESS_KEY_ID).",
+      metavar="ID", section="S3 storage"),
+    S("s3-secret-access-key-file", _str, None, "File holding the S3 secret access key "
+      "(default: AWS_SECRET_ACCESS_KEY).", metavar="FILE", section="S3 storage"),
     S("umask", _umask, 0o022, "Umask for created files and directories (octal).",
       metavar="MODE"),
     S("failed-login-delay", _number(float), 1.0, "Pause before a 530, doubling per failure "
@@ -312,9 +357,14 @@ def _modules(value: Any, where: str) -> list[str]:
 EXTRA_KEYS: dict[str, Callable[[Any, str], Any]] = {"modules": _modules}
 
 
-PATH_SETTINGS = ("root", "users", "banner_file", "xferlog", "tls_cert", "tls_key", "pidfile",
-                 "config")
+PATH_SETTINGS = ("root", "users", "ftpusers", "banner_file", "s3_secret_access_key_file",
+                 "xferlog", "tls_cert", "tls_key", "pidfile", "config")
 LOG_DESTINATIONS = ("auto", "stderr", "syslog", "journal")  # anything else is a file
+
+
+def is_s3_url(value: Any) -> bool:
+    """An object-store root or home (``s3://BUCKET[/PREFIX]``) rather than a directory."""
+    return isinstance(value, str) and value.startswith("s3://")
 
 
 def _absolute(settings: Settings, cwd: str) -> None:
@@ -324,7 +374,8 @@ def _absolute(settings: Settings, cwd: str) -> None:
         settings["root"] = cwd
     for name in PATH_SETTINGS:
         value = settings.get(name)
-        if isinstance(value, str) and value and not os.path.isabs(value):
+        if isinstance(value, str) and value and not os.path.isabs(value) \
+                and not is_s3_url(value):
             settings[name] = os.path.join(cwd, value)
     if settings.log not in LOG_DESTINATIONS and not os.path.isabs(settings.log):
         settings["log"] = os.path.join(cwd, settings.log)
@@ -370,6 +421,32 @@ def _check_sink(spec: str) -> None:
                           "mqueue:KEY[,perm=MODE] or redis://HOST:PORT/STREAM")
 
 
+def _check_s3_root(url: str) -> None:
+    """The URL's syntax, without importing the S3 client."""
+    from ftpd.fs.s3url import parse_s3_url
+
+    try:
+        parse_s3_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"--root {exc}") from None
+
+
+def _check_pam(settings: Settings) -> None:
+    """--pam switches each session to its account: only root can."""
+    if settings.ftpusers and not settings.pam:
+        raise ConfigError("--ftpusers needs --pam")
+    if not settings.pam:
+        return
+    if settings.run_as:
+        raise ConfigError("--pam and --run-as exclude each other: --pam needs root to "
+                          "become each account")
+    if settings.get("metrics"):
+        raise ConfigError("--pam and --metrics exclude each other: each session runs in a "
+                          "process of its own, which the metrics do not see")
+    if os.geteuid() != 0:
+        raise ConfigError("--pam needs root (to check passwords and become each account)")
+
+
 def check(settings: Settings) -> None:
     """Rules between settings."""
     if settings.username and not settings.password:
@@ -394,8 +471,11 @@ def check(settings: Settings) -> None:
         raise ConfigError("--banner and --banner-file exclude each other")
     if settings.inetd and settings.inetd_wait:
         raise ConfigError("--inetd and --inetd-wait exclude each other")
+    _check_pam(settings)
     if settings.pidfile and not settings.daemon:
         raise ConfigError("--pidfile needs --daemon")
+    if is_s3_url(settings.root):
+        _check_s3_root(settings.root)
     if settings.run_as:
         from ftpd.launch.daemon import parse_run_as
 

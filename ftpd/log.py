@@ -42,6 +42,14 @@ def _install() -> None:
     _handler = logsetup.setup(where, level, **options)
 
 
+def keep_open() -> None:
+    """The log file stays the one open now, whatever happens to its path: called once a
+    process became a system account (``--pam``), which may not even reach that path."""
+    _install()
+    if _handler is not None and hasattr(_handler, "reopenIfNeeded"):
+        _handler.reopenIfNeeded = lambda: None
+
+
 def reopen() -> None:
     """After logrotate (SIGHUP): reopen a log file, if one is in use."""
     if _handler is not None:

@@ -137,7 +137,7 @@ def cli(ctx: click.Context, path: str) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--home", required=True, metavar="DIR", help="Absolute path of the user's root.")
+@click.option("--home", required=True, metavar="DIR", help="Absolute path of the user's root, or s3://BUCKET[/PREFIX].")
 @click.option("--perm", default=READ_PERMS, show_default=True, metavar="LETTERS",
               help=f"Permission letters, from {ALL_PERMS}.")
 @password_option
@@ -154,7 +154,8 @@ def add(path: str, name: str, home: str, perm: str, password: str | None,
     problem = check_perm(perm)
     if problem:
         raise ConfigError(f"--perm: {problem}")
-    home = os.path.normpath(home)
+    is_url = home.startswith("s3://")  # a prefix in a bucket: kept as written
+    home = home if is_url else os.path.normpath(home)
     # Refuse before prompting, hash outside the lock, then check again under it.
     _refuse_existing(name, _load(path, missing_ok=True), force)
     hashed = hash_password(_read_password(name, password, password_stdin))
@@ -163,7 +164,7 @@ def add(path: str, name: str, home: str, perm: str, password: str | None,
         _refuse_existing(name, users, force)
         users[name] = UserEntry(hashed, home, perm)
         _save(path, users)
-    if not os.path.isdir(home):
+    if not is_url and not os.path.isdir(home):
         click.echo(f"{PROG}: warning: home {home} is not a directory (yet)", err=True)
 
 

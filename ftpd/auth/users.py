@@ -127,8 +127,16 @@ def check_home(home: object) -> str | None:
     """Why *home* cannot be a home directory, or None if it can."""
     if not isinstance(home, str):
         return f"must be a string, not {_toml_type(home)}"
+    if home.startswith("s3://"):  # a prefix in a bucket (SPEC 8); checked without obstore
+        from ftpd.fs.s3url import parse_s3_url
+
+        try:
+            parse_s3_url(home)
+        except ValueError as exc:
+            return str(exc)
+        return None
     if not os.path.isabs(home):
-        return f"must be an absolute path, not {home!r}"
+        return f"must be an absolute path or s3://BUCKET[/PREFIX], not {home!r}"
     if any(ord(c) < 32 or ord(c) == 127 for c in home):
         return "must not contain control characters"
     return None

@@ -32,6 +32,9 @@ from typing import Any, BinaryIO
 from ftpd.fs import s3sign
 from ftpd.fs.s3errors import log, store_error, unsupported
 from ftpd.fs.s3io import S3Reader, S3Writer
+from ftpd.fs.s3url import parse_s3_url
+
+__all__ = ["S3FS", "parse_s3_url"]
 
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
@@ -53,19 +56,6 @@ def _file_stat(meta: dict[str, Any]) -> os.stat_result:
     mtime = _mtime(meta)
     return os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, int(meta["size"]),
                            int(mtime), mtime, mtime))
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://BUCKET[/PREFIX]`` -> (bucket, prefix); ValueError naming what is wrong."""
-    import re
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "s3" or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ValueError(f"{url!r}: expected s3://BUCKET[/PREFIX]")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", parts.netloc):
-        raise ValueError(f"{url!r}: {parts.netloc!r} is not a valid S3 bucket name")
-    return parts.netloc, parts.path.strip("/")
 
 
 def _check_endpoint(endpoint: str) -> None:

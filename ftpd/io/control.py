@@ -12,6 +12,7 @@ from ftpd.core import actions as A
 from ftpd.core.ids import normalize_host
 from ftpd.core.replies import Reply
 from ftpd.core.session import Session
+from ftpd.io import become  # --pam: system accounts (ftpd/io/become.py)
 from ftpd.io.data import DataChannel, tls_would_block
 from ftpd.log import get_logger
 
@@ -214,6 +215,9 @@ class ControlConnection:
 
     def _auth_done(self, account: Any) -> None:
         if not self.closed:
+            # --pam: a system account's process becomes it first, or 530 and close
+            if account is not None and not become.admit(self, account):
+                return
             self.call(self.session.answer, account)
 
     def _resume(self) -> None:

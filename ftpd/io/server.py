@@ -91,6 +91,7 @@ class Server:
         self._implicit_base: SessionConfig | None = None
         self.accept_pause = AcceptPause(self.loop)  # out of descriptors: wait, then retry
         self.header_readers: set[Any] = set()  # PROXY headers being read (not yet sessions)
+        self.spawner: Any = None  # --pam on a shared loop: ftpd.launch.persession
 
     # -- sessions ---------------------------------------------------------------------
     def session_config(self, implicit_tls: bool) -> SessionConfig:
@@ -171,6 +172,12 @@ class Server:
             return
         host = conn.peer[0]
         refusal = self._refusal(host)
+        if refusal is None and self.spawner is not None:  # --pam: the session's own process
+            child = self.spawner.hand_over(conn, implicit_tls)
+            if child is None:
+                refusal = "no-session-process", "Service not available; try again later."
+            else:
+                conn = child
         self.connections.add(conn)
         self.per_ip[host] += 1
         if self._idle_timer is not None:
@@ -348,7 +355,10 @@ class Server:
         self.bus.generate("core.startup",
                           ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
-            self._admit(ep.sock, ep.implicit_tls)
+            if ep.client is not None:  # --pam: the parent read its PROXY header
+                self._adopt(ep.sock, ep.implicit_tls, ep.client)
+            else:
+                self._admit(ep.sock, ep.implicit_tls)
         if not self.connections and not self.header_readers and not self.launch.per_connection:
             self._arm_idle_timer()
         if self.launch.notify is not None:

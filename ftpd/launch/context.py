@@ -17,6 +17,7 @@ class Endpoint(NamedTuple):
     implicit_tls: bool = False
     name: str = ""
     inherited: bool = False  # belongs to a launcher: never closed early, queue left alone
+    client: tuple[str, int] | None = None  # a PROXY header's client, read by a parent already
 
 
 class LaunchContext(Record):

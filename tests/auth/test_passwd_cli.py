@@ -244,3 +244,14 @@ def test_rewrite_keeps_the_owner_group_and_mode(users, command):
     assert r.returncode == 0, r.stderr
     st = os.stat(users)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o640)
+
+
+def test_an_s3_home_is_kept_as_written(users):
+    r = run("-f", users, "add", "carol", "--home", "s3://ftp-bucket/homes/carol",
+            "--password", "carols-Secret")
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # no "not a directory" warning
+    assert run("-f", users, "list").stdout.splitlines() == [
+        "carol\ts3://ftp-bucket/homes/carol\telr"]
+    line = one_error_line(run("-f", users, "add", "dave", "--home", "s3://Bad_Bucket/x",
+                              "--password", "daves-Secret"), 2)
+    assert "--home" in line and "not a valid S3 bucket name" in line

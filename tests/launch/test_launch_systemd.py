@@ -26,6 +26,7 @@ from lhelpers import (
     wait_exit,
     wait_for_one,
 )
+from pamsupport import needs_system_users, pam_service, system_account  # the --pam test
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
@@ -349,3 +350,63 @@ def test_not_activated_when_listen_pid_is_another_process(procs, tmp_path, serve
     assert proc.poll() is None, proc.stderr.read()
     assert "(standalone)" in read_text(log)
     finish(control(f"127.0.0.1:{port}"))
+
+
+@needs_system_users
+def test_accept_yes_with_pam_the_process_becomes_the_account(procs, tmp_path, served, ftpd):
+    """Accept=yes --pam: the per-connection process drops to the account after login."""
+    import ftplib
+    import io
+
+    port = free_port()
+    command = contrib_command(CONTRIB / "systemd/ftpd-accept@.service", ftpd, served,
+                              "--log", str(tmp_path / "ftpd.log"))
+    with pam_service() as service, system_account() as user:
+        act = Activation(procs, tmp_path, [f"127.0.0.1:{port}"],
+                         [*command, "--pam", service], ["--accept"])
+        procs.mark(str(served))
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", port, timeout=DEADLINE)
+        ftp.login(user.name, user.password)
+        ftp.storbinary("STOR accept-yes.txt", io.BytesIO(b"a"))
+        ftp.quit()
+        wait_until(lambda: len(act.child_exits()) == 1, "the session's exit")
+        st = (user.home / "accept-yes.txt").stat()
+        assert (st.st_uid, st.st_gid) == (user.uid, user.gid)
+    assert act.child_exits() == ["0"], act.stderr()
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+@needs_system_users
+def test_accept_no_with_pam_session_processes_hold_no_listener(procs, tmp_path, served,
+                                                               ftpd, notify):
+    """Accept=no --pam: each session is a child of ftpd; systemd's listening sockets
+    (inherited as fds 3 and 4) are not passed on to it, and NOTIFY_SOCKET is the parent's alone."""
+    port, other = free_port(), free_port()
+    log = tmp_path / "ftpd.log"
+    act = Activation(procs, tmp_path, [f"127.0.0.1:{port}", f"127.0.0.1:{other}"],
+                     [ftpd, "-r", str(served), "--pam", "-v", "--log", str(log)],
+                     env={"NOTIFY_SOCKET": notify.address})
+    ctl = control(f"127.0.0.1:{port}")  # systemd-socket-activate starts ftpd now
+    ctl.login()
+    notify.wait_for(lambda m: m == "READY=1", "READY=1")
+    line = wait_until(lambda: re.search(r"handed to process (\d+)", read_text(log)),
+                      "the session process")
+    child = int(line.group(1))
+    listeners = {os.readlink(f"/proc/{act.proc.pid}/fd/{fd}") for fd in (3, 4)}
+    assert all(name.startswith("socket:") for name in listeners)
+    assert not listeners & _socket_inodes(child)
+    with open(f"/proc/{child}/environ", "rb") as env:
+        assert b"NOTIFY_SOCKET=" not in env.read()
+    finish(ctl)

@@ -25,9 +25,9 @@ PAGES = sorted(p for p in MAN.glob("*.[1-8]")) if MAN.is_dir() else []
 # "  -p PORT, --port PORT  help" (argparse); the help may start on the next line.
 # A flag may carry its negation: "  -w, --write / --no-write  help".
 CLICK_DECL = re.compile(
-    r"^  (?:-(\w), )?--([a-z][a-z-]*)(?: / --([a-z][a-z-]*))?(?: (\S+))?(?: {2,}|$)")
+    r"^  (?:-(\w), )?--([a-z][a-z0-9-]*)(?: / --([a-z][a-z0-9-]*))?(?: (\S+))?(?: {2,}|$)")
 Decl = tuple[str | None, str | None, str | None]  # short letter, metavar, negation
-ARGPARSE_LONG = re.compile(r"--([a-z][a-z-]*)")
+ARGPARSE_LONG = re.compile(r"--([a-z][a-z0-9-]*)")
 
 
 def run_help(module: str, *args: str) -> str:
@@ -64,7 +64,7 @@ def click_commands(help_text: str) -> list[str]:
         if line.rstrip() == "Commands:":
             in_commands = True
             continue
-        if in_commands and (m := re.match(r"^  ([a-z][a-z-]*)\b", line)):
+        if in_commands and (m := re.match(r"^  ([a-z][a-z0-9-]*)\b", line)):
             commands.append(m.group(1))
         elif in_commands and line and not line.startswith(" "):
             break
@@ -140,14 +140,14 @@ def test_help_lists_every_setting(ftpd_help: str) -> None:
         assert options[s.name] == (s.short, None if s.flag else s.metavar, config.negation(s))
     # Every --name the help text mentions anywhere is a real option (a name cut by line
     # wrapping, ending in "-", is not a name).
-    mentioned = {m for m in re.findall(r"--([a-z][a-z-]*)", ftpd_help) if not m.endswith("-")}
+    mentioned = {m for m in re.findall(r"--([a-z][a-z0-9-]*)", ftpd_help) if not m.endswith("-")}
     assert mentioned <= every_name(options)
 
 
 def option_tags() -> dict[str, Decl]:
     documented: dict[str, Decl] = {}
     for tag, _ in tags(section(read("ftpd.8"), "OPTIONS")):
-        m = re.fullmatch(r"(?:-(\w), )?--([a-z][a-z-]*)(?: / --([a-z][a-z-]*))?(?: (\S+))?",
+        m = re.fullmatch(r"(?:-(\w), )?--([a-z][a-z0-9-]*)(?: / --([a-z][a-z0-9-]*))?(?: (\S+))?",
                          tag)
         assert m, f"ftpd.8 OPTIONS: unexpected item {tag!r}"
         short, name, negated, metavar = m.groups()
@@ -168,13 +168,13 @@ def test_ftpd8_documents_exactly_the_help_options(ftpd_help: str) -> None:
 
 def test_ftpd8_options_section_mentions_only_real_options(ftpd_help: str) -> None:
     text = unescape(section(read("ftpd.8"), "OPTIONS"))
-    mentioned = set(re.findall(r"--([a-z][a-z-]*)", text))
+    mentioned = set(re.findall(r"--([a-z][a-z0-9-]*)", text))
     assert mentioned == every_name(click_options(ftpd_help))
 
 
 def test_ftpd8_mentions_only_real_options_anywhere(ftpd_help: str) -> None:
     text = unescape(read("ftpd.8"))
-    assert set(re.findall(r"--([a-z][a-z-]*)", text)) <= every_name(click_options(ftpd_help))
+    assert set(re.findall(r"--([a-z][a-z0-9-]*)", text)) <= every_name(click_options(ftpd_help))
 
 
 def test_ftpd8_groups_options_by_section() -> None:
@@ -183,7 +183,7 @@ def test_ftpd8_groups_options_by_section() -> None:
     for block in re.split(r"^\.SS ", options, flags=re.MULTILINE)[1:]:
         title, _, body = block.partition("\n")
         for tag, _ in tags(body):
-            name = re.search(r"--([a-z][a-z-]*)", tag).group(1)
+            name = re.search(r"--([a-z][a-z0-9-]*)", tag).group(1)
             setting = config.BY_NAME.get(name)
             if setting is not None:
                 assert setting.section == title.strip('"'), f"--{name} under {title}"
@@ -211,7 +211,7 @@ def default_words(setting: config.Setting) -> set[str] | None:
 def key_entries() -> dict[str, str]:
     entries: dict[str, str] = {}
     for tag, body in tags(section(read("ftpd.conf.5"), "KEYS")):
-        assert re.fullmatch(r"[a-z][a-z-]*", tag), f"ftpd.conf.5 KEYS: unexpected item {tag!r}"
+        assert re.fullmatch(r"[a-z][a-z0-9-]*", tag), f"ftpd.conf.5 KEYS: unexpected item {tag!r}"
         assert tag not in entries, f"{tag} documented twice"
         entries[tag] = body
     return entries
