@@ -46,6 +46,20 @@ def test_every_order_is_an_action_and_the_transport_carries_out_each():
     assert _unhandled(orders | {Reply}) == []
 
 
+def test_every_session_entry_point_returns_replies_and_actions():
+    """What io/control.py calls (``ControlConnection.call``) is typed as what its table
+    carries out."""
+    from typing import get_type_hints
+
+    from ftpd.core import session
+
+    hints = vars(session)  # the names the annotations refer to
+    for name in ("start", "refuse", "receive", "answer", "fail", "timeout", "shutdown",
+                 "connection_lost"):
+        returns = get_type_hints(getattr(session.Session, name), hints)["return"]
+        assert returns == list[Reply | A.Action], name
+
+
 def test_an_order_without_transport_support_is_caught():
     class Teleport(Record):  # not an Order subclass: it would stay registered if it were
         pass
