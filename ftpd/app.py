@@ -340,7 +340,12 @@ def build_server(settings: Settings, launch: LaunchContext,
     server.event_listeners = build_listeners(settings, bus)
     server.metrics = build_metrics(settings, server)
     time_storage_calls(server)
+    if uses_s3(settings, getattr(server.authorizer, "authorizers", [])):
+        server.preload = S3_MODULES  # imported lazily by logins: before --run-as drops root
     return server
+
+
+S3_MODULES = ("ftpd.fs.s3setup", "ftpd.fs.s3", "obstore", "obstore.store")
 
 
 def build_metrics(settings: Settings, server: Server) -> Any:

@@ -13,7 +13,8 @@ from ftpd.core.ids import normalize_host
 from ftpd.core.replies import Reply
 from ftpd.core.session import Session
 from ftpd.io import become  # --pam: system accounts (ftpd/io/become.py)
-from ftpd.io.data import DataChannel, tls_would_block
+from ftpd.io.data import DataChannel
+from ftpd.io.stream import Stream, tls_would_block
 from ftpd.log import get_logger
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class ControlConnection:
                  implicit_tls: bool = False, client: tuple[str, int] | None = None) -> None:
         self.server = server
         self.loop = server.loop
-        self.sock: Any = sock
+        self.stream = Stream(self.loop, sock, on_error=self._send_failed)
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
@@ -46,33 +47,40 @@ class ControlConnection:
         self.session = Session(server.session_config(implicit_tls), self.peer, self.local,
                                session_id)
         self._data: DataChannel | None = None  # made on first use: most sessions never do
-        self._out = bytearray()
-        self._closing = False
         self.closed = False
         self._last_activity = self.loop.time()
         self._idle_timer = None
-        self.tls: Any = None  # set by ftpd.io.tls when the channel is protected
+        self.tls: Any = None  # the SSLSocket, set by ftpd.io.tls when the channel is protected
         self.tls_context: Any = None  # this session's own SSLContext
         self.tls_handshaking = False
+
+    @property
+    def sock(self) -> Any:
+        """The control socket (an SSLSocket once protected)."""
+        return self.stream.sock
 
     @property
     def data(self) -> DataChannel:
         """The data side, created when the session first needs one."""
         if self._data is None:
             server, sock = self.server, self.sock
+            wrap = self._protect_data if server.tls is not None else None
             self._data = DataChannel(self.loop, sock.getsockname()[0], sock.family,
-                                     server.options.data_timeout, server.recv_buffer)
+                                     server.options.data_timeout, server.recv_buffer,
+                                     wrap=wrap, pool=server.chunk_pool)
             self._data.proxy_networks = server.options.proxy_networks  # PROXY on passive
-            if self.tls is not None and server.tls is not None:
-                self._data.wrap = lambda channel: server.tls.start_data(channel, self)
         return self._data
+
+    def _protect_data(self, channel: DataChannel) -> None:
+        """PROT P: shake hands on a data connection, resuming this channel's session."""
+        self.server.tls.start_data(channel, self)
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, refuse: str | None = None) -> None:
         if refuse is not None:
             self.call(self.session.refuse, refuse)
             return
-        self.loop.add_reader(self.sock, self._on_readable)
+        self.resume_reading()
         if self.server.options.timeout > 0:
             self._idle_timer = self.loop.call_later(self.server.options.timeout, self._check_idle)
         if self.session.config.implicit_tls:
@@ -95,9 +103,15 @@ class ControlConnection:
             self._idle_timer = self.loop.call_later(wait, self._check_idle)
 
     # -- reading ---------------------------------------------------------------------
+    def resume_reading(self) -> None:
+        """Watch the control socket for commands (again, after a TLS handshake)."""
+        self.loop.add_reader(self.sock, self._on_readable)
+
     def _on_readable(self) -> None:
+        if self.closed:  # closed by an earlier event of the same round
+            return
         try:
-            data = self.sock.recv(8192)
+            data = self.stream.recv(8192)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -113,7 +127,7 @@ class ControlConnection:
         if self.session.lines_received != lines_before:
             # only whole commands count: a byte a second must not keep a session alive
             self._last_activity = arrived  # (when they came: the reply may be seen first)
-        if self.tls is not None and not self.closed and self.sock.pending():
+        if not self.closed and self.stream.pending():
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 
     # -- carrying out the session's orders ------------------------------------------------
@@ -136,10 +150,9 @@ class ControlConnection:
     def _internal_error(self) -> None:
         log.exception("%s: internal error; closing the session", self.peer[0])
         if not self.closed:
-            self._out.clear()
+            self.stream.discard_output()
             self.write(b"421 Internal server error; closing the connection.\r\n")
-            self._closing = True
-            self.flush()
+            self.close_when_drained()
 
     def _process(self, outputs: list[Reply | A.Action]) -> None:
         for item in outputs:
@@ -181,10 +194,7 @@ class ControlConnection:
         self.server.tls.start_control(self, then=self._tls_ready)
 
     def _close_order(self, item: A.Close) -> None:
-        self._closing = True
-        self.flush()
-        if not self._out:
-            self.close()
+        self.close_when_drained()
 
     def _listen(self, item: A.ListenPassive) -> None:
         try:
@@ -229,32 +239,31 @@ class ControlConnection:
 
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        self._out += data
-        if len(self._out) > MAX_OUTPUT:
+        out = self.stream.out
+        out += data
+        if len(out) > MAX_OUTPUT:
             log.warning("%s: client does not read its replies; closing", self.peer[0])
             self.close()
             return
         self.flush()
 
     def flush(self) -> None:
-        if self.closed or not self._out or self.tls_handshaking:
-            return
-        try:
-            while self._out:
-                sent = self.sock.send(self._out)
-                del self._out[:sent]
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            if not tls_would_block(exc):
-                self.close()
-                return
-        if self._out:
-            self.loop.add_writer(self.sock, self.flush)
-        else:
-            self.loop.remove_writer(self.sock)
-            if self._closing:
-                self.close()
+        if not self.closed:
+            self.stream.flush()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Run *callback* once every reply written so far is on the wire."""
+        self.stream.when_drained(callback)
+
+    def discard_output(self) -> None:
+        """Drop replies not yet sent (the connection is about to go, mid-handshake)."""
+        self.stream.discard_output()
+
+    def _send_failed(self, exc: BaseException) -> None:
+        self.close()  # the client is gone
+
+    def close_when_drained(self) -> None:
+        self.stream.when_drained(self.close)
 
     def close(self) -> None:
         if self.closed:
@@ -265,11 +274,7 @@ class ControlConnection:
             self._idle_timer.cancel()
         if self._data is not None:
             self._data.close()
-        self.loop.forget(self.sock)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.stream.close()
         self._process(leftover)  # events, and the cleanups of a transfer cut short
         if not self.session.expecting:  # else once the cleanup is done (_answered)
             self.server.connection_closed(self)

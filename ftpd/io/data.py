@@ -1,6 +1,7 @@
 """Data channels: a passive listener or an active connect, then a pump that moves
-bytes between a socket and a file (``os.sendfile`` out; ``recv_into`` a reused
-buffer in; a plain read/send loop when bytes must change or be encrypted).
+bytes between a socket and a file: zero-copy on the loop for a local file as it is
+(``os.sendfile`` out, splice(2) in); otherwise through the data pool, chunk by chunk
+(``ftpd.io.chunks``: a file without a descriptor, a listing, TYPE A, TLS).
 It knows a ``Transfer`` only as a source, a sink and an optional transform."""
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from ftpd.core.actions import Active, Direction, Outcome, Transfer, TransferEnd
 from ftpd.core.errors import FTPError
 from ftpd.core.ids import normalize_host
 from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
+from ftpd.io.chunks import INLINE, ChunkPool, RecvPump, SendPump, has_descriptor
 from ftpd.io.loop import EventLoop, TimerHandle
+from ftpd.io.stream import Stream
 from ftpd.log import get_logger
 
 log = get_logger("ftpd.data")
 
 SENDFILE_CHUNK = 32 << 10
 SEND_ROUNDS = 256
-READ_CHUNK = 256 << 10
 MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connections
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
@@ -63,7 +65,8 @@ class DataChannel:
     and one transfer at a time."""
 
     def __init__(self, loop: EventLoop, local_host: str, family: int, data_timeout: float,
-                 recv_buffer: bytearray, wrap: Callable[[socket.socket], Any] | None = None) -> None:
+                 recv_buffer: bytearray, wrap: Callable[[DataChannel], Any] | None = None,
+                 pool: ChunkPool | None = None) -> None:
         self.loop = loop
         self.local_host = local_host  # the control connection's local address
         self.family = family
@@ -74,13 +77,13 @@ class DataChannel:
         self.allowed_peer: str | None = None
         self.proxy_networks: Any = None  # --proxy-protocol (set by the control layer)
         self._header_readers: set[Any] = set()
-        self.sock: Any = None
+        self.stream: Stream | None = None  # the data connection
         self.transfer: Transfer | None = None
         self.done: Done | None = None
+        self.pool = pool or ChunkPool(loop)  # the server passes its one data pool
+        self.pump: SendPump | RecvPump | None = None  # the pool-fed pump, when not zero-copy
         self._timer: TimerHandle | None = None
-        self._pending = b""
         self._offset = 0
-        self._use_sendfile = False
         self._progress = 0.0
 
     # -- set-up --------------------------------------------------------------------
@@ -181,7 +184,7 @@ class DataChannel:
     def _adopt(self, conn: socket.socket) -> None:
         self._close_listener()
         conn.setblocking(False)
-        self.sock = conn
+        self.stream = Stream(self.loop, conn)
         if self.transfer is not None:
             self._connected()
 
@@ -192,7 +195,7 @@ class DataChannel:
         self._arm_timer()
         if type(transfer.mode) is Active:
             self._connect(transfer.mode)
-        elif self.sock is not None:
+        elif self.stream is not None:
             self._connected()
         elif self.listener is None:
             self._finish(Outcome.CONNECT_FAILED)
@@ -214,13 +217,15 @@ class DataChannel:
             sock.close()
             self._finish(Outcome.CONNECT_FAILED)
             return
-        self.sock = sock
+        self.stream = Stream(self.loop, sock)
         self.loop.add_writer(sock, self._connect_done)
 
     @_guarded
     def _connect_done(self) -> None:
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self.loop.remove_writer(self.sock)
+        if self.stream is None:  # closed meanwhile (ABOR, the session went away)
+            return
+        err = self.stream.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.loop.remove_writer(self.stream.sock)
         if err:
             self._finish(Outcome.CONNECT_FAILED)
             return
@@ -231,118 +236,67 @@ class DataChannel:
         t = self.transfer
         assert t is not None
         if self.wrap is not None and t.tls:
-            # TLS: the wrapper shakes hands, then calls _pump_start (or _finish)
+            # TLS: the wrapper shakes hands, then calls start_pumping (or end)
             self.wrap(self)
             return
-        self._pump_start()
+        self.start_pumping()
 
-    def _pump_start(self) -> None:
+    def start_pumping(self) -> None:
+        """The connection is ready (and protected, if asked): move the bytes."""
         t = self.transfer
-        assert t is not None and self.sock is not None
-        self._touch()
+        assert t is not None and self.stream is not None
+        self.touch()
+        plain = t.transform is None and not self.stream.tls
+        sock = self.stream.sock
         if t.direction is Direction.SEND:
-            src = t.source
-            fileno = getattr(src, "fileno", None)
-            self._use_sendfile = False
-            if t.transform is None and fileno is not None and not self._is_tls():
-                try:
-                    fd = fileno()
-                    self._offset = os.lseek(fd, 0, os.SEEK_CUR)
-                    self._use_sendfile = True
-                except (OSError, ValueError):  # io.UnsupportedOperation is both
-                    pass
-            self.loop.add_writer(self.sock, self._on_writable)
+            if plain and self._sendfile_offset(t.source):
+                self.loop.add_writer(sock, self._on_writable)
+                return
+            self.pump = SendPump(self, t, INLINE if has_descriptor(t.source) else self.pool)
         else:
-            self.loop.add_reader(self.sock, self._on_readable)
+            if plain and _spliceable(t.sink):
+                self.loop.add_reader(sock, self._on_readable)
+                return
+            self.pump = RecvPump(self, t, INLINE if has_descriptor(t.sink) else self.pool)
+        self.pump.start()
 
-    def _is_tls(self) -> bool:
-        return hasattr(self.sock, "cipher")  # an ssl.SSLSocket
+    def _sendfile_offset(self, src: Any) -> bool:
+        """Whether *src* has a real descriptor sendfile can read (its offset noted)."""
+        fileno = getattr(src, "fileno", None)
+        if fileno is None:
+            return False
+        try:
+            self._offset = os.lseek(fileno(), 0, os.SEEK_CUR)
+        except (OSError, ValueError):  # io.UnsupportedOperation is both
+            return False
+        return True
 
-    # -- pumping -------------------------------------------------------------------
+    # -- zero-copy pumping -----------------------------------------------------------
     @_guarded
     def _on_writable(self) -> None:
         t = self.transfer
         if t is None:
             return
         try:
-            for _ in range(SEND_ROUNDS if self._use_sendfile else MAX_ROUNDS):
-                if self._use_sendfile:
-                    sent = os.sendfile(self.sock.fileno(), t.source.fileno(), self._offset,
-                                       SENDFILE_CHUNK)
-                    if sent == 0:
-                        self._finish(Outcome.OK)
-                        return
-                    self._offset += sent
-                    t.bytes_done += sent
-                else:
-                    if not self._pending:
-                        chunk = self._next_chunk(t)
-                        if chunk is None:
-                            self._finish(Outcome.OK)
-                            return
-                        if not chunk:  # nothing yet: serve others, then ask again
-                            return
-                        self._pending = chunk
-                    sent = self.sock.send(self._pending)
-                    self._pending = self._pending[sent:]
-                    t.bytes_done += sent
-                self._touch()
+            for _ in range(SEND_ROUNDS):
+                sent = os.sendfile(self.stream.fileno(), t.source.fileno(), self._offset,
+                                   SENDFILE_CHUNK)
+                if sent == 0:
+                    self._finish(Outcome.OK)
+                    return
+                self._offset += sent
+                t.bytes_done += sent
+                self.touch()
         except (BlockingIOError, InterruptedError):
             return
-        except _want_io():
-            return
         except OSError as exc:
-            self._failed(exc, exc.errno in _RESET or _is_tls_error(exc))
-
-    def _next_chunk(self, t: Transfer) -> bytes | None:
-        """The next bytes to send: None at the end; b"" when there is nothing yet (a
-        listing generator's matching slice found nothing, a transform holds back)."""
-        src: Any = t.source
-        if hasattr(src, "read"):
-            chunk = src.read(READ_CHUNK)
-            at_end = not chunk
-        else:
-            chunk = next(src, None)
-            at_end = chunk is None
-        if at_end:
-            tail = t.flush_transform() if t.transform is not None else b""
-            return tail or None
-        if chunk and t.transform is not None:
-            chunk = t.transform(chunk)
-        return chunk
+            self._failed(exc, is_reset(exc))
 
     @_guarded
     def _on_readable(self) -> None:
         t = self.transfer
-        if t is None:
-            return
-        sink: Any = t.sink
-        if t.transform is None and not self._is_tls() and _spliceable(sink):
-            self._splice_in(t, sink)
-            return
-        view = memoryview(self.buffer)
-        try:
-            for _ in range(MAX_ROUNDS):
-                n = self.sock.recv_into(view)
-                if n == 0:
-                    tail = t.flush_transform()
-                    if tail:
-                        _write_all(sink, tail)
-                    self._finish(Outcome.OK)
-                    return
-                data = view[:n] if t.transform is None else t.transform(bytes(view[:n]))
-                _write_all(sink, data)
-                t.bytes_done += n
-                self._touch()
-            self.loop.call_soon(self._on_readable)  # yield; TLS may hold more than select shows
-        except (BlockingIOError, InterruptedError):
-            return
-        except _want_io():
-            return
-        except OSError as exc:
-            self._failed(exc, exc.errno in _RESET or _is_tls_error(exc))
-        finally:
-            view.release()
+        if t is not None:
+            self._splice_in(t, t.sink)
 
     _pipe: tuple[int, int] | None = None
 
@@ -360,7 +314,7 @@ class DataChannel:
                     pass
             self._pipe = (r, w)
         r, w = self._pipe
-        sfd, ffd = self.sock.fileno(), sink.fileno()
+        sfd, ffd = self.stream.fileno(), sink.fileno()
         flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
         try:
             for _ in range(MAX_ROUNDS):
@@ -373,7 +327,7 @@ class DataChannel:
                 while left:
                     left -= os.splice(r, ffd, left, flags=os.SPLICE_F_MOVE)
                 t.bytes_done += n
-                self._touch()
+                self.touch()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -387,8 +341,14 @@ class DataChannel:
             self._pipe = None
 
     # -- timeouts and endings --------------------------------------------------------
-    def _touch(self) -> None:
+    def touch(self) -> None:
+        """The transfer moved (bytes on the socket, or the filesystem answered)."""
         self._progress = self.loop.time()
+
+    def end(self, outcome: Outcome, error: OSError | FTPError | None = None) -> None:
+        """A pump's ending: report *outcome* (and the exception that caused it) once."""
+        if self.transfer is not None:
+            self._finish(outcome, error)
 
     def _arm_timer(self) -> None:
         if self.data_timeout > 0:
@@ -397,6 +357,8 @@ class DataChannel:
     def _check_timeout(self) -> None:
         if self.transfer is None:
             return
+        if self.pump is not None and self.pump.waiting_on_fs:
+            self.touch()  # a slow filesystem is not the client's stall
         idle = self.loop.time() - self._progress
         if idle >= self.data_timeout:
             self._finish(Outcome.TIMEOUT)
@@ -431,20 +393,14 @@ class DataChannel:
             self._timer = None
         self._close_listener()
         self._close_pipe()
-        if self.sock is not None:
-            self.loop.forget(self.sock)
-            if self._is_tls():
-                from ftpd.io.tls import close_notify
-
-                close_notify(self.sock)
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            self.sock = None
+        if self.pump is not None:
+            self.pump.stop()
+            self.pump = None
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         self.transfer = None
         self.done = None
-        self._pending = b""
 
     @property
     def busy(self) -> bool:
@@ -464,13 +420,9 @@ def _spliceable(sink: Any) -> bool:
         return False
 
 
-def _write_all(sink: Any, data: Any) -> None:
-    view = memoryview(data)
-    while view:
-        written = sink.write(view)
-        if written is None:  # a non-blocking raw sink; never expected for files
-            raise OSError(errno.EAGAIN, "short write")
-        view = view[written:]
+def is_reset(exc: OSError) -> bool:
+    """Whether a socket error means the peer went away (the transfer was cut short)."""
+    return exc.errno in _RESET or _is_tls_error(exc)
 
 
 def _port_order(ports: range) -> list[int]:
@@ -480,21 +432,6 @@ def _port_order(ports: range) -> list[int]:
     order = list(ports)
     random.shuffle(order)
     return order
-
-
-def tls_would_block(exc: BaseException) -> bool:
-    """Whether *exc* is TLS's way of saying "try again when ready"."""
-    return isinstance(exc, _want_io())
-
-
-def _want_io() -> tuple[type[BaseException], ...]:
-    """TLS sockets raise these instead of BlockingIOError (only when ssl is loaded)."""
-    import sys
-
-    ssl = sys.modules.get("ssl")
-    if ssl is None:
-        return ()
-    return (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _is_tls_error(exc: OSError) -> bool:

@@ -18,6 +18,7 @@ from ftpd.core.ids import server_key, session_id
 from ftpd.core.record import Record
 from ftpd.core.session import SessionConfig
 from ftpd.io.backoff import OUT_OF_FDS, AcceptPause
+from ftpd.io.chunks import ChunkPool
 from ftpd.io.clock import Clock
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
@@ -78,6 +79,7 @@ class Server:
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
         self.metrics: Any = None  # ftpd.metrics.Metrics with --metrics (read at scrape time)
+        self.preload: tuple[str, ...] = ()  # modules this configuration imports lazily
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
@@ -85,6 +87,7 @@ class Server:
         self._key_of: tuple[str, int] = ("", 0)  # (server id, its server_key), cached
         self._idle_timer: TimerHandle | None = None
         self._executor: Any = None
+        self.chunk_pool = ChunkPool(self.loop)  # data chunks of pool-fed transfers
         self._fs_pool: Any = None
         self._started = threading.Event()
         self._implicit_config: SessionConfig | None = None
@@ -459,6 +462,7 @@ class Server:
             listener.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self.chunk_pool.shutdown()
         if self._fs_pool is not None:
             self._fs_pool.shutdown()
         self.loop.close()

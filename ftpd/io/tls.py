@@ -1,5 +1,6 @@
-"""FTPS with the standard ``ssl`` module: non-blocking handshakes on the loop for
-control and data connections, TLS 1.2 at least, and session reuse enforced.
+"""FTPS with the standard ``ssl`` module: contexts, TLS 1.2 at least, and session
+reuse enforced. The handshakes themselves are the streams' (``Stream.upgrade``: non-
+blocking, driven by readiness); this module uses only the connections' public faces.
 
 Each control session gets its own ``SSLContext``: its own session cache and ticket
 keys, so a data connection can resume *only* that control connection's session and
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ftpd.core.actions import Outcome
 from ftpd.io.tls_tickets import issue_ticket
@@ -18,7 +19,7 @@ from ftpd.log import get_logger
 if TYPE_CHECKING:
     from ftpd.io.control import ControlConnection
     from ftpd.io.data import DataChannel
-    from ftpd.io.loop import EventLoop, TimerHandle
+    from ftpd.io.loop import TimerHandle
 
 log = get_logger("ftpd.tls")
 
@@ -81,75 +82,59 @@ class TLSManager:
             conn.close()
             return
         conn.tls_handshaking = True
-        loop = conn.loop
         deadline = _handshake_deadline(conn)
 
-        def begin() -> None:
-            if conn.closed:
-                return
-            if conn._out:  # the 234 reply must leave in the clear first
-                loop.call_later(0.01, begin)
-                return
-            raw = conn.sock
-            loop.forget(raw)
-            conn.sock = conn.tls_context.wrap_socket(raw, server_side=True,
-                                                      do_handshake_on_connect=False)
+        def done() -> None:
+            if deadline is not None:
+                deadline.cancel()
+            conn.tls_handshaking = False
+            conn.tls = conn.stream.sock
+            # The control connection has its tickets; data connections must issue
+            # none: clients that only send on them close with tickets unread, and
+            # the kernel's RST would cut the end of the upload.
+            conn.tls_context.num_tickets = 0
+            conn.resume_reading()
+            then()
+            conn.flush()
 
-            def done() -> None:
-                if deadline is not None:
-                    deadline.cancel()
-                conn.tls_handshaking = False
-                conn.tls = conn.sock
-                # The control connection has its tickets; data connections must issue
-                # none: clients that only send on them close with tickets unread, and
-                # the kernel's RST would cut the end of the upload.
-                conn.tls_context.num_tickets = 0
-                if conn._data is not None:  # otherwise set when the channel is made
-                    conn._data.wrap = lambda channel: self.start_data(channel, conn)
-                loop.add_reader(conn.sock, conn._on_readable)
-                then()
-                conn.flush()
+        def failed(exc: BaseException) -> None:
+            if deadline is not None:
+                deadline.cancel()
+            log.info("%s: TLS handshake failed: %s", conn.peer[0], exc)
+            conn.tls_handshaking = False
+            conn.discard_output()
+            conn.close()
 
-            def failed(exc: Exception) -> None:
-                if deadline is not None:
-                    deadline.cancel()
-                log.info("%s: TLS handshake failed: %s", conn.peer[0], exc)
-                conn.tls_handshaking = False
-                conn._out.clear()
-                conn.close()
+        def begin() -> None:  # the 234 reply has left in the clear
+            if not conn.closed:
+                conn.stream.upgrade(conn.tls_context, True, done, failed)
 
-            handshake(loop, conn.sock, done, failed)
-
-        begin()
+        conn.when_drained(begin)
 
     # -- data connections ------------------------------------------------------------
     def start_data(self, channel: DataChannel, conn: ControlConnection) -> None:
-        loop = channel.loop
-        raw = channel.sock
-        loop.forget(raw)
-        # suppress_ragged_eofs=False: an upload cut by a bare FIN (no close_notify) is
-        # an incomplete transfer, never a complete one (truncation attack).
-        sock = conn.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False,
-                                            suppress_ragged_eofs=False)
-        channel.sock = sock
+        stream = channel.stream
+        assert stream is not None
 
         def done() -> None:
-            if self.reuse_required and not sock.session_reused:
+            if self.reuse_required and not stream.session_reused:
                 log.warning("%s: data connection did not resume the control connection's TLS "
                             "session: refused (--tls-reuse required)", conn.peer[0])
-                channel._finish(Outcome.TLS_REFUSED)
+                channel.end(Outcome.TLS_REFUSED)
                 return
             # This data connection used up the client's ticket (curl's OpenSSL uses one
             # once): the next reply on the control connection carries a fresh one.
             if conn.tls is not None and not conn.closed:
                 issue_ticket(conn.tls)
-            channel._pump_start()
+            channel.start_pumping()
 
-        def failed(exc: Exception) -> None:
+        def failed(exc: BaseException) -> None:
             log.info("%s: data TLS handshake failed: %s", conn.peer[0], exc)
-            channel._finish(Outcome.TLS_REFUSED)
+            channel.end(Outcome.TLS_REFUSED)
 
-        handshake(loop, sock, done, failed)
+        # suppress_ragged_eofs=False: an upload cut by a bare FIN (no close_notify) is
+        # an incomplete transfer, never a complete one (truncation attack).
+        stream.upgrade(conn.tls_context, True, done, failed, suppress_ragged_eofs=False)
 
 
 def _handshake_deadline(conn: ControlConnection) -> TimerHandle | None:
@@ -165,41 +150,7 @@ def _handshake_deadline(conn: ControlConnection) -> TimerHandle | None:
         if conn.tls_handshaking and not conn.closed:
             log.info("%s: TLS handshake not done within %gs (--timeout); closing",
                      conn.peer[0], timeout)
-            conn._out.clear()
+            conn.discard_output()
             conn.close()
 
     return conn.loop.call_later(timeout, expire)
-
-
-def handshake(loop: EventLoop, sock: ssl.SSLSocket, done: Callable[[], None],
-              failed: Callable[[Exception], None]) -> None:
-    """Drive a non-blocking handshake from readiness events."""
-
-    def step() -> None:
-        try:
-            sock.do_handshake()
-        except ssl.SSLWantReadError:
-            loop.forget(sock)
-            loop.add_reader(sock, step)
-            return
-        except ssl.SSLWantWriteError:
-            loop.forget(sock)
-            loop.add_writer(sock, step)
-            return
-        except (ssl.SSLError, OSError) as exc:
-            loop.forget(sock)
-            failed(exc)
-            return
-        loop.forget(sock)
-        done()
-
-    step()
-
-
-def close_notify(sock: Any) -> None:
-    """Best effort: send TLS close_notify before closing (strict clients expect it)."""
-    if isinstance(sock, ssl.SSLSocket):
-        try:
-            sock.unwrap()
-        except (ssl.SSLError, OSError, ValueError):
-            pass

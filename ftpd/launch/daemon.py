@@ -53,10 +53,12 @@ PRELOAD = (
 
 
 def preload(server: Any) -> None:
-    """Import every module of PRELOAD now, and start the worker pools."""
+    """Import every module of PRELOAD, and those the configuration asked for
+    (``server.preload``: the S3 client for an ``s3://`` root, say), now; start the
+    worker pools."""
     import importlib
 
-    for name in PRELOAD:
+    for name in (*PRELOAD, *server.preload):
         importlib.import_module(name)
     server.start_workers()
 
