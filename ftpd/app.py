@@ -232,6 +232,7 @@ def build_session_config(settings: Settings, table: Any = None,
         max_login_attempts=settings.max_login_attempts,
         throttle=LoginThrottle(base_delay=settings.failed_login_delay),
         atomic_uploads=settings.atomic_uploads,
+        max_rate=settings.max_rate,
     )
     if table is not None:
         config.table = table
@@ -384,6 +385,7 @@ def apply(server: Server, settings: Settings, authorizer: Authorizer) -> None:
     server.config = build_session_config(settings, old.table, banner)
     server.config.server_scope = old.server_scope
     server.config.throttle = old.throttle  # failures so far still count after a reload
+    server.config.ledger = old.ledger  # and the sessions and storage of each user
     time_storage_calls(server)
     old.throttle.base_delay = settings.failed_login_delay
     server.options = build_options(settings)

@@ -114,6 +114,10 @@ def _server_id(value: Any) -> str:
     return text
 
 
+def _size(value: Any) -> int:
+    from ftpd.sizes import parse_size
+
+    return parse_size(value)
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -211,6 +215,9 @@ SETTINGS: list[Setting] = [
       "421 and close.", metavar="N", section="Limits"),
     S("max-connections-per-ip", _number(int), 0, "Connections from one address (0 = "
       "unlimited).", metavar="N", section="Limits"),
+    S("max-rate", _size, 0, "Bytes per second, each direction, per session, for anonymous "
+      "users and users without a max-rate of their own: 512K, 1M (K/M/G are powers of 1024; "
+      "0 = unlimited).", metavar="BYTES", section="Limits"),
     S("allow", _network, [], "Accept clients in this address or CIDR (repeatable); once "
       "one is given, others are refused.", multiple=True, metavar="NET", section="Limits"),
     S("deny", _network, [], "Refuse clients in this address or CIDR with 421 (repeatable); "

@@ -11,16 +11,20 @@ import contextlib
 import fcntl
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
 
 import click
 
 from ftpd import __version__
 from ftpd.auth.base import ALL_PERMS, READ_PERMS
 from ftpd.auth.users import (
+    LIMIT_KEYS,
     UserEntry,
     UsersFileError,
     check_home,
+    check_limit,
     check_perm,
     check_username,
     hash_password,
@@ -124,6 +128,37 @@ stdin_option = click.option(
     help="Read the password from the first line of standard input.")
 
 
+def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-rate, --max-sessions, --quota: a value sets the limit, ``none`` clears it."""
+    helps = {"max-rate": "Bytes per second, each direction, per session (1M, 512K, ...; "
+                         "0: unlimited even under ftpd --max-rate).",
+             "max-sessions": "Concurrent sessions of this user.",
+             "quota": "Bytes of storage under the home (10G, 500M, ...)."}
+    for key in reversed(LIMIT_KEYS):
+        command = click.option(f"--{key}", key.replace("-", "_"), metavar="N|none",
+                               help=helps[key] + " none: no limit.")(command)
+    return command
+
+
+def _limits(given: dict[str, str | None]) -> dict[str, int | None]:
+    """The limits the options set (None: cleared); those not given are left out."""
+    changes: dict[str, int | None] = {}
+    for key in LIMIT_KEYS:
+        text = given.get(key.replace("-", "_"))
+        if text is None:
+            continue
+        field = key.replace("-", "_")
+        if text.strip().lower() == "none":
+            changes[field] = None
+            continue
+        value: object = int(text) if key == "max-sessions" and text.isdigit() else text
+        number, problem = check_limit(key, value)
+        if problem:
+            raise ConfigError(f"--{key}: {problem}")
+        changes[field] = number
+    return changes
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "path", metavar="FILE", envvar="FTPD_USERS",
               default=DEFAULT_FILE, show_default=True, show_envvar=True,
@@ -143,11 +178,13 @@ def cli(ctx: click.Context, path: str) -> None:
 @password_option
 @stdin_option
 @click.option("--force", is_flag=True, help="Replace the user if it already exists.")
+@limit_options
 @click.pass_obj
 def add(path: str, name: str, home: str, perm: str, password: str | None,
-        password_stdin: bool, force: bool) -> None:
+        password_stdin: bool, force: bool, **limits: str | None) -> None:
     """Add user NAME (the password is prompted for twice unless given)."""
     _check_name(name)
+    changes = _limits(limits)
     problem = check_home(home)
     if problem:
         raise ConfigError(f"--home: {problem}")
@@ -162,7 +199,7 @@ def add(path: str, name: str, home: str, perm: str, password: str | None,
     with _locked(path):
         users = _load(path, missing_ok=True)
         _refuse_existing(name, users, force)
-        users[name] = UserEntry(hashed, home, perm)
+        users[name] = replace(UserEntry(hashed, home, perm), **changes)
         _save(path, users)
     if not is_url and not os.path.isdir(home):
         click.echo(f"{PROG}: warning: home {home} is not a directory (yet)", err=True)
@@ -183,9 +220,14 @@ def delete(path: str, name: str) -> None:
 @cli.command("list")
 @click.pass_obj
 def list_(path: str) -> None:
-    """List users: name, home, permissions, tab-separated (never the hash)."""
+    """List users: name, home, permissions and the limits set (key=value), tab-separated
+    (never the hash)."""
+    from ftpd.sizes import format_size
+
     for name, entry in sorted(_load(path, missing_ok=False).items()):
-        click.echo(f"{name}\t{entry.home}\t{entry.perm}")
+        limits = [f"{key}={value if key == 'max-sessions' else format_size(value)}"
+                  for key, value in entry.limits().items()]
+        click.echo("\t".join([name, entry.home, entry.perm, *limits]))
 
 
 @cli.command()
@@ -200,8 +242,36 @@ def passwd(path: str, name: str, password: str | None, password_stdin: bool) -> 
     with _locked(path):
         users = _load(path, missing_ok=False)
         _require_user(name, users)
-        old = users[name]
-        users[name] = UserEntry(hashed, old.home, old.perm)
+        users[name] = replace(users[name], password=hashed)
+        _save(path, users)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--home", metavar="DIR", help="A new absolute path for the user's root.")
+@click.option("--perm", metavar="LETTERS", help=f"New permission letters, from {ALL_PERMS}.")
+@limit_options
+@click.pass_obj
+def mod(path: str, name: str, home: str | None, perm: str | None,
+        **limits: str | None) -> None:
+    """Change the home, permissions or limits of user NAME (the password: passwd)."""
+    changes: dict[str, Any] = _limits(limits)
+    if home is not None:
+        problem = check_home(home)
+        if problem:
+            raise ConfigError(f"--home: {problem}")
+        changes["home"] = os.path.normpath(home)
+    if perm is not None:
+        problem = check_perm(perm)
+        if problem:
+            raise ConfigError(f"--perm: {problem}")
+        changes["perm"] = perm
+    if not changes:
+        raise click.UsageError("nothing to change: give --home, --perm or a limit")
+    with _locked(path):
+        users = _load(path, missing_ok=False)
+        _require_user(name, users)
+        users[name] = replace(users[name], **changes)
         _save(path, users)
 
 

@@ -15,7 +15,10 @@ ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 class Account(NamedTuple):
     """A logged-in user: name, home directory (the root they see) and permission letters
     (pyftpdlib's: e CWD, l LIST, r RETR, a APPE, d DELE/RMD, f RNFR/RNTO, m MKD,
-    w STOR/STOU, M SITE CHMOD, T MFMT, plus L SITE SYMLINK).
+    w STOR/STOU, M SITE CHMOD, T MFMT, plus L SITE SYMLINK), and the account's limits:
+    ``max_rate`` bytes/s per direction per session (None: the server's ``--max-rate``;
+    0: unlimited), ``max_sessions`` concurrent sessions and ``quota`` bytes of storage
+    under the home (0: no limit).
 
     ``system`` is set for a local account (``--pam``): its (uid, gid, groups), which the
     session's process becomes before it opens the home (``ftpd.io.become``)."""
@@ -26,6 +29,9 @@ class Account(NamedTuple):
     anonymous: bool = False
     email: str = ""
     system: tuple[int, int, tuple[int, ...]] | None = None
+    max_rate: int | None = None
+    max_sessions: int = 0
+    quota: int = 0
 
     def can(self, letter: str) -> bool:
         if letter == "L" and self.anonymous:

@@ -31,6 +31,7 @@ _MAX_P = 16
 _MAXMEM = 2**28  # bytes scrypt may use; 128*r*(n+p+2) must fit
 
 USER_KEYS = ("password", "home", "perm")
+LIMIT_KEYS = ("max-rate", "max-sessions", "quota")  # optional; see UserEntry
 
 # Verified when the user does not exist, so a miss costs as much as a wrong password.
 _DUMMY_HASH = ("scrypt$16384$8$1$IkI+bWgBw36Oc5WVT2KK3w==$"
@@ -43,11 +44,23 @@ class UsersFileError(ValueError):
 
 @dataclass(frozen=True)
 class UserEntry:
-    """One ``[users.NAME]`` table: an scrypt hash, an absolute home, permission letters."""
+    """One ``[users.NAME]`` table: an scrypt hash, an absolute home, permission letters,
+    and optional limits (None: not set). ``max_rate`` is bytes per second per direction
+    per session (0: unlimited, even under ``--max-rate``); ``max_sessions`` concurrent
+    sessions; ``quota`` bytes of storage under the home."""
 
     password: str
     home: str
     perm: str = "elr"
+    max_rate: int | None = None
+    max_sessions: int | None = None
+    quota: int | None = None
+
+    def limits(self) -> dict[str, int]:
+        """The limits that are set, by users-file key."""
+        values = {"max-rate": self.max_rate, "max-sessions": self.max_sessions,
+                  "quota": self.quota}
+        return {key: value for key, value in values.items() if value is not None}
 
 
 # ---------------------------------------------------------------- passwords
@@ -152,6 +165,26 @@ def check_perm(perm: object) -> str | None:
     return None
 
 
+def check_limit(key: str, value: object) -> tuple[int | None, str | None]:
+    """(the value of limit *key*, None) or (None, why it cannot be one). ``max-rate`` and
+    ``quota`` are sizes (``"1M"``, ``"10G"``: K/M/G/T are powers of 1024, or an integer
+    of bytes); ``max-sessions`` an integer. Only ``max-rate`` may be 0 (unlimited)."""
+    from ftpd.sizes import parse_size
+
+    if key == "max-sessions":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, f"must be an integer, not {_toml_type(value)}"
+        number = value
+    else:
+        try:
+            number = parse_size(value)
+        except ValueError as exc:
+            return None, str(exc)
+    if number < (0 if key == "max-rate" else 1):
+        return None, "must be at least " + ("0" if key == "max-rate" else "1")
+    return number, None
+
+
 def _toml_type(value: object) -> str:
     names = {bool: "boolean", int: "integer", float: "float", str: "string",
              dict: "table", list: "array"}
@@ -165,9 +198,9 @@ def _entry(where: str, name: str, table: object) -> UserEntry:
     if problem:
         raise UsersFileError(f"{where}: users.{name!r}: {problem}")
     for key in table:
-        if key not in USER_KEYS:
+        if key not in USER_KEYS + LIMIT_KEYS:
             raise UsersFileError(f"{where}: users.{name}.{key}: unknown key "
-                                 f"(known: {', '.join(USER_KEYS)})")
+                                 f"(known: {', '.join(USER_KEYS + LIMIT_KEYS)})")
     for key in USER_KEYS:
         if key not in table:
             raise UsersFileError(f"{where}: users.{name}.{key}: missing")
@@ -183,7 +216,14 @@ def _entry(where: str, name: str, table: object) -> UserEntry:
     for key, problem in (("home", check_home(home)), ("perm", check_perm(perm))):
         if problem:
             raise UsersFileError(f"{where}: users.{name}.{key}: {problem}")
-    return UserEntry(password, home, perm)
+    limits: dict[str, int | None] = {}
+    for key in LIMIT_KEYS:
+        if key in table:
+            limits[key], problem = check_limit(key, table[key])
+            if problem:
+                raise UsersFileError(f"{where}: users.{name}.{key}: {problem}")
+    return UserEntry(password, home, perm, limits.get("max-rate"), limits.get("max-sessions"),
+                     limits.get("quota"))
 
 
 def parse_users(text: str, where: str = "<users>") -> dict[str, UserEntry]:
@@ -230,12 +270,16 @@ def dump_users(users: Mapping[str, UserEntry]) -> str:
     """The TOML text for *users*; refuses anything that is not an scrypt hash."""
     import tomli_w
 
-    tables: dict[str, dict[str, str]] = {}
+    from ftpd.sizes import format_size
+
+    tables: dict[str, dict[str, str | int]] = {}
     for name in sorted(users):
         entry = users[name]
         if _parse_hash(entry.password) is None:
             raise ValueError(f"users.{name}.password: not an scrypt hash; refusing to write it")
         tables[name] = {"password": entry.password, "home": entry.home, "perm": entry.perm}
+        for key, value in entry.limits().items():
+            tables[name][key] = value if key == "max-sessions" else format_size(value)
     return tomli_w.dumps({"users": tables})
 
 
@@ -320,4 +364,5 @@ class UsersFileAuthorizer:
             return None
         if not verify_password(password, entry.password):
             return None
-        return Account(username, entry.home, entry.perm)
+        return Account(username, entry.home, entry.perm, max_rate=entry.max_rate,
+                       max_sessions=entry.max_sessions or 0, quota=entry.quota or 0)

@@ -104,14 +104,15 @@ class Transfer(Record):
     by the transport)."""
 
     __slots__ = ("kind", "direction", "path", "source", "sink", "transform", "offset",
-                 "size", "temp", "unique", "pattern", "mode", "tls", "bytes_done", "started")
+                 "size", "temp", "unique", "pattern", "old_size", "mode", "tls", "max_rate",
+                 "bytes_done", "started")
 
     def __init__(self, kind: Kind, path: str, *,
                  source: BinaryIO | Iterator[bytes] | None = None,
                  sink: BinaryIO | None = None,
                  transform: Callable[[bytes], bytes] | None = None, offset: int = 0,
                  size: int | None = None, temp: str | None = None, unique: bool = False,
-                 pattern: str = "") -> None:
+                 pattern: str = "", old_size: int | None = None) -> None:
         self.kind = kind
         self.direction = Direction.RECV if kind is Kind.UPLOAD else Direction.SEND
         self.path = path  # the virtual path (of the directory, for a listing)
@@ -123,8 +124,10 @@ class Transfer(Record):
         self.temp = temp  # an atomic upload's temporary name, renamed into place at the end
         self.unique = unique  # STOU: never replace a file created meanwhile
         self.pattern = pattern  # a listing's wildcard
+        self.old_size = old_size  # an upload under a quota: the file's size before it
         self.mode: DataMode | None = None  # set when it starts: Active means connect there
         self.tls = False  # protect the data connection (PROT P)
+        self.max_rate = 0  # bytes/s in its direction (max-rate; 0: unlimited)
         self.bytes_done = 0
         self.started = 0.0
 

@@ -21,6 +21,7 @@ from ftpd.core import dispatch
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
 from ftpd.core.events import LogoutEvent, SessionInfo
+from ftpd.core.limits import Ledger
 from ftpd.core.listing import numeric_owners
 from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
@@ -67,7 +68,8 @@ class SessionConfig:
                  max_listing_entries: int = 200_000, tls_mode: str = "off",
                  tls_anonymous: bool = False, tls_available: bool = False,
                  implicit_tls: bool = False, server_scope: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time, shutting_down: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, shutting_down: bool = False,
+                 max_rate: int = 0, ledger: Ledger | None = None) -> None:
         self.table = table if table is not None else _default_table()
         self.fs_factory = fs_factory
         self.owner_names = owner_names
@@ -88,6 +90,8 @@ class SessionConfig:
         self.server_scope: dict[str, Any] = server_scope if server_scope is not None else {}
         self.clock = clock
         self.shutting_down = shutting_down
+        self.max_rate = max_rate  # bytes/s per direction per session (0: unlimited)
+        self.ledger = ledger if ledger is not None else Ledger()  # sessions, usage per user
 
     def replace(self, **changes: Any) -> SessionConfig:
         import copy
@@ -117,7 +121,7 @@ class Suspended(NamedTuple):
 class Session:
     """One FTP control connection, without its socket."""
 
-    __slots__ = ("_closing", "_current", "_framer", "_out", "_queue", "_suspended",
+    __slots__ = ("_admitted", "_closing", "_current", "_framer", "_out", "_queue", "_suspended",
                  "_waiters", "account", "bad_commands", "commands_run", "config", "cwd",
                  "data_mode", "epsv_all", "fs", "lines_received", "local_host", "local_port",
                  "login_failures", "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot",
@@ -141,6 +145,7 @@ class Session:
         self._suspended: Suspended | None = None  # the command the transport will answer
         self._waiters: list[Suspended] = []  # commands waiting for it (QUIT, ABOR)
         self._closing: str | None = None  # closed; the closing actions after its cleanup
+        self._admitted: str | None = None  # the user this session counts for (Ledger)
         self.reset_login()
         self.stats = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
         self.bad_commands = 0
@@ -153,6 +158,7 @@ class Session:
 
     def reset_login(self) -> None:
         """The state REIN returns to."""
+        self.leave()
         self.username: str | None = None
         self.account: Account | None = None
         self.fs: FileSystem | None = None
@@ -164,6 +170,29 @@ class Session:
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
+
+    def admit(self, name: str, most: int) -> bool:
+        """Count this session as one of *name*'s (max-sessions *most*, 0: no limit)."""
+        self.leave()
+        if not self.config.ledger.admit(name, most):
+            return False
+        self._admitted = name
+        return True
+
+    def leave(self) -> None:
+        """This session no longer counts for its user (REIN, the end)."""
+        name, self._admitted = self._admitted, None
+        if name is not None:
+            self.config.ledger.leave(name)
+
+    @property
+    def max_rate(self) -> int:
+        """Bytes/s per direction for this session's transfers: the account's own, else
+        the server's ``--max-rate``; 0: unlimited."""
+        acc = self.account
+        if acc is not None and acc.max_rate is not None:
+            return acc.max_rate
+        return self.config.max_rate
 
     @property
     def closed(self) -> bool:
@@ -462,6 +491,7 @@ class Session:
             return
         transferring = self.state is State.TRANSFER
         self._to(Event.CLOSE)
+        self.leave()
         self._queue.clear()
         for waiter in self._waiters:
             waiter.steps.close()

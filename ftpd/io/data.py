@@ -85,6 +85,7 @@ class DataChannel:
         self._timer: TimerHandle | None = None
         self._offset = 0
         self._progress = 0.0
+        self.buckets: dict[Direction, Any] = {}  # the session's rate-limit buckets (ratelimit.py)
 
     # -- set-up --------------------------------------------------------------------
     def listen(self, ports: range | None, allowed_peer: str | None) -> int:
@@ -246,7 +247,13 @@ class DataChannel:
         t = self.transfer
         assert t is not None and self.stream is not None
         self.touch()
-        plain = t.transform is None and not self.stream.tls
+        rate = t.max_rate
+        if rate:  # limited: bounded sends and receives, never zero-copy (ratelimit.py)
+            from ftpd.io.ratelimit import throttle
+
+            self.stream.sock = throttle(self.stream.sock, self.buckets, t.direction, rate,
+                                        self.loop)
+        plain = t.transform is None and not self.stream.tls and not rate
         sock = self.stream.sock
         if t.direction is Direction.SEND:
             if plain and self._sendfile_offset(t.source):

@@ -52,6 +52,7 @@ class EventLoop:
         self._signals: dict[int, Callback] = {}
         self._running = False
         self._watch: dict[int, tuple[int, list[Callback | None]]] = {}
+        self._held: dict[int, TimerHandle] = {}  # fds whose readiness waits (hold)
         self.add_reader(self._wake_r, self._on_wake)
         self.clock.subscribe(self.wake)
 
@@ -63,6 +64,12 @@ class EventLoop:
     def _update(self, fileobj: Any, reader: Callback | None, writer: Callback | None) -> None:
         mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
         fd = self._fd(fileobj)
+        if fd in self._held:  # only note what to watch once the hold ends
+            if mask:
+                self._watch[fd] = (mask, [reader, writer])
+            else:
+                self._watch.pop(fd, None)
+            return
         entry = self._watch.get(fd)
         if entry is None:
             if mask:
@@ -97,13 +104,39 @@ class EventLoop:
         if entry is not None and entry[1][1] is not None:
             self._update(fileobj, entry[1][0], None)
 
+    def hold(self, fileobj: Any, delay: float) -> None:
+        """Report no readiness of *fileobj* for *delay* seconds (a rate limit's wait),
+        then watch it again for what it is watched for by then and run its reader once
+        (TLS may hold bytes that select cannot see). Meanwhile ``add_reader`` and the
+        like only note what to watch; ``forget`` ends the hold."""
+        fd = self._fd(fileobj)
+        earlier = self._held.pop(fd, None)
+        if earlier is not None:
+            earlier.cancel()
+        elif fd in self._watch:
+            self.selector.unregister(fileobj)
+        self._held[fd] = self.call_later(delay, self._release, fileobj, fd)
+
+    def _release(self, fileobj: Any, fd: int) -> None:
+        if self._held.pop(fd, None) is None:
+            return
+        entry = self._watch.get(fd)
+        if entry is not None:
+            self.selector.register(fileobj, entry[0], entry[1])
+            if entry[1][0] is not None:
+                self.call_soon(entry[1][0])
+
     def forget(self, fileobj: Any) -> None:
         """Stop watching *fileobj* entirely (call before closing it)."""
         try:
             fd = self._fd(fileobj)
         except (OSError, ValueError):
             return
-        if self._watch.pop(fd, None) is not None:
+        held = self._held.pop(fd, None)
+        if held is not None:
+            held.cancel()
+            self._watch.pop(fd, None)
+        elif self._watch.pop(fd, None) is not None:
             try:
                 self.selector.unregister(fileobj)
             except (KeyError, ValueError):
@@ -178,7 +211,7 @@ class EventLoop:
                 # the reader may have dropped or replaced the writer
                 entry = self._watch.get(key.fd)
                 current = key.data[1] if entry is not None and entry[1] is key.data else None
-                if current is not None:
+                if current is not None and key.fd not in self._held:
                     self._safely(current)
         now = self.time()
         while self._timers and self._timers[0][0] <= now:

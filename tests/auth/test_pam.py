@@ -67,7 +67,8 @@ def test_pam_counts_as_a_way_to_log_in(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_account_without_system_ids_is_as_before() -> None:
     account = Account("alice", "/srv/alice", "elr")
     assert account.system is None
-    assert account == ("alice", "/srv/alice", "elr", False, "", None)
+    assert account[:6] == ("alice", "/srv/alice", "elr", False, "", None)
+    assert (account.max_rate, account.max_sessions, account.quota) == (None, 0, 0)
 
 
 def test_ftpusers_file_format(tmp_path: Path) -> None:

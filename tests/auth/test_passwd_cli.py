@@ -246,6 +246,44 @@ def test_rewrite_keeps_the_owner_group_and_mode(users, command):
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o640)
 
 
+def test_limits_are_set_changed_and_cleared(users):
+    r = run("-f", users, "add", "carol", "--home", "/srv/c", "--password", "pw",
+            "--max-rate", "1M", "--max-sessions", "2", "--quota", "10G")
+    assert r.returncode == 0, r.stderr
+    entry = load_users(users)["carol"]
+    assert (entry.max_rate, entry.max_sessions, entry.quota) == (1 << 20, 2, 10 << 30)
+    assert run("-f", users, "list").stdout.splitlines() == [
+        "carol\t/srv/c\telr\tmax-rate=1M\tmax-sessions=2\tquota=10G"]
+    r = run("-f", users, "mod", "carol", "--quota", "none", "--max-rate", "512K",
+            "--perm", "elrw")
+    assert r.returncode == 0, r.stderr
+    after = load_users(users)["carol"]
+    assert (after.max_rate, after.max_sessions, after.quota, after.perm) == (
+        512 << 10, 2, None, "elrw")
+    assert after.password == entry.password  # mod keeps the password
+    r = run("-f", users, "passwd", "carol", "--password", "new")
+    assert r.returncode == 0, r.stderr
+    assert load_users(users)["carol"].max_sessions == 2  # passwd keeps the limits
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--max-rate", "fast"], "--max-rate: expected a size like 1M"),
+    (["--quota", "0"], "--quota: must be at least 1"),
+    (["--max-sessions", "two"], "--max-sessions: must be an integer"),
+    ([], "nothing to change"),
+])
+def test_mod_refuses_bad_limits_in_one_line(users, args, needle):
+    assert run("-f", users, "add", "dave", "--home", "/d", "--password", "pw").returncode == 0
+    before = open(users).read()
+    assert needle in one_error_line(run("-f", users, "mod", "dave", *args), 2)
+    assert open(users).read() == before
+
+
+def test_mod_of_a_missing_user_is_a_runtime_error(users):
+    assert run("-f", users, "add", "dave", "--home", "/d", "--password", "pw").returncode == 0
+    assert "no such user" in one_error_line(run("-f", users, "mod", "eve", "--quota", "1G"), 1)
+
+
 def test_an_s3_home_is_kept_as_written(users):
     r = run("-f", users, "add", "carol", "--home", "s3://ftp-bucket/homes/carol",
             "--password", "carols-Secret")

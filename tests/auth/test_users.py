@@ -280,3 +280,59 @@ def test_save_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
         save_users(path, {"bob": UserEntry(ALICE_HASH, "/b", "elr")})
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["u.toml"]
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_limits_are_read_as_sizes_and_reach_the_account(tmp_path):
+    path = write(tmp_path / "u.toml", alice_toml(
+        extra='max-rate = "1M"\nmax-sessions = 2\nquota = "10G"\n'))
+    entry = load_users(path)["alice"]
+    assert (entry.max_rate, entry.max_sessions, entry.quota) == (1 << 20, 2, 10 << 30)
+    account = UsersFileAuthorizer(path).authenticate("alice", ALICE_PW)
+    assert (account.max_rate, account.max_sessions, account.quota) == (1 << 20, 2, 10 << 30)
+    assert load_users(write(tmp_path / "v.toml", alice_toml(
+        extra="max-rate = 4096\nquota = 512\n")))["alice"].limits() == {"max-rate": 4096,
+                                                                         "quota": 512}
+
+
+def test_no_limits_means_the_servers_rate_and_none_else(tmp_path):
+    account = UsersFileAuthorizer(write(tmp_path / "u.toml", alice_toml())).authenticate(
+        "alice", ALICE_PW)
+    assert (account.max_rate, account.max_sessions, account.quota) == (None, 0, 0)
+
+
+def test_limits_survive_a_save(tmp_path):
+    path = write(tmp_path / "u.toml", alice_toml(
+        extra='max-rate = "512K"\nmax-sessions = 3\nquota = 1000\n'))
+    users = load_users(path)
+    save_users(path, users)
+    text = (tmp_path / "u.toml").read_text()
+    assert 'max-rate = "512K"' in text and "max-sessions = 3" in text and "quota = 1000" in text
+    assert load_users(path) == users
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ('max-rate = "fast"\n', "users.alice.max-rate: expected a size like 1M"),
+    ("max-rate = -1\n", "users.alice.max-rate: must not be negative"),
+    ('quota = "1.5G"\n', "users.alice.quota: expected a size like 1M"),
+    ("quota = 0\n", "users.alice.quota: must be at least 1"),
+    ("quota = true\n", "users.alice.quota: expected a size"),
+    ('max-sessions = "2"\n', "users.alice.max-sessions: must be an integer, not string"),
+    ("max-sessions = 0\n", "users.alice.max-sessions: must be at least 1"),
+])
+def test_a_bad_limit_names_the_user_and_the_key(tmp_path, extra, expected):
+    path = write(tmp_path / "u.toml", alice_toml(extra=extra))
+    with pytest.raises(UsersFileError) as info:
+        load_users(path)
+    assert expected in str(info.value) and str(info.value).startswith(path)
+
+
+def test_a_bad_limit_on_reload_keeps_the_old_users(tmp_path):
+    path = tmp_path / "u.toml"
+    auth = UsersFileAuthorizer(write(path, alice_toml(extra="max-sessions = 2\n")))
+    write(path, alice_toml(extra="max-sessions = -2\n"))
+    with pytest.raises(UsersFileError, match="max-sessions"):
+        auth.reload()
+    assert auth.authenticate("alice", ALICE_PW).max_sessions == 2

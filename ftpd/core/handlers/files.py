@@ -44,7 +44,11 @@ def rmd(s: Session, cmd: Command) -> Steps:
 @command("DELE", arg=ARG, perm="d", help="DELE <sp> pathname")
 def dele(s: Session, cmd: Command) -> Steps:
     vpath = s.resolve(cmd.arg)
+    quota = s.account is not None and s.account.quota
+    st = (yield s.ask(_fs(s).lstat, vpath)) if quota else None
     yield s.ask(_fs(s).remove, vpath)
+    if st is not None and stat.S_ISREG(st.st_mode):
+        s.config.ledger.grow(s.account.username, -st.st_size)  # the quota's room grows
     cmd.add(250, "File removed.")
     s.emit("fs.delete", PathEvent(s.info(), s.now(), vpath, "file"))
 

@@ -37,6 +37,7 @@ def run_transfer(s: Session, cmd: Command, transfer: A.Transfer, preliminary: st
     transfer.mode = s.data_mode
     transfer.started = s.now()
     transfer.tls = s.prot == "P"
+    transfer.max_rate = s.max_rate  # the transport limits this session's transfers
     s.transfer = transfer
     s.reply(150, preliminary)
     end = yield A.StartTransfer(transfer)
@@ -179,6 +180,8 @@ def end_transfer(s: Session, cmd: Command, end: A.TransferEnd) -> Steps:
         size = t.size
         if size is None and s.fs is not None:
             size = yield s.cleanup(size_of, s.fs, t.path, t.bytes_done)
+        if t.old_size is not None and s.account is not None:  # what the upload changed
+            s.config.ledger.grow(s.account.username, int(size or 0) - t.old_size)
         event = TransferEvent(info, now, kind, t.path, t.bytes_done, duration, status,
                               s.type, t.offset, int(size or 0), cmd.verb)
         cmd.after.append(A.Emit("fs." + kind, event))

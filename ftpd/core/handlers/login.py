@@ -8,9 +8,14 @@ from ftpd.core import actions as A
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
 from ftpd.core.dispatch import Steps
 from ftpd.core.events import LoginEvent, LoginFailedEvent
+from ftpd.core.limits import usage_of
+from ftpd.log import get_logger
 
 if TYPE_CHECKING:
+    from ftpd.auth.base import Account
     from ftpd.core.session import Session
+
+log = get_logger("ftpd.session")
 
 
 def tls_policy_applies(s: Session, name: str) -> bool:
@@ -57,6 +62,12 @@ def password(s: Session, cmd: Command) -> Steps:
         except OSError as exc:
             failure = f"Home directory not available ({exc.strerror})."
         else:
+            if not s.admit(account.username, account.max_sessions):
+                _too_many_sessions(s, cmd, account)
+                return
+            if account.quota and account.username not in s.config.ledger.usage:
+                used = yield s.ask(usage_of, fs)  # the first session of this user measures
+                s.config.ledger.usage.setdefault(account.username, used)
             s.account, s.fs, s.cwd = account, fs, "/"
             s.config.throttle.succeeded(s.peer_host, s.username or "")
             s.login_failures = 0
@@ -64,6 +75,20 @@ def password(s: Session, cmd: Command) -> Steps:
             cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), s.now())))
             return
     yield from _failed_login(s, cmd, failure)
+
+
+def _too_many_sessions(s: Session, cmd: Command, account: Account) -> None:
+    """max-sessions reached: 530 and close, as ProFTPD's MaxClientsPerUser does. Not a
+    failed login (the password was right): no login-failed event, no throttle."""
+    from ftpd.sessionlog import field
+
+    most = account.max_sessions
+    log.info("[%s] LOGIN REFUSED user=%s reason=max-sessions from=%s", s.session_id,
+             field(account.username), s.peer_host)  # from= last, as in every session line
+    s.username = None
+    cmd.add_err(530, f"Sorry, {account.username} already has the most sessions allowed "
+                     f"({most}); try again later.")
+    cmd.after.extend(s.closing_actions("ERROR"))
 
 
 def _failed_login(s: Session, cmd: Command, failure: str) -> Steps:

@@ -12,8 +12,9 @@ from ftpd.core import actions as A
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
 from ftpd.core.dispatch import Steps
 from ftpd.core.errors import FTPError
-from ftpd.core.handlers.flow import check_data_protection, run_transfer
+from ftpd.core.handlers.flow import check_data_protection, run_transfer, size_of
 from ftpd.core.ids import is_ipv6
+from ftpd.core.limits import QuotaWriter
 from ftpd.core.listing import TEMP_PREFIX
 from ftpd.core.paths import basename, join, parent
 from ftpd.core.textmode import FromNetwork, ToNetwork
@@ -245,14 +246,33 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
     atomic_already = getattr(s.fs, "uploads_are_atomic", False)  # an object store
     if s.config.atomic_uploads and not append and not offset and not atomic_already:
         target = join(parent(vpath), f"{TEMP_PREFIX}{s.config.token(6)}")
+    room = old = None
+    if s.account is not None and s.account.quota:
+        old = yield s.ask(size_of, s.fs, vpath, 0)
+        room = _quota_room(s, s.account.quota, old, offset, append)
     f = yield s.ask(open_write, s.fs, target, offset, append, unique)
+    if room is not None:
+        f = QuotaWriter(f, room, s.account.quota)
     t = A.Transfer(A.Kind.UPLOAD, vpath, sink=f, offset=offset, unique=unique,
-                   temp=target if target != vpath else None,
+                   temp=target if target != vpath else None, old_size=old,
                    transform=FromNetwork() if s.type == "A" else None)
     mode = "ASCII" if s.type == "A" else "BINARY"
     text = f"FILE: {basename(vpath)}" if unique else \
         f"Opening {mode} mode data connection for {basename(vpath)}."
     yield from run_transfer(s, cmd, t, text)
+
+
+def _quota_room(s: Session, quota: int, old: int, offset: int, append: bool) -> int:
+    """Bytes this upload may write: what the quota leaves, plus what it overwrites (the
+    file it replaces, or past a REST offset the part up to the old end: only growth
+    counts). None left: ``552`` before the file is opened (so a STOR cannot even
+    truncate the file it would replace)."""
+    assert s.account is not None
+    used = s.config.ledger.usage.get(s.account.username, 0)
+    room = quota - used + (0 if append else old - offset)
+    if room <= 0:
+        raise FTPError(552, f"Quota exceeded: {used} of {quota} bytes used.")
+    return room
 
 
 @command("STOR", arg=ARG, perm="w", help="STOR <sp> pathname")
