@@ -123,7 +123,8 @@ class Session:
 
     __slots__ = ("_admitted", "_closing", "_current", "_framer", "_out", "_queue", "_suspended",
                  "_waiters", "account", "bad_commands", "commands_run", "config", "cwd",
-                 "data_mode", "epsv_all", "fs", "lines_received", "local_host", "local_port",
+                 "data_mode", "epsv_all", "fs", "hash_algorithm", "lines_received",
+                 "local_host", "local_port",
                  "login_failures", "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot",
                  "rest", "rnfr", "scope", "session_id", "started", "state", "stats", "table",
                  "tls_active", "transfer", "type", "username", "__weakref__")
@@ -170,6 +171,7 @@ class Session:
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
+        self.hash_algorithm = "SHA-256"  # HASH's, chosen by OPTS HASH (draft: REIN resets)
 
     def admit(self, name: str, most: int) -> bool:
         """Count this session as one of *name*'s (max-sessions *most*, 0: no limit)."""

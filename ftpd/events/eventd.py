@@ -339,8 +339,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def run() -> int:
         reader = source.reader(queue.Queue(args.backlog))
-        log.info("reading %s", source.where)
-        return serve(reader, Dispatcher(handler, command, args.workers, args.verbose))
+        return serve(reader, Dispatcher(handler, command, args.workers, args.verbose),
+                     source.where)
 
     pidfile = None
     if args.pidfile:

@@ -281,9 +281,10 @@ class QueueReader(Reader):
 
 # -- the daemon ------------------------------------------------------------------------------
 
-def serve(reader: Reader, dispatcher: Dispatcher) -> int:
+def serve(reader: Reader, dispatcher: Dispatcher, where: str = "") -> int:
     """Run until SIGTERM/SIGINT or a reader failure; finish the backlog and the commands
-    still running; return the exit status."""
+    still running; return the exit status. "reading WHERE" is logged once the signal
+    handlers are in place, so whoever waits for that line may signal at once."""
     state = {"stopping": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -296,6 +297,8 @@ def serve(reader: Reader, dispatcher: Dispatcher) -> int:
     signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # only wakes the reader
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if where:
+        log.info("reading %s", where)
     reader.start()
     get = reader.backlog.get
     while True:

@@ -41,6 +41,7 @@ PRELOAD = (
     "ctypes",  # LocalFS: openat2, renameat2
     "fcntl",  # splice uploads
     "grp", "pwd",  # listing owners
+    "hashlib", "zlib", "ftpd.fs.digest",  # HASH, XMD5, XCRC, ...
     "hmac",  # -u/-P
     "ipaddress",  # EPRT, --proxy-protocol, --allow/--deny
     "random",  # passive ports

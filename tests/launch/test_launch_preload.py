@@ -39,6 +39,8 @@ def _session(port: int) -> None:
         ftp.sendcmd(line)
     ftp.storbinary("STOR up.bin", io.BytesIO(b"x" * 100_000))
     ftp.storbinary("APPE up.bin", io.BytesIO(b"y" * 10))
+    for line in ("HASH up.bin", "OPTS HASH CRC32", "HASH up.bin", "XMD5 up.bin 0 10"):
+        ftp.sendcmd(line)
     ftp.sendcmd("REST 5")
     ftp.retrbinary("RETR up.bin", lambda _b: None)
     ftp.storbinary("STOU", io.BytesIO(b"unique"))

@@ -281,3 +281,15 @@ def test_eventd8_covers_options() -> None:
     assert options, "no options found in ftpd-eventd --help"
     missing = sorted(f"--{name}" for name in options if f"--{name}" not in text)
     assert not missing, f"not documented in ftpd-eventd.8: {missing}"
+
+
+# -- ftpd.8 COMMANDS == the command table ----------------------------------------------------
+def test_ftpd8_lists_exactly_the_commands_of_the_table() -> None:
+    from ftpd.core.session import _default_table
+
+    table = _default_table()
+    listed: list[str] = []
+    for tag, _body in tags(section(read("ftpd.8"), "COMMANDS")):
+        listed += [name.strip() for name in tag.split(",")]
+    expected = set(table.commands) | {f"SITE {name}" for name in table.site}
+    assert sorted(listed) == sorted(expected)  # each once, none missing, none made up

@@ -1,4 +1,4 @@
 """Built-in command handlers, grouped by concern. Importing this package registers
 them in ``core.commands.DEFAULT_TABLE``."""
 
-from ftpd.core.handlers import dirlist, files, info, login, nav, tls, transfer  # noqa: F401
+from ftpd.core.handlers import checksums, dirlist, files, info, login, nav, tls, transfer  # noqa: F401

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ftpd.core.commands import ARG, OPT_ARG, Command, CommandSpec, command
+from ftpd.core.handlers.checksums import feature_line as hash_feature_line
+from ftpd.core.handlers.checksums import opts_hash
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
@@ -32,6 +34,8 @@ def feature_lines(s: Session) -> list[str]:
         if feat == "MLST":
             facts = "".join(f"{f}{'*' if f in s.mlst_facts else ''};" for f in KNOWN_FACTS)
             feat = f"MLST {facts}"
+        elif feat == "HASH":
+            feat = hash_feature_line(s)
         lines.append(feat)
     return lines
 
@@ -45,7 +49,8 @@ def feat(s: Session, cmd: Command) -> None:
     cmd.add(211, "End")
 
 
-@command("OPTS", arg=ARG, login=False, help="OPTS <sp> UTF8 ON | MLST facts")
+@command("OPTS", arg=ARG, login=False,
+         help="OPTS <sp> UTF8 ON | MLST facts | HASH [<sp> algorithm]")
 def opts(s: Session, cmd: Command) -> None:
     name, _, value = cmd.arg.strip().partition(" ")
     name = name.upper()
@@ -61,6 +66,8 @@ def opts(s: Session, cmd: Command) -> None:
         wanted = [f.strip() for f in value.strip().lower().split(";")]
         s.mlst_facts = [f for f in KNOWN_FACTS if f in wanted]
         cmd.add(200, "MLST OPTS " + "".join(f + ";" for f in s.mlst_facts))
+    elif name == "HASH":
+        opts_hash(s, cmd, value)
     else:
         cmd.add_err(501, f"OPTS {name[:16]} not understood.")
 
