@@ -7,17 +7,18 @@ declare it in the ``ftpd.modules`` entry-point group of your package."""
 MAX_FILES_PER_DIR = 1000
 
 
-def refuse_exe(session, cmd):
-    """PRE hook: adding to the error chain refuses the command; it never runs."""
+def refuse_exe(view, cmd):
+    """PRE hook: adding to the error chain refuses the command; it never runs. A hook
+    gets a view of the session (who, where, the scopes; ``docs/MODULES.md``)."""
     if cmd.arg.lower().endswith(".exe"):
         cmd.add_err(553, "Uploads of .exe files are not allowed here.")
 
 
-def cap_directory(session, cmd):
+def cap_directory(view, cmd):
     """PRE hook that needs the filesystem: it yields the call instead of making it (the
     worker pool runs it, the answer comes back at the yield, the loop goes on)."""
-    directory = session.resolve(cmd.arg).rsplit("/", 1)[0] or "/"
-    names = yield session.ask(session.fs.listdir, directory)
+    directory = view.resolve(cmd.arg).rsplit("/", 1)[0] or "/"
+    names = yield view.ask("listdir", directory)
     if len(names) >= MAX_FILES_PER_DIR:
         cmd.add_err(552, f"{directory} already holds {MAX_FILES_PER_DIR} files.")
 
@@ -35,10 +36,10 @@ def setup(ftpd):
     ftpd.on("fs.upload", count)
 
     @ftpd.site("UPLOADS", help="SITE UPLOADS (uploads since the server started)")
-    def site_uploads(session, cmd):
+    def site_uploads(session, cmd):  # a command's handler gets the session itself
         cmd.add(200, f"{ftpd.scope['uploads']} upload(s) since the server started.")
 
-    def note(session, cmd):
+    def note(view, cmd):
         """POST hook: DUP continues the reply another handler started."""
         cmd.add(0, "Checked by upload_guard.")
 

@@ -4,7 +4,8 @@ Python module with ``setup(ftpd)``, loaded by name from the config
 the ``ModuleContext`` it adds commands and SITE subcommands, PRE/POST hooks that add to
 the response chains (a PRE hook refuses a command by adding to the error chain), event
 listeners, and shares data through the server scope (``ftpd.scope``) and each session's
-``session.scope``."""
+scope. Hooks get a view of the session (``core.view.SessionView``); commands and SITE
+subcommands, like the built-in ones, the session itself (docs/MODULES.md says why)."""
 
 from __future__ import annotations
 
@@ -33,15 +34,17 @@ class ModuleContext:
         self.table, self.bus, self.scope = table, bus, scope
 
     def command(self, name: str, **spec: Any) -> Callable[[Handler], Handler]:
-        """Decorator: a new (or replaced) command. Keywords as ``core.commands.command``."""
+        """Decorator: a new (or replaced) command, ``handler(session, cmd)``. Keywords as
+        ``core.commands.command``."""
         return self.table.command(name, **spec)
 
     def site(self, name: str, **spec: Any) -> Callable[[Handler], Handler]:
-        """Decorator: a new ``SITE`` subcommand."""
+        """Decorator: a new ``SITE`` subcommand, ``handler(session, cmd)``."""
         return self.table.command(name, site=True, **spec)
 
     def pre(self, verb: str, hook: Hook) -> None:
-        """Run before *verb* (``"SITE NAME"`` for a SITE subcommand, ``"*"`` for all)."""
+        """Run ``hook(view, cmd)`` before *verb* (``"SITE NAME"`` for a SITE subcommand,
+        ``"*"`` for all)."""
         self.table.add_hook("pre", verb, hook)
 
     def post(self, verb: str, hook: Hook) -> None:

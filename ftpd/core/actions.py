@@ -2,17 +2,90 @@
 must carry each out in the order given. Orders a handler *yields* (``Call``,
 ``ListenPassive``, ``Authenticate``, ``Wait``, ``StartTransfer``, ``StartTLS``) suspend
 that command: the transport answers each with ``Session.answer(result)`` or
-``Session.fail(exc)``, and the command goes on from its ``yield``."""
+``Session.fail(exc)``, and the command goes on from its ``yield``. A transfer's end is
+typed: a ``TransferEnd`` (an ``Outcome`` and the exception, if one caused it); so is the
+data mode (``Passive()`` or ``Active(host, port)``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from enum import Enum
+from typing import Any, BinaryIO, NamedTuple
 
+from ftpd.core.errors import FTPError
 from ftpd.core.record import Record
 
 
-class ListenPassive(Record):
+class Outcome(Enum):
+    """How a transfer ended: what the transport answers ``StartTransfer`` with (inside a
+    ``TransferEnd``, beside the exception when there is one)."""
+
+    OK = "ok"  # every byte moved
+    CONNECT_FAILED = "connect"  # no data connection: the active connect failed, no listener
+    TLS_REFUSED = "tls"  # the data connection's TLS handshake failed or did not resume
+    TIMEOUT = "timeout"  # no progress for the data timeout
+    RESET = "reset"  # the peer reset or closed the connection; the control connection went
+    ABORTED = "aborted"  # ABOR
+    OS_ERROR = "oserror"  # an OSError other than a reset, mostly the file's read or
+    #                       write: ``error`` is it (its errno picks the reply)
+    REFUSED = "refused"  # the source refused to go on: ``error`` is its FTPError
+    FAILED = "failed"  # a bug in a source, sink or transform (the transport logged it)
+
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code
+
+
+class TransferEnd(NamedTuple):
+    """The answer to ``StartTransfer``: the outcome, and the exception if one caused it."""
+
+    outcome: Outcome
+    error: OSError | FTPError | None = None
+
+
+DONE = TransferEnd(Outcome.OK)
+
+
+class Direction(Enum):
+    SEND = "send"  # to the client: RETR, LIST, NLST, MLSD
+    RECV = "recv"  # from the client: STOR, APPE, STOU
+
+    __hash__ = object.__hash__
+
+
+class Kind(Enum):
+    """What a transfer carries; the value names its event (``fs.download``, ...)."""
+
+    DOWNLOAD = "download"
+    UPLOAD = "upload"
+    LISTING = "listing"
+
+    __hash__ = object.__hash__
+
+
+class Passive(NamedTuple):
+    """PASV/EPSV: the client connects to our listener."""
+
+    def __bool__(self) -> bool:  # a data mode is set: not falsy for having no fields
+        return True
+
+
+class Active(NamedTuple):
+    """PORT/EPRT: we connect to the client's (host, port)."""
+
+    host: str
+    port: int
+
+
+DataMode = Passive | Active
+
+
+class Order(Record):
+    """An order to the transport (every one is in ``Action``, and io/control.py has a
+    way to carry out each: a test checks both)."""
+
+    __slots__ = ()
+
+
+class ListenPassive(Order):
     """Open a passive data listener on the control connection's local address
     (a port from *ports* if given); answer with its port, or fail with the OSError.
     Connections from any host but *allowed_peer*
@@ -25,22 +98,38 @@ class ListenPassive(Record):
 
 
 class Transfer(Record):
-    """One data transfer. The transport pumps bytes and updates ``bytes_done``."""
+    """One data transfer: what it carries (*kind*, *path* and the rest are for the
+    core's reply and event; the transport reads the direction, the source or sink, the
+    transform, the data *mode* and *tls*) and how far it got (``bytes_done``, updated
+    by the transport)."""
 
-    __slots__ = ("direction", "source", "sink", "transform", "active_addr", "bytes_done",
-                 "started", "meta")
+    __slots__ = ("kind", "direction", "path", "source", "sink", "transform", "offset",
+                 "size", "temp", "unique", "pattern", "old_size", "mode", "tls", "max_rate",
+                 "bytes_done", "started")
 
-    def __init__(self, direction: str, source: BinaryIO | Iterator[bytes] | None = None,
+    def __init__(self, kind: Kind, path: str, *,
+                 source: BinaryIO | Iterator[bytes] | None = None,
                  sink: BinaryIO | None = None,
-                 transform: Callable[[bytes], bytes] | None = None) -> None:
-        self.direction = direction  # "send" (RETR, LIST, ...) or "recv" (STOR, APPE, STOU)
-        self.source = source  # for "send"
-        self.sink = sink  # for "recv"
+                 transform: Callable[[bytes], bytes] | None = None, offset: int = 0,
+                 size: int | None = None, temp: str | None = None, unique: bool = False,
+                 pattern: str = "", old_size: int | None = None) -> None:
+        self.kind = kind
+        self.direction = Direction.RECV if kind is Kind.UPLOAD else Direction.SEND
+        self.path = path  # the virtual path (of the directory, for a listing)
+        self.source = source  # for SEND: a file object or a listing's chunks
+        self.sink = sink  # for RECV
         self.transform = transform  # TYPE A conversion
-        self.active_addr: tuple[str, int] | None = None  # PORT/EPRT: connect here
+        self.offset = offset  # REST
+        self.size = size  # a download's file size (None: looked up at the end)
+        self.temp = temp  # an atomic upload's temporary name, renamed into place at the end
+        self.unique = unique  # STOU: never replace a file created meanwhile
+        self.pattern = pattern  # a listing's wildcard
+        self.old_size = old_size  # an upload under a quota: the file's size before it
+        self.mode: DataMode | None = None  # set when it starts: Active means connect there
+        self.tls = False  # protect the data connection (PROT P)
+        self.max_rate = 0  # bytes/s in its direction (max-rate; 0: unlimited)
         self.bytes_done = 0
         self.started = 0.0
-        self.meta: dict[str, Any] = {}
 
     def flush_transform(self) -> bytes:
         """Bytes a stateful transform still holds at the end of the stream."""
@@ -48,11 +137,9 @@ class Transfer(Record):
         return flush() if flush else b""
 
 
-class StartTransfer(Record):
+class StartTransfer(Order):
     """Start *transfer* on the prepared data connection (after the preliminary reply
-    that precedes this action has been written); answer with how it ended: None
-    (complete), "connect", "tls", "timeout", "reset", "failed" or the OSError a file
-    operation raised."""
+    that precedes this action has been written); answer with a ``TransferEnd``."""
 
     __slots__ = ("transfer",)
 
@@ -60,12 +147,12 @@ class StartTransfer(Record):
         self.transfer = transfer
 
 
-class CloseData(Record):
+class CloseData(Order):
     """Drop any passive listener, idle data connection or running transfer, silently
     (the core has already settled the transfer's outcome)."""
 
 
-class Authenticate(Record):
+class Authenticate(Order):
     """Check credentials off the event loop with the authorizer; answer with the
     account, or None."""
 
@@ -75,7 +162,7 @@ class Authenticate(Record):
         self.username, self.password = username, password
 
 
-class Wait(Record):
+class Wait(Order):
     """Process nothing more for this session for *seconds*, then answer None.
     Other sessions go on."""
 
@@ -85,7 +172,7 @@ class Wait(Record):
         self.seconds = seconds
 
 
-class Emit(Record):
+class Emit(Order):
     """Deliver an event to the bus (after the replies before it have been written)."""
 
     __slots__ = ("name", "data")
@@ -94,7 +181,7 @@ class Emit(Record):
         self.name, self.data = name, data
 
 
-class Close(Record):
+class Close(Order):
     """Close the control connection once everything before this has been written."""
 
     __slots__ = ("reason",)
@@ -103,7 +190,7 @@ class Close(Record):
         self.reason = reason
 
 
-class StartTLS(Record):
+class StartTLS(Order):
     """Switch the control connection to TLS now (after the reply before it is written);
     answer None once the handshake is done. The command's reply goes out before
     this order (``after_reply``): the client must read it in the clear."""
@@ -111,7 +198,7 @@ class StartTLS(Record):
     after_reply = True
 
 
-class Call(Record):
+class Call(Order):
     """Run ``fn(*args)`` off the event loop, in the worker pool (a filesystem call: it
     may block, for a network filesystem or an object store); answer with what it
     returned, or fail with what it raised. *cleanup* calls (closing a file, the

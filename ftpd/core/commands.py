@@ -13,16 +13,19 @@ from ftpd.core.record import Record
 from ftpd.core.replies import ResponseChain
 
 if TYPE_CHECKING:
+    from ftpd.core.actions import Action
     from ftpd.core.session import Session
+    from ftpd.core.view import SessionView
 
 NO_ARG, ARG, OPT_ARG = "none", "required", "optional"
 MAX_VERB = 16
 _NO_HOOKS: list = []  # shared, never mutated
 
 # A handler returns None, or is a generator function yielding orders (core.actions)
-# and receiving their answers (see core.dispatch).
+# and receiving their answers (see core.dispatch). A command's handler gets the
+# session; a hook, which watches or refuses other commands, a view of it (core.view).
 Handler = Callable[["Session", "Command"], Any]
-Hook = Callable[["Session", "Command"], Any]
+Hook = Callable[["SessionView", "Command"], Any]
 
 
 def is_verb(name: str) -> bool:
@@ -33,16 +36,18 @@ def is_verb(name: str) -> bool:
 
 
 class Command(Record):
-    """One command being executed: its argument and its two response chains."""
+    """One command being executed: its argument and its two response chains. *name* is
+    what its hooks are registered under: the verb, or ``"SITE NAME"`` for a SITE
+    subcommand (whose *arg* is then the subcommand's argument)."""
 
-    __slots__ = ("verb", "arg", "ok", "err", "replied", "after", "info")
+    __slots__ = ("verb", "name", "arg", "ok", "err", "replied", "after", "info")
 
     def __init__(self, verb: str, arg: str) -> None:
-        self.verb, self.arg = verb, arg
+        self.verb, self.name, self.arg = verb, verb, arg
         self.ok = ResponseChain()
         self.err = ResponseChain()
         self.replied = False  # the final reply went out before the command ended (AUTH)
-        self.after: list[Any] = []  # actions to run after the reply
+        self.after: list[Action] = []  # actions to run after the reply
         self.info: dict[str, Any] = {}  # shared between PRE, main, POST
 
     def add(self, code: int, text: str) -> None:
@@ -69,6 +74,7 @@ class CommandSpec(NamedTuple):
     during_transfer: bool = False  # acted on while data flows (ABOR, STAT, QUIT, NOOP)
     secret: bool = False  # the argument is never logged (PASS)
     overtakes: bool = False  # during a transfer, acts at once even before queued lines (ABOR)
+    subcommands: bool = False  # the argument's first word names a SITE subcommand (SITE)
 
 
 class CommandTable:
@@ -84,16 +90,19 @@ class CommandTable:
     def command(self, name: str, *, arg: str = NO_ARG, login: bool = True,
                 perm: str | None = None, help: str = "", feat: str | None = None,
                 during_transfer: bool = False, site: bool = False,
-                secret: bool = False, overtakes: bool = False) -> Callable[[Handler], Handler]:
-        """Decorator registering a handler for *name* (a SITE subcommand if *site*);
-        ValueError if *name* is not a verb dispatch could reach (``is_verb``)."""
+                secret: bool = False, overtakes: bool = False,
+                subcommands: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for *name* (a SITE subcommand if *site*;
+        with *subcommands*, a command whose argument names one: dispatch runs that one
+        instead, and the handler only when the argument names none); ValueError if
+        *name* is not a verb dispatch could reach (``is_verb``)."""
         if not is_verb(name):
             raise ValueError(f"command name {name[:32]!r}: use ASCII letters and digits, "
                              f"starting with a letter, at most {MAX_VERB}")
 
         def register(handler: Handler) -> Handler:
             spec = CommandSpec(name.upper(), handler, arg, login, perm, help, feat,
-                               during_transfer, secret, overtakes)
+                               during_transfer, secret, overtakes, subcommands)
             (self.site if site else self.commands)[spec.name] = spec
             return handler
 
@@ -106,16 +115,28 @@ class CommandTable:
         table = {"pre": self.pre, "post": self.post, "post_err": self.post_err}[when]
         table.setdefault(" ".join(verb.split()).upper(), []).append(hook)
 
-    def hooks(self, when: str, verb: str, everywhere: bool = True) -> list[Hook]:
-        """The hooks to run for *verb*: the ``"*"`` ones first (unless not
-        *everywhere*: a SITE subcommand's own, after the SITE command's), then its own."""
+    def subcommand(self, spec: CommandSpec, cmd: Command) -> CommandSpec:
+        """The SITE subcommand *cmd*'s argument names, with *cmd* made that command
+        (``name`` "SITE NAME", ``arg`` the rest, ``info["site"]`` NAME); *spec* itself
+        when it names none (its handler answers that)."""
+        word, _, rest = cmd.arg.strip().partition(" ")
+        sub = self.site.get(word.upper())
+        if sub is None:
+            return spec
+        cmd.name, cmd.arg = f"{cmd.verb} {sub.name}", rest
+        cmd.info["site"] = sub.name
+        return sub
+
+    def hooks(self, when: str, cmd: Command) -> list[Hook]:
+        """The hooks to run for *cmd*, each once: the ``"*"`` ones, then its verb's, then
+        (a SITE subcommand) its name's, ``"SITE NAME"``."""
         table = self.pre if when == "pre" else self.post if when == "post" else self.post_err
         if not table:  # the common case: nothing to build
             return _NO_HOOKS
-        own = table.get(verb)
-        if not everywhere:
-            return own or _NO_HOOKS
-        star = table.get("*")
+        star, own = table.get("*"), table.get(cmd.verb)
+        sub = table.get(cmd.name) if cmd.name != cmd.verb else None
+        if sub:
+            return [*(star or ()), *(own or ()), *sub]
         if star and own:
             return star + own
         return star or own or _NO_HOOKS

@@ -17,6 +17,7 @@ from ftpd.core import dropbox
 from ftpd.core.buffer import MAX_LINE, LineTooLong
 from ftpd.core.commands import ARG, NO_ARG, Command, CommandSpec, CommandTable, is_verb
 from ftpd.core.errors import FTPError, reply_for_oserror
+from ftpd.core.view import SessionView
 from ftpd.log import get_logger
 
 if TYPE_CHECKING:
@@ -50,7 +51,10 @@ def parse(line: bytes | LineTooLong, table: CommandTable) -> tuple[CommandSpec, 
     spec = table.commands.get(verb)
     if spec is None:
         return 500, f"Unknown command {verb}."
-    return spec, Command(verb, arg)
+    cmd = Command(verb, arg)
+    if spec.subcommands:  # SITE NAME: that subcommand runs like any verb
+        spec = table.subcommand(spec, cmd)
+    return spec, cmd
 
 
 def line_verb(line: bytes | LineTooLong) -> str | None:
@@ -63,9 +67,9 @@ def line_verb(line: bytes | LineTooLong) -> str | None:
 def check(s: Session, spec: CommandSpec, cmd: Command) -> bool:
     """The generic checks every command gets: argument rule, login, permission."""
     if spec.arg == ARG and not cmd.arg.strip():
-        cmd.add_err(501, f"Syntax error: {spec.name} needs an argument.")
+        cmd.add_err(501, f"Syntax error: {cmd.name} needs an argument.")
     elif spec.arg == NO_ARG and cmd.arg.strip():
-        cmd.add_err(501, f"Syntax error: {spec.name} takes no argument.")
+        cmd.add_err(501, f"Syntax error: {cmd.name} takes no argument.")
     elif spec.login and s.account is None:
         cmd.add_err(530, "Please log in with USER and PASS first.")
     elif spec.perm and s.account is not None and not dropbox.may(s, spec.perm):
@@ -76,14 +80,15 @@ def check(s: Session, spec: CommandSpec, cmd: Command) -> bool:
     return not cmd.failed
 
 
-def invoke(fn: Callable[..., Any], s: Session, cmd: Command) -> Steps:
-    """Run a handler or hook; a generator one is run to its end, its orders passed up."""
+def invoke(fn: Callable[..., Any], s: Session | SessionView, cmd: Command) -> Steps:
+    """Run a handler (given the session) or a hook (given its view); a generator one is
+    run to its end, its orders passed up."""
     result = fn(s, cmd)
     if isinstance(result, Generator):
         yield from result
 
 
-def guarded(fn: Callable[..., Any], s: Session, cmd: Command) -> Steps:
+def guarded(fn: Callable[..., Any], s: Session | SessionView, cmd: Command) -> Steps:
     """``invoke`` with every failure turned into the command's error chain."""
     try:
         yield from invoke(fn, s, cmd)
@@ -93,35 +98,38 @@ def guarded(fn: Callable[..., Any], s: Session, cmd: Command) -> Steps:
         cmd.add_err(*reply_for_oserror(exc))
         cmd.info["errno"] = exc.errno
         if exc.errno not in _EXPECTED_ERRNOS:
-            log.warning("[%s] %s: storage error: %s", s.session_id, cmd.verb, exc)
+            log.warning("[%s] %s: storage error: %s", s.session_id, cmd.name, exc)
     except Exception:
-        log.exception("[%s] internal error in %s", s.session_id, cmd.verb)
+        log.exception("[%s] internal error in %s", s.session_id, cmd.name)
         cmd.add_err(451, f"Internal error while processing {cmd.verb}; the session goes on.")
 
 
 def command_steps(s: Session, spec: CommandSpec, cmd: Command) -> Steps:
-    """One command: the generic checks, PRE hooks (any error refuses it), the handler."""
+    """One command, a verb or a SITE subcommand alike: the generic checks, PRE hooks (any
+    error refuses it), the handler."""
     if not check(s, spec, cmd):
         return
-    for hook in s.table.hooks("pre", spec.name):
-        yield from guarded(hook, s, cmd)
-        if cmd.failed:
-            return
+    hooks = s.table.hooks("pre", cmd)
+    if hooks:
+        view = SessionView(s)
+        for hook in hooks:
+            yield from guarded(hook, view, cmd)
+            if cmd.failed:
+                return
     yield from guarded(spec.handler, s, cmd)
 
 
 def run_post_hooks(s: Session, cmd: Command) -> None:
-    """POST (or POST_ERR) hooks; a SITE subcommand's own follow SITE's. They run on the
-    loop and may not yield (a generator hook is an internal error, logged)."""
-    when = "post_err" if cmd.failed else "post"
-    hooks = list(s.table.hooks(when, cmd.verb))
-    sub = cmd.info.get("site")
-    if sub is not None:
-        hooks += s.table.hooks(when, "SITE " + sub, everywhere=False)
+    """POST (or POST_ERR) hooks, each once. They run on the loop and may not yield (a
+    generator hook is an internal error, logged)."""
+    hooks = s.table.hooks("post_err" if cmd.failed else "post", cmd)
+    if not hooks:
+        return
+    view = SessionView(s)
     for hook in hooks:
-        steps = guarded(hook, s, cmd)
+        steps = guarded(hook, view, cmd)
         for _order in steps:
             steps.close()
             log.error("[%s] a POST hook of %s may not wait for anything", s.session_id,
-                      cmd.verb)
+                      cmd.name)
             break

@@ -33,8 +33,11 @@ from ftpd.log import get_logger
 log = get_logger("ftpd.session")
 
 MAX_QUEUED_LINES = 64
-_ASKS = (A.Call, A.ListenPassive, A.Authenticate, A.Wait, A.StartTransfer, A.StartTLS)
+_ASKS: tuple[type, ...] = A.Ask.__args__  # the orders a command may yield and wait for
+Output = Reply | A.Action  # what every entry point returns, in the order to carry it out
 _EVENT_OF = {A.StartTransfer: Event.TRANSFER, A.StartTLS: Event.TLS}
+_ABORTED = A.TransferEnd(A.Outcome.ABORTED)
+_RESET = A.TransferEnd(A.Outcome.RESET)
 
 
 def _no_filesystem(account: Account) -> FileSystem:
@@ -160,7 +163,7 @@ class Session:
         self.started = config.clock()
         self.state = State.GREETING
         self._framer = LineFramer(MAX_LINE)
-        self._out: list[Any] = []
+        self._out: list[Output] = []
         self._queue: deque[bytes | LineTooLong] = deque()
         self._current: Command | None = None  # the command whose code runs now
         self._suspended: Suspended | None = None  # the command the transport will answer
@@ -187,7 +190,7 @@ class Session:
         self.type = "A"
         self.rest = 0
         self.rnfr: tuple[str, int] | None = None  # (path, commands_run when RNFR ran)
-        self.data_mode: tuple[Any, ...] | None = None
+        self.data_mode: A.DataMode | None = None
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
         self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
@@ -229,7 +232,7 @@ class Session:
         self.state = transition(self.state, event)
 
     # -- outputs -------------------------------------------------------------
-    def _take(self) -> list[Any]:
+    def _take(self) -> list[Output]:
         out, self._out = self._out, []
         return out
 
@@ -238,7 +241,7 @@ class Session:
         if not self.closed:
             self._out.append(Reply.of(code, *lines))
 
-    def act(self, action: Any) -> None:
+    def act(self, action: A.Action) -> None:
         self._out.append(action)
 
     def emit(self, name: str, data: Any = None) -> None:
@@ -264,7 +267,7 @@ class Session:
         return self.config.clock()
 
     # -- the transport's entry points ----------------------------------------
-    def start(self) -> list[Any]:
+    def start(self) -> list[Reply | A.Action]:
         """The greeting (or 421 when the server is full or stopping)."""
         from ftpd.core.events import ConnectEvent
 
@@ -274,14 +277,14 @@ class Session:
         self._settle()
         return self._take()
 
-    def refuse(self, text: str) -> list[Any]:
+    def refuse(self, text: str) -> list[Reply | A.Action]:
         """Greet with 421 and close (connection caps, server stopping)."""
         self.reply(421, text)
         self.act(A.Close("REFUSED"))
         self._to(Event.CLOSE)
         return self._take()
 
-    def receive(self, data: bytes) -> list[Any]:
+    def receive(self, data: bytes) -> list[Reply | A.Action]:
         """Bytes from the client; returns what to do about them."""
         for line in self._framer.feed(data):
             rule = ON_LINE[self.state]
@@ -295,31 +298,32 @@ class Session:
                 break
         return self._take()
 
-    def answer(self, result: Any = None) -> list[Any]:
-        """The transport carried out the order the suspended command yielded."""
+    def answer(self, result: Any = None) -> list[Reply | A.Action]:
+        """The transport carried out the order the suspended command yielded (for
+        ``StartTransfer``: a ``TransferEnd``)."""
         self._wake(result, None)
         self._settle()
         return self._take()
 
-    def fail(self, exc: BaseException) -> list[Any]:
+    def fail(self, exc: BaseException) -> list[Reply | A.Action]:
         """The order failed: *exc* is raised in the command at its ``yield``."""
         self._wake(None, exc)
         self._settle()
         return self._take()
 
     def abort_transfer(self) -> None:
-        """ABOR: the transfer's command goes on from its ``yield`` with "aborted"."""
+        """ABOR: the transfer's command goes on from its ``yield``, ABORTED."""
         if self.state is State.TRANSFER:
-            self._wake("aborted", None)
+            self._wake(_ABORTED, None)
 
-    def timeout(self) -> list[Any]:
+    def timeout(self) -> list[Reply | A.Action]:
         """The control connection was idle too long."""
         if self._may_close_now():
             self.reply(421, "Timeout: closing control connection.")
             self._close("TIMEOUT")
         return self._take()
 
-    def shutdown(self) -> list[Any]:
+    def shutdown(self) -> list[Reply | A.Action]:
         """The server is stopping: idle sessions go now, a transfer finishes first."""
         self.config.shutting_down = True
         if self._may_close_now():
@@ -327,9 +331,9 @@ class Session:
             self._close("SHUTDOWN")
         return self._take()
 
-    def connection_lost(self) -> list[Any]:
+    def connection_lost(self) -> list[Reply | A.Action]:
         """The client went away (EOF or error) without QUIT: a running transfer ends
-        as "reset" (its end still closes the file), then the session closes."""
+        RESET (its end still closes the file), then the session closes."""
         self._close("EOF")
         self._settle()
         return self._take()
@@ -369,7 +373,7 @@ class Session:
             self._count_bad(parsed[0])
             return
         spec, cmd = parsed
-        log.debug("[%s] %s %s", self.session_id, cmd.verb, "****" if spec.secret else cmd.arg)
+        log.debug("[%s] %s %s", self.session_id, cmd.name, "****" if spec.secret else cmd.arg)
         self.run(spec, cmd)
 
     def run(self, spec: CommandSpec, cmd: Command) -> None:
@@ -505,7 +509,7 @@ class Session:
 
     def _close(self, reason: str | None) -> None:
         """End the session; *reason* None: the closing actions are already out (QUIT).
-        A running transfer ends as "reset" and its command finishes (the file closed,
+        A running transfer ends RESET and its command finishes (the file closed,
         the event raised) before the closing actions; any other waiting command is
         abandoned (the transport drops its answer)."""
         if self.closed:
@@ -518,7 +522,7 @@ class Session:
             waiter.steps.close()
         self._waiters.clear()
         if transferring:
-            self._wake("reset", None)
+            self._wake(_RESET, None)
         at = self._suspended
         if at is not None and not (isinstance(at.order, A.Call) and at.order.cleanup):
             self._suspended = None
@@ -529,10 +533,10 @@ class Session:
             else:
                 self._out.extend(self.closing_actions(reason))
 
-    def closing_actions(self, reason: str) -> list[Any]:
+    def closing_actions(self, reason: str) -> list[A.Action]:
         """What ends a session: the disconnect event (always: the session log's DISCONNECT
         line), the logout event (if logged in), then the closes."""
-        out: list[Any] = [A.Emit("session.disconnect", self.logout_event(reason))]
+        out: list[A.Action] = [A.Emit("session.disconnect", self.logout_event(reason))]
         if self.account is not None:
             out.append(A.Emit("session.logout", self.logout_event(reason)))
         return out + [A.CloseData(), A.Close(reason)]
@@ -542,9 +546,6 @@ class Session:
         return LogoutEvent(self.info(), now, now - self.started, reason=reason, **self.stats)
 
     # -- helpers for handlers ----------------------------------------------------
-    def check(self, spec: CommandSpec, cmd: Command) -> bool:
-        return dispatch.check(self, spec, cmd)
-
     def resolve(self, arg: str) -> str:
         """The virtual path a client's *arg* names, and the one place the path policy
         applies, for every command: a ``--hide`` name anywhere in it is refused as if

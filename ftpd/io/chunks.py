@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ftpd.core.actions import Transfer
+from ftpd.core.actions import Outcome, Transfer
 from ftpd.core.errors import FTPError
 from ftpd.io.stream import would_block as _would_block
 from ftpd.log import get_logger
@@ -105,19 +105,20 @@ def has_descriptor(file: Any) -> bool:
         return False
 
 
-def failure(exc: BaseException, where: str) -> Any:
-    """What a transfer ends with when the file side raised *exc*: an FTPError or an
-    OSError as it is (the session answers 550/450/452, 451 otherwise), anything else
-    "failed" (426), logged once with its traceback."""
+def failure(exc: BaseException,
+            where: str) -> tuple[Outcome, OSError | FTPError | None]:
+    """How a transfer ends when the file side raised *exc*: REFUSED with an FTPError,
+    OS_ERROR with an OSError (the session answers 550/450/452, 451 otherwise), anything
+    else FAILED (426), logged once with its traceback."""
     if isinstance(exc, FTPError):  # the source refused to go on (a listing's match budget)
         log.info("data transfer refused: %s", exc)
-        return exc
+        return Outcome.REFUSED, exc
     if isinstance(exc, OSError):
         log.info("data transfer failed in %s: %s", where, exc)
-        return exc
+        return Outcome.OS_ERROR, exc
     log.error("data transfer failed in %s; ending it", where,
               exc_info=(type(exc), exc, exc.__traceback__))
-    return "failed"
+    return Outcome.FAILED, None
 
 
 class _Pump:
@@ -138,13 +139,16 @@ class _Pump:
     def _fail(self, exc: BaseException, where: str) -> None:
         if not self.stopped:
             self.stopped = True
-            self.channel.end(failure(exc, where))
+            self.channel.end(*failure(exc, where))
 
     def _socket_error(self, exc: OSError) -> None:
         from ftpd.io.data import is_reset
 
         self.stopped = True
-        self.channel.end("reset" if is_reset(exc) else exc)
+        if is_reset(exc):
+            self.channel.end(Outcome.RESET)
+        else:
+            self.channel.end(Outcome.OS_ERROR, exc)
 
 
 class SendPump(_Pump):
@@ -227,7 +231,7 @@ class SendPump(_Pump):
                 if not queue:
                     if self.at_end:
                         self.stopped = True
-                        self.channel.end(None)
+                        self.channel.end(Outcome.OK)
                     else:  # the read is in flight: wait for it, do not spin
                         self.loop.remove_writer(self.sock)
                         self._read_more()
@@ -348,7 +352,7 @@ class RecvPump(_Pump):
         if not self.pending:
             if self.at_end:
                 self.stopped = True
-                self.channel.end(None)
+                self.channel.end(Outcome.OK)
             return
         data, received = self.pending.popleft()
         self.busy = True

@@ -26,7 +26,9 @@ MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
 
 
 class ControlConnection:
-    _ORDERS: dict[type, Callable[[ControlConnection, Any], None]]  # filled below the class
+    # how to carry out each output of the session (filled below the class)
+    _ORDERS: dict[type[Reply | A.Action], Callable[[ControlConnection, Any], None]]
+
     def __init__(self, server: Server, sock: socket.socket, session_id: str,
                  implicit_tls: bool = False, client: tuple[str, int] | None = None) -> None:
         self.server = server
@@ -129,13 +131,13 @@ class ControlConnection:
             self.loop.call_soon(self._on_readable)  # TLS holds decrypted bytes select can't see
 
     # -- carrying out the session's orders ------------------------------------------------
-    def process(self, outputs: list[Any]) -> None:
+    def process(self, outputs: list[Reply | A.Action]) -> None:
         try:
             self._process(outputs)
         except Exception:
             self._internal_error()
 
-    def call(self, entry: Callable[..., list[Any]], *args: Any) -> None:
+    def call(self, entry: Callable[..., list[Reply | A.Action]], *args: Any) -> None:
         """Run a session entry point and carry out what it returns; a bug in either
         closes this session with 421 instead of leaving the client hanging."""
         try:
@@ -152,20 +154,23 @@ class ControlConnection:
             self.write(b"421 Internal server error; closing the connection.\r\n")
             self.close_when_drained()
 
-    def _process(self, outputs: list[Any]) -> None:
+    def _process(self, outputs: list[Reply | A.Action]) -> None:
         for item in outputs:
             kind = type(item)
-            if kind is A.Emit:  # facts are reported even if the client is gone
-                self.flush()
-                self.server.bus.generate(item.name, item.data)
-            elif kind is A.Call:  # even if the client is gone: a cleanup must happen
-                self.server.run_in_pool(item.fn, item.args, self._answered)
-            elif not self.closed:
-                do = self._ORDERS.get(kind)
-                if do is None:
-                    log.error("unknown action %r", item)
-                else:
-                    do(self, item)
+            if self.closed and kind not in _EVEN_WHEN_CLOSED:
+                continue
+            do = self._ORDERS.get(kind)
+            if do is None:
+                log.error("unknown action %r", item)
+            else:
+                do(self, item)
+
+    def _emit(self, item: A.Emit) -> None:
+        self.flush()  # the reply before it goes first: a listener never delays it
+        self.server.bus.generate(item.name, item.data)
+
+    def _call(self, item: A.Call) -> None:
+        self.server.run_in_pool(item.fn, item.args, self._answered)
 
     def _reply(self, item: Reply) -> None:
         self.write(item.encode())
@@ -214,9 +219,9 @@ class ControlConnection:
         if self.closed and not self.session.expecting:
             self.server.connection_closed(self)  # a lingering cleanup has finished
 
-    def _transfer_done(self, error: Any) -> None:
+    def _transfer_done(self, end: A.TransferEnd) -> None:
         if not self.closed:
-            self.call(self.session.answer, error)
+            self.call(self.session.answer, end)
 
     def _auth_done(self, account: Any) -> None:
         if not self.closed:
@@ -283,8 +288,13 @@ def _ignore(result: Any, exc: BaseException | None) -> None:
     pass
 
 
+# Facts are reported and calls made even once the client is gone (a cleanup must happen).
+_EVEN_WHEN_CLOSED = frozenset({A.Emit, A.Call})
+
 ControlConnection._ORDERS = {  # one dict look-up per order, not a chain of isinstance
     Reply: ControlConnection._reply,
+    A.Emit: ControlConnection._emit,
+    A.Call: ControlConnection._call,
     A.StartTransfer: ControlConnection._start_transfer,
     A.ListenPassive: ControlConnection._listen,
     A.CloseData: ControlConnection._close_data,

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ftpd.core.actions import Transfer
+from ftpd.core.actions import Active, Direction, Outcome, Transfer, TransferEnd
 from ftpd.core.errors import FTPError
 from ftpd.core.ids import normalize_host
 from ftpd.io.backoff import ACCEPT_PAUSE, OUT_OF_FDS, RateLimitedLog
@@ -29,8 +29,7 @@ MAX_ROUNDS = 64  # syscalls per readiness event before yielding to other connect
 PASSIVE_BACKLOG = 8  # room for the client's connection beside a few stray ones
 ACCEPTS_PER_EVENT = 16
 
-# called with None, "connect", "timeout", "reset", "failed", an OSError or an FTPError
-Done = Callable[[Any], None]
+Done = Callable[[TransferEnd], None]  # how the transfer ended
 
 _OUT_OF_FDS_LOG = RateLimitedLog()  # shared by every data channel: once a minute in all
 
@@ -40,7 +39,7 @@ _RESET = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT)
 def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel], None]:
     """A pump callback that cannot spin the loop: an exception from the source, the
     sink, the transform or a listing generator (a filesystem plugin's bug, say) ends the
-    transfer once through ``done("failed")``, logged with its traceback, and nothing
+    transfer once (FAILED), logged with its traceback, and nothing
     stays armed to call it again."""
 
     def guarded(self: DataChannel) -> None:
@@ -49,12 +48,12 @@ def _guarded(callback: Callable[[DataChannel], None]) -> Callable[[DataChannel],
         except FTPError as exc:  # the source refused to go on (a listing's match budget)
             log.info("data transfer refused: %s", exc)
             self._close_pipe()
-            self._finish(exc)
+            self._finish(Outcome.REFUSED, exc)
         except Exception:
             log.exception("data transfer failed in %s; ending it",
                           getattr(callback, "__name__", "a pump"))
             self._close_pipe()
-            self._finish("failed")
+            self._finish(Outcome.FAILED)
 
     guarded.__name__ = getattr(callback, "__name__", "guarded")
     guarded.__doc__ = callback.__doc__
@@ -86,7 +85,7 @@ class DataChannel:
         self._timer: TimerHandle | None = None
         self._offset = 0
         self._progress = 0.0
-        self.buckets: dict[str, Any] = {}  # the session's rate-limit buckets (ratelimit.py)
+        self.buckets: dict[Direction, Any] = {}  # the session's rate-limit buckets (ratelimit.py)
 
     # -- set-up --------------------------------------------------------------------
     def listen(self, ports: range | None, allowed_peer: str | None) -> int:
@@ -195,12 +194,12 @@ class DataChannel:
         self.transfer, self.done = transfer, done
         self._progress = self.loop.time()
         self._arm_timer()
-        if transfer.active_addr is not None:
-            self._connect(transfer.active_addr)
+        if type(transfer.mode) is Active:
+            self._connect(transfer.mode)
         elif self.stream is not None:
             self._connected()
         elif self.listener is None:
-            self._finish("connect")
+            self._finish(Outcome.CONNECT_FAILED)
 
     def _connect(self, addr: tuple[str, int]) -> None:
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
@@ -217,7 +216,7 @@ class DataChannel:
             err = exc.errno or errno.ECONNREFUSED
         if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             sock.close()
-            self._finish("connect")
+            self._finish(Outcome.CONNECT_FAILED)
             return
         self.stream = Stream(self.loop, sock)
         self.loop.add_writer(sock, self._connect_done)
@@ -229,7 +228,7 @@ class DataChannel:
         err = self.stream.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self.loop.remove_writer(self.stream.sock)
         if err:
-            self._finish("connect")
+            self._finish(Outcome.CONNECT_FAILED)
             return
         self._connected()
 
@@ -237,7 +236,7 @@ class DataChannel:
     def _connected(self) -> None:
         t = self.transfer
         assert t is not None
-        if self.wrap is not None and t.meta.get("tls"):
+        if self.wrap is not None and t.tls:
             # TLS: the wrapper shakes hands, then calls start_pumping (or end)
             self.wrap(self)
             return
@@ -248,7 +247,7 @@ class DataChannel:
         t = self.transfer
         assert t is not None and self.stream is not None
         self.touch()
-        rate = t.meta.get("max_rate")
+        rate = t.max_rate
         if rate:  # limited: bounded sends and receives, never zero-copy (ratelimit.py)
             from ftpd.io.ratelimit import throttle
 
@@ -256,7 +255,7 @@ class DataChannel:
                                         self.loop)
         plain = t.transform is None and not self.stream.tls and not rate
         sock = self.stream.sock
-        if t.direction == "send":
+        if t.direction is Direction.SEND:
             if plain and self._sendfile_offset(t.source):
                 self.loop.add_writer(sock, self._on_writable)
                 return
@@ -290,7 +289,7 @@ class DataChannel:
                 sent = os.sendfile(self.stream.fileno(), t.source.fileno(), self._offset,
                                    SENDFILE_CHUNK)
                 if sent == 0:
-                    self._finish(None)
+                    self._finish(Outcome.OK)
                     return
                 self._offset += sent
                 t.bytes_done += sent
@@ -298,7 +297,7 @@ class DataChannel:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._finish("reset" if is_reset(exc) else exc)
+            self._failed(exc, is_reset(exc))
 
     @_guarded
     def _on_readable(self) -> None:
@@ -329,7 +328,7 @@ class DataChannel:
                 n = os.splice(sfd, w, 1 << 20, flags=flags)
                 if n == 0:
                     self._close_pipe()
-                    self._finish(None)
+                    self._finish(Outcome.OK)
                     return
                 left = n
                 while left:
@@ -340,7 +339,7 @@ class DataChannel:
             return
         except OSError as exc:
             self._close_pipe()
-            self._finish("reset" if exc.errno in _RESET else exc)
+            self._failed(exc, exc.errno in _RESET)
 
     def _close_pipe(self) -> None:
         if self._pipe is not None:
@@ -353,10 +352,10 @@ class DataChannel:
         """The transfer moved (bytes on the socket, or the filesystem answered)."""
         self._progress = self.loop.time()
 
-    def end(self, error: Any) -> None:
-        """A pump's ending: report *error* (None for success) once."""
+    def end(self, outcome: Outcome, error: OSError | FTPError | None = None) -> None:
+        """A pump's ending: report *outcome* (and the exception that caused it) once."""
         if self.transfer is not None:
-            self._finish(error)
+            self._finish(outcome, error)
 
     def _arm_timer(self) -> None:
         if self.data_timeout > 0:
@@ -369,16 +368,20 @@ class DataChannel:
             self.touch()  # a slow filesystem is not the client's stall
         idle = self.loop.time() - self._progress
         if idle >= self.data_timeout:
-            self._finish("timeout")
+            self._finish(Outcome.TIMEOUT)
         else:
             self._timer = self.loop.call_later(self.data_timeout - idle, self._check_timeout)
 
-    def _finish(self, error: Any) -> None:
+    def _failed(self, exc: OSError, reset: bool) -> None:
+        """An OSError ended the pump: the peer's doing (RESET), else OS_ERROR with it."""
+        self._finish(Outcome.RESET if reset else Outcome.OS_ERROR, None if reset else exc)
+
+    def _finish(self, outcome: Outcome, error: OSError | FTPError | None = None) -> None:
         done = self.done
         self.transfer, self.done = None, None
         self.close()
         if done is not None:
-            done(error)
+            done(TransferEnd(outcome, error))
 
     def _close_listener(self) -> None:
         for reader in self._header_readers:

@@ -15,6 +15,7 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
+from ftpd.core.actions import Direction
 from ftpd.io.loop import EventLoop
 
 BURST = 0.25  # seconds of rate the bucket holds: a quarter second's worth may go at once
@@ -60,7 +61,7 @@ class TokenBucket:
         return max(0.0, (target - self.tokens) / self.rate)
 
 
-def buckets_for(store: dict[str, TokenBucket], direction: str, rate: int,
+def buckets_for(store: dict[Direction, TokenBucket], direction: Direction, rate: int,
                 now: Callable[[], float]) -> TokenBucket:
     """The session's bucket for *direction* (kept in *store* across its transfers, so
     many small transfers cannot each start with a fresh burst); a new one if the rate
@@ -138,7 +139,7 @@ class ThrottledSocket:
         return getattr(self._sock, name)
 
 
-def throttle(sock: Any, store: dict[str, TokenBucket], direction: str, rate: int,
+def throttle(sock: Any, store: dict[Direction, TokenBucket], direction: Direction, rate: int,
              loop: EventLoop) -> ThrottledSocket:
     """*sock*, limited to *rate* bytes/s in *direction* by the session's bucket."""
     return ThrottledSocket(sock, buckets_for(store, direction, rate, loop.time), loop)

@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ftpd.core.actions import Outcome
 from ftpd.io.tls_tickets import issue_ticket
 from ftpd.log import get_logger
 
@@ -119,7 +120,7 @@ class TLSManager:
             if self.reuse_required and not stream.session_reused:
                 log.warning("%s: data connection did not resume the control connection's TLS "
                             "session: refused (--tls-reuse required)", conn.peer[0])
-                channel.end("tls")
+                channel.end(Outcome.TLS_REFUSED)
                 return
             # This data connection used up the client's ticket (curl's OpenSSL uses one
             # once): the next reply on the control connection carries a fresh one.
@@ -129,7 +130,7 @@ class TLSManager:
 
         def failed(exc: BaseException) -> None:
             log.info("%s: data TLS handshake failed: %s", conn.peer[0], exc)
-            channel.end("tls")
+            channel.end(Outcome.TLS_REFUSED)
 
         # suppress_ragged_eofs=False: an upload cut by a bare FIN (no close_notify) is
         # an incomplete transfer, never a complete one (truncation attack).

@@ -77,7 +77,7 @@ class Driver:
         self.chunk = 4  # bytes per pump step: small, to split CR from LF
         self.hold = False  # leave StartTransfer pending instead of running it
         self.pending: A.Transfer | None = None
-        self.transfer_error: Any = None  # what the next auto-run transfer reports
+        self.transfer_end = A.DONE  # what the next auto-run transfer reports
         self.auto_resume = True
         self.hold_calls = False  # leave Calls pending (``release``) instead of answering
         self.calls: list[A.Call] = []
@@ -106,7 +106,7 @@ class Driver:
                     self.pending = item.transfer
                 else:
                     self.pending = item.transfer
-                    self.finish(self.transfer_error)
+                    self.finish(self.transfer_end)
             elif isinstance(item, A.Wait):
                 self.waits.append(item.seconds)
                 if self.auto_resume:
@@ -139,7 +139,7 @@ class Driver:
         """Move the pending transfer's bytes (without finishing it)."""
         t = self.pending
         assert t is not None, "no transfer pending"
-        if t.direction == "send":
+        if t.direction is A.Direction.SEND:
             out = bytearray()
             src = t.source
             if hasattr(src, "read"):
@@ -163,16 +163,16 @@ class Driver:
             t.sink.write(tail)
         return b""
 
-    def finish(self, error: Any = None, *, pump: bool = True) -> None:
-        """End the pending transfer: pump it (unless told not to), then report."""
+    def finish(self, end: A.TransferEnd = A.DONE, *, pump: bool = True) -> None:
+        """End the pending transfer: pump it (unless told not to), then report *end*."""
         t = self.pending
         assert t is not None, "no transfer pending"
         if pump:
             data = self.pump()
-            if t.direction == "send":
+            if t.direction is A.Direction.SEND:
                 self.downloads.append(data)
         self.pending = None
-        self.process(self.session.answer(error))
+        self.process(self.session.answer(end))
 
     # -- talking -------------------------------------------------------------------
     def raw(self, data: bytes) -> list[Reply]:

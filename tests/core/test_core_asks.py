@@ -20,8 +20,8 @@ def table():
 
 
 def test_a_generator_pre_hook_asks_and_refuses(table, memfs, clock):
-    def cap(s, cmd):
-        names = yield s.ask(s.fs.listdir, "/pub")
+    def cap(view, cmd):
+        names = yield view.ask("listdir", "/pub")
         if len(names) >= 4:
             cmd.add_err(552, "/pub is full.")
 

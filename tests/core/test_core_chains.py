@@ -147,7 +147,7 @@ def test_post_hooks_see_success_and_failure(table, memfs):
 def test_post_hook_runs_after_deferred_reply(table, memfs):
     """A POST hook of a command whose reply comes later (transfer) runs once, at the end."""
     calls = []
-    table.add_hook("post", "RETR", lambda s, cmd: calls.append(s.transfer))
+    table.add_hook("post", "RETR", lambda s, cmd: calls.append(cmd.ok.to_reply().code))
     table.add_hook("post", "RETR", lambda s, cmd: cmd.add(DUP, "have a nice day"))
     d = Driver(fs=memfs, table=table)
     d.login()
@@ -156,7 +156,7 @@ def test_post_hook_runs_after_deferred_reply(table, memfs):
     d.dialogue(["PASV", "RETR hello.txt"])
     assert calls == []
     d.finish()
-    assert calls == [None]
+    assert calls == [226]
     assert d.replies[-1].lines == ("Transfer complete.", "have a nice day")
 
 
@@ -231,7 +231,8 @@ def test_star_pre_hook_runs_once_for_a_site_command(table, memfs):
     d.login()
     seen.clear()
     assert codes(d.send("SITE CHMOD 640 hello.txt")) == [200]
-    assert seen == [("*", "SITE", "CHMOD 640 hello.txt"), ("SITE", "SITE", "CHMOD 640 hello.txt"),
+    # one dispatch: every hook, each once, sees the same command, the subcommand's
+    assert seen == [("*", "SITE", "640 hello.txt"), ("SITE", "SITE", "640 hello.txt"),
                     ("SITE CHMOD", "SITE", "640 hello.txt")]
 
 
@@ -273,15 +274,15 @@ def test_module_overrides_a_builtin(table):
 
 
 def test_scopes_shared_between_hooks_and_sessions(table):
-    def count(s, cmd):
-        s.config.server_scope["noops"] = s.config.server_scope.get("noops", 0) + 1
-        s.scope["noops"] = s.scope.get("noops", 0) + 1
+    def count(view, cmd):
+        view.server_scope["noops"] = view.server_scope.get("noops", 0) + 1
+        view.scope["noops"] = view.scope.get("noops", 0) + 1
         cmd.info["counted"] = True
 
     table.add_hook("pre", "NOOP", count)
     table.add_hook("post", "NOOP",
-                   lambda s, cmd: cmd.add(DUP, f"session {s.scope['noops']}, server "
-                                               f"{s.config.server_scope['noops']}")
+                   lambda view, cmd: cmd.add(DUP, f"session {view.scope['noops']}, server "
+                                                  f"{view.server_scope['noops']}")
                    if cmd.info.get("counted") else None)
     from core_driver import shared_config
 

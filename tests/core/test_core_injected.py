@@ -129,10 +129,10 @@ def test_a_failed_upload_is_aborted_when_the_writer_can(make, memfs):
     d.login()
     d.send("TYPE I")
     d.upload = b"half"
-    d.transfer_error = "reset"
+    d.transfer_end = A.TransferEnd(A.Outcome.RESET)
     assert codes(d.dialogue(["PASV", "STOR new.bin"]))[-1] == 426
     assert writers[-1][1].aborted and not writers[-1][1].closed
-    d.transfer_error = None
+    d.transfer_end = A.DONE
     assert codes(d.stor("whole.bin", b"all of it"))[-1] == 226
     assert writers[-1][1].closed and not writers[-1][1].aborted
 

@@ -9,6 +9,7 @@ import stat
 import pytest
 from core_driver import Driver, codes, text
 
+from ftpd.core import actions as A
 from ftpd.core.listing import TEMP_PREFIX
 from ftpd.fs.local import LocalFS
 from ftpd.fs.memory import MemoryFS
@@ -150,7 +151,7 @@ def test_atomic_upload(fs):
     assert _read(fs, "/pub/up.bin") == b"payload"
     assert not [n for n in fs.listdir("/pub") if n.startswith(TEMP_PREFIX)]
     d.hold = False
-    d.transfer_error = "reset"
+    d.transfer_end = A.TransferEnd(A.Outcome.RESET)
     d.stor("pub/fail.bin", b"half")
     assert sorted(fs.listdir("/pub")) == ["a.txt", "b.bin", "up.bin"]
 

@@ -77,7 +77,8 @@ def test_pasv_replaces_previous_data_setup(alice):
     start = len(alice.log)
     alice.send("PASV")
     assert any(isinstance(x, A.CloseData) for x in alice.log[start:])
-    assert alice.session.data_mode == ("passive",)
+    assert type(alice.session.data_mode) is A.Passive
+    assert alice.session.data_mode  # a mode is set, though Passive has no fields
 
 
 # -- FTPS commands ------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def test_auth_tls(make):
     d.send("PASV")
     d.send("RETR hello.txt")
     t = [x for x in d.log if isinstance(x, A.StartTransfer)][-1].transfer
-    assert t.meta["tls"] is True
+    assert t.tls is True and t.kind is A.Kind.DOWNLOAD and t.path == "/hello.txt"
 
 
 def test_ccc_without_tls(make):

@@ -58,11 +58,12 @@ def test_epsv_all_refuses_other_data_commands(alice):
 def test_port(alice):
     r = alice.send("PORT 127,0,0,1,200,10")
     assert codes(r) == [200]
-    assert alice.session.data_mode == ("active", "127.0.0.1", 200 * 256 + 10)
+    assert alice.session.data_mode == A.Active("127.0.0.1", 200 * 256 + 10)
+    assert type(alice.session.data_mode) is A.Active
     alice.send("TYPE I")
     alice.send("RETR hello.txt")
     t = [x for x in alice.log if isinstance(x, A.StartTransfer)][-1].transfer
-    assert t.active_addr == ("127.0.0.1", 51210)
+    assert t.mode == A.Active("127.0.0.1", 51210) and type(t.mode) is A.Active
     # 150 is sent before the transport is told to connect
     i150 = max(i for i, x in enumerate(alice.log) if getattr(x, "code", 0) == 150)
     istart = max(i for i, x in enumerate(alice.log) if isinstance(x, A.StartTransfer))
@@ -101,7 +102,7 @@ def test_port_malformed(alice):
 
 def test_eprt(alice):
     assert codes(alice.send("EPRT |1|127.0.0.1|51210|")) == [200]
-    assert alice.session.data_mode == ("active", "127.0.0.1", 51210)
+    assert alice.session.data_mode == A.Active("127.0.0.1", 51210)
     assert codes(alice.send("EPRT !1!127.0.0.1!51210!")) == [200]  # any delimiter
 
 
@@ -218,10 +219,10 @@ def test_rest_stor_writes_from_offset_without_truncating(alice, memfs):
 
 def test_rest_resumes_an_interrupted_upload(alice, memfs):
     alice.upload = b"first half"
-    alice.transfer_error = "reset"
+    alice.transfer_end = A.TransferEnd(A.Outcome.RESET)
     assert codes(alice.dialogue(["PASV", "STOR big"])) == [227, 150, 426]
     assert memfs.open_read("/big").read() == b"first half"  # kept for resuming
-    alice.transfer_error = None
+    alice.transfer_end = A.DONE
     size = int(alice.send("SIZE big")[0].lines[0])
     alice.send(f"REST {size}")
     alice.stor("big", b", second half")
@@ -382,7 +383,7 @@ def test_abor_during_transfer(alice):
     assert ev.status == "ABOR"
     assert "transfer.abort" in alice.event_names()
     # the transport reports the transfer it was told to close: nothing more happens
-    assert alice.session.answer("aborted") == []
+    assert alice.session.answer(A.TransferEnd(A.Outcome.ABORTED)) == []
     assert codes(alice.send("NOOP")) == [200]
 
 
@@ -505,25 +506,69 @@ def test_no_idle_timeout_during_transfer(alice):
 
 
 # -- transfer errors ----------------------------------------------------------------------------
-def _fail(d: Driver, error, verb="RETR hello.txt"):
-    d.transfer_error = error
+def _fail(d: Driver, outcome: A.Outcome, error=None, verb="RETR hello.txt"):
+    d.transfer_end = A.TransferEnd(outcome, error)
     r = d.dialogue(["PASV", verb])
-    d.transfer_error = None
+    d.transfer_end = A.DONE
     return r
 
 
 def test_transfer_errors(alice):
-    assert codes(_fail(alice, "connect")) == [227, 150, 425]
-    assert codes(_fail(alice, "reset")) == [227, 150, 426]
-    assert codes(_fail(alice, "timeout")) == [227, 150, 426]
-    assert codes(_fail(alice, OSError(errno.ENOSPC, "No space left"), "STOR x")) == [
+    Out = A.Outcome
+    assert codes(_fail(alice, Out.CONNECT_FAILED)) == [227, 150, 425]
+    assert codes(_fail(alice, Out.RESET)) == [227, 150, 426]
+    assert codes(_fail(alice, Out.TIMEOUT)) == [227, 150, 426]
+    assert codes(_fail(alice, Out.OS_ERROR, OSError(errno.ENOSPC, "No space left"), "STOR x")) == [
         227, 150, 452]
-    assert codes(_fail(alice, OSError(errno.EDQUOT, "Quota"), "STOR x")) == [227, 150, 552]
-    assert codes(_fail(alice, OSError(errno.EIO, "I/O error"), "STOR x")) == [227, 150, 550]
+    assert codes(_fail(alice, Out.OS_ERROR, OSError(errno.EDQUOT, "Quota"), "STOR x")) == [
+        227, 150, 552]
+    assert codes(_fail(alice, Out.OS_ERROR, OSError(errno.EIO, "I/O error"), "STOR x")) == [
+        227, 150, 550]
     # the session goes on
     assert alice.retr("hello.txt") == b"hello world\n"
     statuses = [e.data.status for e in alice.events if e.name in ("fs.download", "fs.upload")]
     assert statuses == ["ERROR", "INCOMPLETE", "INCOMPLETE", "ERROR", "ERROR", "ERROR", "OK"]
+
+
+def test_every_outcome_has_its_reply_and_status(alice):
+    """Each Outcome the transport may report becomes its own reply and event status."""
+    from ftpd.core.errors import FTPError
+
+    Out = A.Outcome
+    expected = {
+        Out.CONNECT_FAILED: (425, "Can't open data connection.", "ERROR"),
+        Out.TLS_REFUSED: (425, "TLS on the data connection failed", "ERROR"),
+        Out.TIMEOUT: (426, "Data connection timed out", "INCOMPLETE"),
+        Out.RESET: (426, "Data connection closed", "INCOMPLETE"),
+        Out.ABORTED: (426, "Transfer aborted.", "ABOR"),
+        Out.FAILED: (426, "Transfer failed: server-side error", "ERROR"),
+        Out.OS_ERROR: (550, "I/O error", "ERROR"),
+        Out.REFUSED: (550, "Too many matches", "ERROR"),
+    }
+    errors = {Out.OS_ERROR: OSError(errno.EIO, "I/O error"),
+              Out.REFUSED: FTPError(550, "Too many matches.")}
+    assert set(expected) == set(Out) - {Out.OK}  # a new Outcome needs its line here
+    for outcome, (code, start, status) in expected.items():
+        r = _fail(alice, outcome, errors.get(outcome))
+        assert codes(r) == [227, 150, code], outcome
+        assert text(r[-1]).startswith(start), (outcome, text(r[-1]))
+        download = [e for e in alice.events if e.name == "fs.download"][-1]
+        assert download.data.status == status, outcome
+    assert alice.retr("hello.txt") == b"hello world\n"
+
+
+def test_a_transfer_answered_with_anything_but_a_transfer_end_fails_loudly(alice, caplog):
+    """The old untyped answers ("reset", None) are a transport's bug now: logged, 426."""
+    for untyped in ("reset", None):
+        alice.hold = True
+        alice.dialogue(["PASV", "RETR hello.txt"])
+        alice.pending = None
+        alice.process(alice.session.answer(untyped))
+        assert codes(alice.replies[-1:]) == [426]
+        assert "Transfer failed: server-side error" in text(alice.replies[-1])
+        assert f"a transfer ended with {untyped!r}, not a TransferEnd" in caplog.text
+    alice.hold = False
+    assert alice.retr("hello.txt") == b"hello world\n"
 
 
 def test_close_error_is_reported(alice):
@@ -586,7 +631,7 @@ def test_atomic_upload_failure_removes_temp(make, memfs):
     d.login()
     d.send("TYPE I")
     d.upload = b"half"
-    d.transfer_error = "reset"
+    d.transfer_end = A.TransferEnd(A.Outcome.RESET)
     assert codes(d.dialogue(["PASV", "STOR pub/new.bin"])) == [227, 150, 426]
     assert sorted(memfs.listdir("/pub")) == ["a.txt", "b.txt", "c.log", "readme"]
 

@@ -14,6 +14,7 @@ from ftpsupport import FtpdProcess, free_port, ftpd_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "upload_guard.py"
+MAX_FILES_PER_DIR = 1000  # as in the example
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def server(tmp_path):
 
 
 def test_docs_show_the_shipped_example():
+    assert f"MAX_FILES_PER_DIR = {MAX_FILES_PER_DIR}\n" in EXAMPLE.read_text()
     doc = (ROOT / "docs" / "MODULES.md").read_text()
     block = re.search(r"```python\n(.*?)```", doc, re.S)
     assert block and block.group(1) == EXAMPLE.read_text()
@@ -51,6 +53,13 @@ def test_example_module_hooks_site_command_and_events(server):
     reply = ftp.storbinary("STOR notes.txt", io.BytesIO(b"hello"))
     assert reply.startswith("226-") and "Checked by upload_guard." in reply
     assert (served / "notes.txt").read_bytes() == b"hello"
+    full = served / "full"  # the generator PRE hook lists the directory off the loop
+    full.mkdir()
+    for i in range(MAX_FILES_PER_DIR):
+        (full / f"f{i}").touch()
+    with pytest.raises(ftplib.error_perm, match=f"^552 /full already holds {MAX_FILES_PER_DIR}"):
+        ftp.storbinary("STOR full/one.txt", io.BytesIO(b"x"))
+    assert not (full / "one.txt").exists()
     assert ftp.sendcmd("SITE UPLOADS") == "200 1 upload(s) since the server started."
     assert "UPLOADS" in ftp.sendcmd("SITE HELP")
     ftp.quit()

@@ -118,8 +118,7 @@ def _listing(s: Session, cmd: Command, fmt: str) -> Steps:
     else:
         line = yield s.ask(one_line, s.fs, vpath, s.now(), s.config.owner_names)
         source = iter([(line + "\r\n").encode("utf-8", "surrogateescape")])
-    t = A.Transfer("send", source=source)
-    t.meta.update(kind="listing", path=vpath, pattern=pattern or "")
+    t = A.Transfer(A.Kind.LISTING, vpath, source=source, pattern=pattern or "")
     yield from run_transfer(s, cmd, t, "Here comes the directory listing.")
 
 
@@ -154,8 +153,7 @@ def mlst(s: Session, cmd: Command) -> Steps:
 def stat_(s: Session, cmd: Command) -> Steps:
     t = s.transfer
     if t is not None:
-        what = t.meta.get("path", "")
-        cmd.add(213, f"Status: transferring {what}; {t.bytes_done} bytes so far.")
+        cmd.add(213, f"Status: transferring {t.path}; {t.bytes_done} bytes so far.")
         return
     letters, arg = _options(cmd.arg)
     if not arg:
@@ -188,6 +186,8 @@ def _server_status(s: Session, cmd: Command) -> None:
     cmd.add(211, f"Logged in as {acc.username}" if acc else "Not logged in")
     cmd.add(211, f"TYPE: {'ASCII' if s.type == 'A' else 'BINARY'}, STRUcture: File, "
                  "MODE: Stream")
-    cmd.add(211, "Data connection: " + ("none" if s.data_mode is None else s.data_mode[0]))
+    mode = s.data_mode
+    cmd.add(211, "Data connection: " + ("none" if mode is None else
+                                        "active" if isinstance(mode, A.Active) else "passive"))
     cmd.add(211, f"Control connection: {'TLS' if s.tls_active else 'plain'}")
     cmd.add(211, "End of status.")

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ftpd.core.commands import ARG, OPT_ARG, Command, command
-from ftpd.core.dispatch import Steps, invoke
+from ftpd.core.dispatch import Steps
 from ftpd.core.events import ChmodEvent, PathEvent, RenameEvent, SymlinkEvent
 from ftpd.core.handlers.nav import quote
 
@@ -130,22 +130,12 @@ def mfmt(s: Session, cmd: Command) -> Steps:
 
 
 @command("SITE", arg=ARG, login=False, help="SITE <sp> subcommand (see SITE HELP)",
-         feat=None)
-def site(s: Session, cmd: Command) -> Steps:
-    sub, _, rest = cmd.arg.strip().partition(" ")
-    spec = s.table.site.get(sub.upper())
-    if spec is None:
-        cmd.add_err(500, f"Unknown SITE command {sub.upper()[:32]}; try SITE HELP.")
-        return
-    cmd.info["site"] = spec.name
-    cmd.arg = rest
-    if s.check(spec, cmd):
-        # "*" and "SITE" hooks ran already (Session.run); now the subcommand's own
-        for hook in s.table.hooks("pre", "SITE " + spec.name, everywhere=False):
-            yield from invoke(hook, s, cmd)
-            if cmd.failed:
-                return
-        yield from invoke(spec.handler, s, cmd)
+         subcommands=True)
+def site(s: Session, cmd: Command) -> None:
+    """Reached only when the argument names no SITE subcommand: a known one is run by
+    dispatch like any verb (its generic checks, PRE hooks, handler, POST hooks)."""
+    sub = cmd.arg.strip().partition(" ")[0]
+    cmd.add_err(500, f"Unknown SITE command {sub.upper()[:32]}; try SITE HELP.")
 
 
 _OCTAL_DIGITS = frozenset("01234567")

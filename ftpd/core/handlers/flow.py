@@ -16,13 +16,13 @@ from ftpd.core.errors import FTPError, reply_for_oserror
 from ftpd.core.events import AbortEvent, ListingEvent, TransferEvent
 from ftpd.core.paths import basename, resolve
 from ftpd.fs.base import FileSystem
+from ftpd.log import get_logger
 
 if TYPE_CHECKING:
     from ftpd.core.session import Session
+    from ftpd.core.view import SessionView
 
-Outcome = str | OSError | FTPError | None  # what StartTransfer is answered with
-
-
+log = get_logger("ftpd.session")
 def check_data_protection(s: Session) -> None:
     from ftpd.core.handlers.login import tls_policy_applies
 
@@ -33,18 +33,18 @@ def check_data_protection(s: Session) -> None:
 def run_transfer(s: Session, cmd: Command, transfer: A.Transfer, preliminary: str) -> Steps:
     """Send the preliminary 150, hand the transfer to the transport, wait for its end
     (ABOR and a lost connection end it too), then finish it."""
-    mode = s.data_mode
-    assert mode is not None, "the handler checks for a data connection first"
-    if mode[0] == "active":
-        transfer.active_addr = (mode[1], mode[2])
+    assert s.data_mode is not None, "the handler checks for a data connection first"
+    transfer.mode = s.data_mode
     transfer.started = s.now()
-    transfer.meta["tls"] = s.prot == "P"
-    if s.max_rate:  # the transport limits this session's transfers (io/ratelimit.py)
-        transfer.meta["max_rate"] = s.max_rate
+    transfer.tls = s.prot == "P"
+    transfer.max_rate = s.max_rate  # the transport limits this session's transfers
     s.transfer = transfer
     s.reply(150, preliminary)
-    outcome = yield A.StartTransfer(transfer)
-    yield from end_transfer(s, cmd, outcome)
+    end = yield A.StartTransfer(transfer)
+    if not isinstance(end, A.TransferEnd):  # a transport's bug: say so, end it cleanly
+        log.error("[%s] a transfer ended with %r, not a TransferEnd", s.session_id, end)
+        end = A.TransferEnd(A.Outcome.FAILED)
+    yield from end_transfer(s, cmd, end)
 
 
 # -- in the worker pool: these may block --------------------------------------------
@@ -98,93 +98,101 @@ def size_of(fs: FileSystem, path: str, default: int) -> int:
 
 
 # -- on the loop ---------------------------------------------------------------------
+def _failure(error: OSError | FTPError | None) -> A.TransferEnd | None:
+    """What a file's close or an atomic upload's rename did to a complete transfer."""
+    if error is None:
+        return None
+    return A.TransferEnd(A.Outcome.OS_ERROR if isinstance(error, OSError)
+                         else A.Outcome.REFUSED, error)
+
+
 def _finish_files(s: Session, t: A.Transfer,
-                  error: Outcome) -> Generator[Any, Any, Outcome]:
-    """Close the file and settle an atomic upload; the outcome, worsened by their errors."""
-    f: Any = t.source if t.direction == "send" else t.sink
-    if t.meta.get("kind") == "listing":
+                  end: A.TransferEnd) -> Generator[Any, Any, A.TransferEnd]:
+    """Close the file and settle an atomic upload; the end, worsened by their errors."""
+    ok = end.outcome is A.Outcome.OK
+    f: Any = t.source if t.direction is A.Direction.SEND else t.sink
+    if t.kind is A.Kind.LISTING:
         getattr(f, "close", lambda: None)()  # a generator: nothing to wait for
-    elif error is not None and t.direction == "recv" and hasattr(f, "abort"):
+    elif not ok and t.direction is A.Direction.RECV and hasattr(f, "abort"):
         yield s.cleanup(abort_file, f)  # a failed upload, discarded rather than completed
     elif f is not None and hasattr(f, "close"):
         close_error = yield s.cleanup(close_file, f)
-        if error is None and close_error is not None:
-            error = close_error
-    temp = t.meta.get("temp")
-    if t.meta.get("kind") == "upload" and temp and s.fs is not None:
-        rename_error = yield s.cleanup(finish_upload, s.fs, temp, t.meta["path"], error is None,
-                                       bool(t.meta.get("unique")))
-        if error is None and rename_error is not None:
-            error = rename_error
-    return error
+        if ok and close_error is not None:
+            end, ok = _failure(close_error) or end, False
+    if t.kind is A.Kind.UPLOAD and t.temp and s.fs is not None:
+        rename_error = yield s.cleanup(finish_upload, s.fs, t.temp, t.path, ok, t.unique)
+        if ok:
+            end = _failure(rename_error) or end
+    return end
 
 
-_NAMED = {
-    "connect": (425, "Can't open data connection.", "ERROR"),
-    "tls": (425, "TLS on the data connection failed (it must resume the control "
-                 "connection's TLS session).", "ERROR"),
-    "timeout": (426, "Data connection timed out; transfer aborted.", "INCOMPLETE"),
-    "aborted": (426, "Transfer aborted.", "ABOR"),
-    "failed": (426, "Transfer failed: server-side error; transfer aborted.", "ERROR"),
+Out = A.Outcome
+_REPLIES: dict[A.Outcome, tuple[int, str, str]] = {  # code, text, the event's status
+    Out.CONNECT_FAILED: (425, "Can't open data connection.", "ERROR"),
+    Out.TLS_REFUSED: (425, "TLS on the data connection failed (it must resume the control "
+                         "connection's TLS session).", "ERROR"),
+    Out.TIMEOUT: (426, "Data connection timed out; transfer aborted.", "INCOMPLETE"),
+    Out.RESET: (426, "Data connection closed; transfer aborted.", "INCOMPLETE"),
+    Out.ABORTED: (426, "Transfer aborted.", "ABOR"),
+    Out.FAILED: (426, "Transfer failed: server-side error; transfer aborted.", "ERROR"),
 }
 
 
-def _reply_for(cmd: Command, t: A.Transfer, error: Outcome) -> str:
+def _reply_for(cmd: Command, t: A.Transfer, end: A.TransferEnd) -> str:
     """Put the outcome's reply in the chain; returns the event status."""
-    if error is None:
-        extra = f" (unique file name: {basename(t.meta['path'])})" if t.meta.get("unique") else ""
+    outcome, error = end
+    if outcome is Out.OK:
+        extra = f" (unique file name: {basename(t.path)})" if t.unique else ""
         cmd.add(226, f"Transfer complete{extra}.")
         return "OK"
-    if isinstance(error, OSError):
+    if isinstance(error, OSError):  # OS_ERROR (or any outcome an OSError caused)
         cmd.add_err(*reply_for_oserror(error))
         return "ERROR"
-    if isinstance(error, FTPError):  # the source refused mid-way
+    if isinstance(error, FTPError):  # REFUSED: the source refused mid-way
         cmd.add_err(error.code, error.text)
         return "ERROR"
-    code, text, status = _NAMED.get(error, (426, "Data connection closed; transfer aborted.",
-                                            "INCOMPLETE"))
+    code, text, status = _REPLIES.get(outcome, _REPLIES[Out.FAILED])
     cmd.add_err(code, text)
     return status
 
 
-def end_transfer(s: Session, cmd: Command, outcome: Outcome) -> Steps:
+def end_transfer(s: Session, cmd: Command, end: A.TransferEnd) -> Steps:
     """Close the file, reply 226 or the failure, raise the transfer's event."""
     t = s.transfer
     assert t is not None
     s.transfer = None
     s.data_mode = None
-    error = yield from _finish_files(s, t, outcome)
-    status = _reply_for(cmd, t, error)
+    end = yield from _finish_files(s, t, end)
+    status = _reply_for(cmd, t, end)
     cmd.info["transfer_reported"] = True
     now = s.now()
     duration = max(0.0, now - t.started)
     info = s.info()
-    kind = t.meta.get("kind")
-    if kind in ("download", "upload"):
-        key = "down" if kind == "download" else "up"
+    if t.kind is A.Kind.LISTING:
+        cmd.after.append(A.Emit("fs.listing", ListingEvent(
+            info, now, t.path, status, t.pattern, False, cmd.verb)))
+    else:
+        kind = t.kind.value
+        key = "down" if t.kind is A.Kind.DOWNLOAD else "up"
         s.stats["bytes_" + key] += t.bytes_done
         if status == "OK":
             s.stats["files_" + key] += 1
-        size = t.meta.get("size")
+        size = t.size
         if size is None and s.fs is not None:
-            size = yield s.cleanup(size_of, s.fs, t.meta["path"], t.bytes_done)
-        if "quota_old" in t.meta and s.account is not None:  # what the upload changed
-            s.config.ledger.grow(s.account.username, int(size or 0) - t.meta["quota_old"])
-        event = TransferEvent(info, now, kind, t.meta["path"], t.bytes_done, duration, status,
-                              s.type, t.meta.get("offset", 0), int(size or 0), cmd.verb)
+            size = yield s.cleanup(size_of, s.fs, t.path, t.bytes_done)
+        if t.old_size is not None and s.account is not None:  # what the upload changed
+            s.config.ledger.grow(s.account.username, int(size or 0) - t.old_size)
+        event = TransferEvent(info, now, kind, t.path, t.bytes_done, duration, status,
+                              s.type, t.offset, int(size or 0), cmd.verb)
         cmd.after.append(A.Emit("fs." + kind, event))
-    elif kind == "listing":
-        cmd.after.append(A.Emit("fs.listing", ListingEvent(
-            info, now, t.meta["path"], status, t.meta.get("pattern", ""), False, cmd.verb)))
     if status == "ABOR":
-        cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.meta.get("path", ""),
-                                                            cmd.verb)))
+        cmd.after.append(A.Emit("transfer.abort", AbortEvent(info, now, t.path, cmd.verb)))
 
 
-def report_refused_transfer(s: Session, cmd: Command) -> None:
+def report_refused_transfer(view: SessionView, cmd: Command) -> None:
     """POST_ERR hook: a RETR/STOR/APPE/STOU that failed before any data moved still gets
     its event (EVENTS.md: status PERM, NOENT or ERROR), so receivers see refusals too."""
-    if s.account is None or cmd.info.get("transfer_reported"):
+    if view.account is None or cmd.info.get("transfer_reported"):
         return
     code = cmd.info.get("errno")
     if cmd.info.get("refused") or code in (errno.EACCES, errno.EPERM):
@@ -194,13 +202,13 @@ def report_refused_transfer(s: Session, cmd: Command) -> None:
     else:
         status = "ERROR"
     try:  # the path as named (the path policy refused it, perhaps)
-        path = resolve(s.cwd, cmd.arg) if cmd.arg.strip() else s.cwd
+        path = resolve(view.cwd, cmd.arg) if cmd.arg.strip() else view.cwd
     except FTPError:
-        path = s.cwd
+        path = view.cwd
     kind = "download" if cmd.verb == "RETR" else "upload"
-    event = TransferEvent(s.info(), s.now(), kind, path, 0, 0.0, status, s.type, s.rest, 0,
-                          cmd.verb)
-    cmd.after.append(A.Emit("fs." + kind, event))
+    event = TransferEvent(view.info(), view.now(), kind, path, 0, 0.0, status, view.type,
+                          view.rest, 0, cmd.verb)
+    view.emit("fs." + kind, event)
 
 
 for _verb in ("RETR", "STOR", "APPE", "STOU"):

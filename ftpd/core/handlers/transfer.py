@@ -90,7 +90,7 @@ def _check_active(s: Session, cmd: Command, host: str, port: int) -> bool:
         cmd.add_err(501, "Rejected: data connections to privileged ports are not allowed.")
     else:
         s.act(A.CloseData())
-        s.data_mode = ("active", host, port)
+        s.data_mode = A.Active(host, port)
         cmd.add(200, f"{cmd.verb} command successful. Consider using PASV.")
         return True
     return False
@@ -145,7 +145,7 @@ def _listen(s: Session, cmd: Command) -> Generator[Any, Any, int | None]:
         reason = "no free passive port" if exc.errno == errno.EADDRINUSE else exc.strerror
         cmd.add_err(425, f"Can't open passive connection: {reason or 'error'}")
         return None
-    s.data_mode = ("passive",)
+    s.data_mode = A.Passive()
     return port
 
 
@@ -224,8 +224,8 @@ def retr(s: Session, cmd: Command) -> Steps:
     st = yield s.ask(s.fs.stat, vpath)
     _check_file(st, cmd.arg, offset)
     f = yield s.ask(open_read_at, s.fs, vpath, offset)
-    t = A.Transfer("send", source=f, transform=ToNetwork() if s.type == "A" else None)
-    t.meta.update(kind="download", path=vpath, offset=offset, size=st.st_size)
+    t = A.Transfer(A.Kind.DOWNLOAD, vpath, source=f, offset=offset, size=st.st_size,
+                   transform=ToNetwork() if s.type == "A" else None)
     mode = "ASCII" if s.type == "A" else "BINARY"
     yield from run_transfer(s, cmd, t, f"Opening {mode} mode data connection for "
                                        f"{basename(vpath)} ({st.st_size} bytes).")
@@ -258,11 +258,9 @@ def _receive(s: Session, cmd: Command, vpath: str, *, append: bool = False,
     f = yield s.ask(open_write, s.fs, target, offset, append, unique or drop_box)
     if room is not None:
         f = QuotaWriter(f, room, s.account.quota)
-    t = A.Transfer("recv", sink=f, transform=FromNetwork() if s.type == "A" else None)
-    t.meta.update(kind="upload", path=vpath, temp=target if target != vpath else None,
-                  offset=offset, unique=unique)
-    if old is not None:
-        t.meta["quota_old"] = old
+    t = A.Transfer(A.Kind.UPLOAD, vpath, sink=f, offset=offset, unique=unique,
+                   temp=target if target != vpath else None, old_size=old,
+                   transform=FromNetwork() if s.type == "A" else None)
     mode = "ASCII" if s.type == "A" else "BINARY"
     text = f"FILE: {basename(vpath)}" if unique else \
         f"Opening {mode} mode data connection for {basename(vpath)}."
@@ -313,7 +311,7 @@ def stou(s: Session, cmd: Command) -> Steps:
 def abor(s: Session, cmd: Command) -> Steps:
     if s.transfer is not None:
         s.act(A.CloseData())
-        s.abort_transfer()  # the transfer's command ends it ("aborted": 426) ...
+        s.abort_transfer()  # the transfer's command ends it (ABORTED: 426) ...
         yield A.AwaitCommand(first=True)  # ... and replies before this 226
         cmd.add(226, "ABOR command successful; transfer aborted.")
         return
