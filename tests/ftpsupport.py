@@ -48,6 +48,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_port_range(count: int, hosts: Iterable[str]) -> range:
+    """*count* consecutive ports that were free a moment ago on every one of *hosts*
+    (a balancer's address and its hosts', say); bounded in attempts."""
+    hosts = list(hosts)
+    for _ in range(200):
+        low = free_port(hosts[0])
+        ports = range(low, low + count)
+        if ports[-1] > 65535:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for host in hosts:
+                for port in ports:
+                    sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+                    socks.append(sock)
+                    sock.bind((host, port))
+            return ports
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("no free range of ports")
+
+
 def can_bind(host: str) -> bool:
     """A TCP socket can be bound on *host* here (say 127.0.0.2, another loopback)."""
     try:

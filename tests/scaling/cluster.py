@@ -11,7 +11,6 @@ from __future__ import annotations
 import ftplib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from ftpsupport import (  # noqa: E402
     DEADLINE,
     FtpdProcess,
     free_port,
+    free_port_range,
     start_ftpd,
     stop_pid,
     wait_until,
@@ -41,26 +41,8 @@ PREFIX = "demo"
 
 
 def free_range(count: int) -> range:
-    """*count* consecutive ports free on the balancer's and every host's address."""
-    for _ in range(200):
-        low = free_port(FRONT)
-        ports = range(low, low + count)
-        if ports[-1] > 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for host in (FRONT, *HOSTS):
-                for port in ports:
-                    sock = socket.socket()
-                    socks.append(sock)
-                    sock.bind((host, port))
-            return ports
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise AssertionError("no free range of ports")
+    """*count* consecutive ports free on the balancer's and every host's addresses."""
+    return free_port_range(count, (FRONT, *HOSTS))
 
 
 class Cluster:

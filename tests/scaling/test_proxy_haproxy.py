@@ -22,6 +22,7 @@ from ftpsupport import (
     FtpdProcess,
     can_bind,
     free_port,
+    free_port_range,
     sha256,
     start_ftpd,
     stop_pid,
@@ -42,25 +43,7 @@ pytestmark = pytest.mark.skipif(
 
 def free_range(count: int) -> range:
     """*count* consecutive ports free on the balancer's and both hosts' addresses."""
-    for _ in range(200):
-        low = free_port(FRONT)
-        ports = range(low, low + count)
-        if ports[-1] > 65535:
-            continue
-        try:
-            socks = []
-            for host in (FRONT, *HOSTS):
-                for port in ports:
-                    sock = socket.socket()
-                    socks.append(sock)
-                    sock.bind((host, port))
-            return ports
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise AssertionError("no free range of ports")
+    return free_port_range(count, (FRONT, *HOSTS))
 
 
 def start_host(tmp_path: Path, index: int, passive: range) -> FtpdProcess:
