@@ -145,20 +145,9 @@ def _size(value: Any) -> int:
     return parse_size(value)
 
 
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
 def _part_size(value: Any) -> int:
-    """Bytes, or ``8M``/``8MiB``-style sizes (binary units); S3's floor of 5 MiB."""
-    import re
-
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:I?B)?\s*", _str(value).upper())
-        if match is None:
-            raise ValueError(f"expected a size like 8M or 8388608, got {value!r}")
-        number = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    """A size (``8M``, ``8MiB``, bytes; ``ftpd.sizes``); S3's floor of 5 MiB."""
+    number = _size(value)
     if number < 5 << 20:
         raise ValueError("must be at least 5M (S3's smallest part)")
     return number
