@@ -12,25 +12,11 @@ import subprocess
 import sys
 
 import pytest
+from limitsupport import Accounts
 
-from ftpd.auth.base import ALL_PERMS, Account
 from ftpd.embed import FTPServer
 
 KIB, MIB = 1 << 10, 1 << 20
-
-
-class Accounts:
-    cheap = True
-
-    def __init__(self, home: str, **limits: dict) -> None:
-        self.home, self.limits = home, limits
-
-    def authenticate(self, username: str, password: str) -> Account | None:
-        if username in ("anonymous", "ftp"):
-            return Account("anonymous", self.home, "elr", anonymous=True)
-        if username not in self.limits:
-            return None
-        return Account(username, self.home, ALL_PERMS, **self.limits[username])
 
 
 @pytest.fixture

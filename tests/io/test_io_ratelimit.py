@@ -14,8 +14,8 @@ import os
 import socket
 
 import pytest
+from limitsupport import Accounts
 
-from ftpd.auth.base import ALL_PERMS, Account
 from ftpd.embed import FTPServer
 from ftpd.io import ratelimit
 from ftpd.io.clock import VirtualClock
@@ -24,22 +24,6 @@ from ftpd.io.loop import EventLoop
 MIB = 1 << 20
 SIZE = 4 * MIB
 PAYLOAD = os.urandom(SIZE)
-
-
-class Accounts:
-    """Accounts by name, any password (the limits are what is under test)."""
-
-    cheap = True
-
-    def __init__(self, home: str, **limits: dict) -> None:
-        self.home, self.limits = home, limits
-
-    def authenticate(self, username: str, password: str) -> Account | None:
-        if username in ("anonymous", "ftp"):
-            return Account("anonymous", self.home, "elr", anonymous=True)
-        if username not in self.limits:
-            return None
-        return Account(username, self.home, ALL_PERMS, **self.limits[username])
 
 
 @pytest.fixture
