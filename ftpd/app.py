@@ -4,6 +4,7 @@ Shared by the CLI (every launch mode) and by SIGHUP reloads."""
 from __future__ import annotations
 
 import os
+from time import monotonic as _monotonic
 from typing import Any
 
 from ftpd.auth.base import (
@@ -109,6 +110,14 @@ def storage_factory(settings: Settings) -> Any:
             return local_fs(account)
         return s3(account.home)
 
+    def make_nowait(account: Any) -> Any:
+        if not account.home.startswith("s3://"):
+            return _local_fs_nowait(account)
+        from ftpd.io.nowait import NOT_NOW
+
+        return NOT_NOW
+
+    make.nowait = make_nowait  # type: ignore[attr-defined]
     return make
 
 
@@ -171,7 +180,8 @@ def build_tls(settings: Settings) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-_FS_CACHE: dict[str, Any] = {}  # home -> LocalFS
+_FS_CACHE: dict[str, tuple[Any, float]] = {}  # home -> (LocalFS, when last checked)
+FS_RECHECK = 1.0  # seconds a home's handle is trusted without looking at the disk
 
 
 def local_fs(account: Account) -> FileSystem:
@@ -179,10 +189,27 @@ def local_fs(account: Account) -> FileSystem:
     worker pool, at login). One per home, shared by that user's sessions."""
     from ftpd.fs.local import LocalFS
 
-    fs = _FS_CACHE.get(account.home)
+    entry = _FS_CACHE.get(account.home)
+    fs = entry[0] if entry is not None else None
     if fs is None or fs.replaced():  # the home was moved or recreated: a fresh handle
-        fs = _FS_CACHE[account.home] = LocalFS(account.home)
+        fs = LocalFS(account.home)
+    _FS_CACHE[account.home] = (fs, _monotonic())
     return fs
+
+
+def _local_fs_nowait(account: Account) -> Any:
+    """The home's handle from memory when it was checked in the last ``FS_RECHECK``
+    seconds (a burst of logins checks the disk once a second, not once a login);
+    else ``NOT_NOW``: ``local_fs`` in the pool looks."""
+    entry = _FS_CACHE.get(account.home)
+    if entry is not None and _monotonic() - entry[1] < FS_RECHECK:
+        return entry[0]
+    from ftpd.io.nowait import NOT_NOW
+
+    return NOT_NOW
+
+
+local_fs.nowait = _local_fs_nowait  # type: ignore[attr-defined]  # see ftpd.io.pool
 
 
 def secret_token(nbytes: int) -> str:

@@ -14,6 +14,7 @@ from ftpd.core.replies import Reply
 from ftpd.core.session import Session
 from ftpd.io import become  # --pam: system accounts (ftpd/io/become.py)
 from ftpd.io.data import DataChannel
+from ftpd.io.nowait import NOT_NOW, answer_now
 from ftpd.io.stream import Stream, tls_would_block
 from ftpd.log import get_logger
 
@@ -170,7 +171,11 @@ class ControlConnection:
         self.server.bus.generate(item.name, item.data)
 
     def _call(self, item: A.Call) -> None:
-        self.server.run_in_pool(item.fn, item.args, self._answered)
+        result = answer_now(item.fn, item.args)
+        if result is NOT_NOW:
+            self.server.run_in_pool(item.fn, item.args, self._answered)
+        else:  # answered from memory: the session resumes on this loop round
+            self.loop.call_soon(self._answered, result, None)
 
     def _reply(self, item: Reply) -> None:
         self.write(item.encode())
