@@ -239,9 +239,9 @@ class ControlConnection:
 
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        out = self.stream.out
-        out += data
-        if len(out) > MAX_OUTPUT:
+        stream = self.stream
+        stream.append(data)
+        if len(stream.out) > MAX_OUTPUT:
             log.warning("%s: client does not read its replies; closing", self.peer[0])
             self.close()
             return
