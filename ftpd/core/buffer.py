@@ -23,11 +23,15 @@ class LineTooLong(NamedTuple):
 
 
 class LineFramer:
-    """Turns a stream of control-connection bytes into lines (without CR LF)."""
+    """Turns a stream of control-connection bytes into lines (without CR LF). The part
+    of a line not yet ended is immutable ``bytes`` (empty: the shared ``b""``), so an
+    idle session keeps no buffer of its own."""
+
+    __slots__ = ("max_line", "_buf", "_overflow", "_iac")
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
-        self._buf = bytearray()
+        self._buf = b""
         self._overflow = 0  # bytes discarded from the current over-long line
         self._iac = 0  # 0: none, 1: saw IAC, 2: saw IAC + option verb
 
@@ -48,12 +52,12 @@ class LineFramer:
                 out.append(LineTooLong(self._overflow + len(self._buf)))
                 self._overflow = 0
             else:
-                line = bytes(self._buf)
+                line = self._buf
                 if line.endswith(b"\r"):
                     line = line[:-1]
                 # the buffer holds one byte more than a line, for its CR
                 out.append(LineTooLong(len(self._buf)) if len(line) > self.max_line else line)
-            self._buf.clear()
+            self._buf = b""
 
     def _append(self, chunk: bytes) -> None:
         if not chunk:
@@ -61,9 +65,9 @@ class LineFramer:
         room = self.max_line + 1 - len(self._buf)  # + 1: the CR of the CR LF
         if self._overflow or len(chunk) > room:
             self._overflow += len(self._buf) + len(chunk)
-            self._buf.clear()
+            self._buf = b""
         else:
-            self._buf += chunk
+            self._buf += chunk  # at most MAX_LINE + 1 bytes: copying is cheap
 
     def _strip_telnet(self, data: bytes) -> bytes:
         """Drop IAC + a Telnet command (IP, DM, NOP, ...; WILL/WONT/DO/DONT + option);

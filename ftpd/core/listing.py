@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ftpd.core.errors import FTPError
@@ -179,7 +179,8 @@ def _perm_fact(st: Any, perms: str) -> str:
     return "".join(fact for letter, fact in table if letter in perms)
 
 
-def mlst_facts(name: str, st: Any, perms: str, wanted: list[str], kind: str | None = None) -> str:
+def mlst_facts(name: str, st: Any, perms: str, wanted: Sequence[str],
+               kind: str | None = None) -> str:
     """``fact=value;...; name`` as RFC 3659 wants it."""
     facts = []
     is_dir = stat.S_ISDIR(st.st_mode)
@@ -238,7 +239,7 @@ def _batches(names: list[str], pattern: str | None,
 
 
 def _lines(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str,
-           facts: list[str], now: float, prefix: str,
+           facts: Sequence[str], now: float, prefix: str,
            owners: Owners = numeric_owners) -> list[str]:
     if fmt == "nlst":
         return [prefix + name for name in names]
@@ -262,7 +263,7 @@ def _lines(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str,
 
 
 def list_dir(fs: FileSystem, vdir: str, names: list[str], fmt: str, perms: str = "",
-             facts: list[str] | None = None, now: float | None = None, *,
+             facts: Sequence[str] | None = None, now: float | None = None, *,
              pattern: str | None = None, prefix: str = "",
              limit: int | None = None, owners: Owners = numeric_owners) -> Iterator[bytes]:
     """Lines for *names* in *vdir* (those matching *pattern*, if given, at most *limit*

@@ -11,7 +11,6 @@ state is one of ``core.states.State``, changed only through its transition table
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -38,6 +37,12 @@ Output = Reply | A.Action  # what every entry point returns, in the order to car
 _EVENT_OF = {A.StartTransfer: Event.TRANSFER, A.StartTLS: Event.TLS}
 _ABORTED = A.TransferEnd(A.Outcome.ABORTED)
 _RESET = A.TransferEnd(A.Outcome.RESET)
+# An idle session holds none of its own: the shared empty tuple stands for an empty queue
+# or waiting list (a list is made when a line or command first waits), and the default
+# MLST facts are one tuple every session reads (OPTS MLST gives a session its own list).
+_NONE: tuple[()] = ()
+DEFAULT_MLST_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
+_NO_STATS = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
 
 
 def _no_filesystem(account: Account) -> FileSystem:
@@ -144,13 +149,13 @@ class Suspended(NamedTuple):
 class Session:
     """One FTP control connection, without its socket."""
 
-    __slots__ = ("_admitted", "_closing", "_current", "_framer", "_out", "_queue", "_suspended",
-                 "_waiters", "account", "bad_commands", "commands_run", "config", "cwd",
-                 "data_mode", "epsv_all", "fs", "hash_algorithm", "lines_received",
-                 "local_host", "local_port",
-                 "login_failures", "mlst_facts", "pbsz_set", "peer_host", "peer_port", "prot",
-                 "rest", "rnfr", "scope", "session_id", "started", "state", "stats", "table",
-                 "tls_active", "transfer", "type", "username", "__weakref__")
+    __slots__ = ("_admitted", "_closing", "_current", "_framer", "_out", "_queue", "_scope",
+                 "_stats", "_suspended", "_waiters", "account", "bad_commands", "commands_run",
+                 "config", "cwd", "data_mode", "epsv_all", "fs", "hash_algorithm",
+                 "lines_received", "local_host", "local_port", "login_failures", "mlst_facts",
+                 "pbsz_set", "peer_host", "peer_port", "prot", "rest", "rnfr", "session_id",
+                 "started", "state", "table", "tls_active", "transfer", "type", "username",
+                 "__weakref__")
 
     def __init__(self, config: SessionConfig, peer: tuple[str, int], local: tuple[str, int],
                  session_id: str = "") -> None:
@@ -159,19 +164,19 @@ class Session:
         self.peer_host, self.peer_port = peer
         self.local_host, self.local_port = local
         self.session_id = session_id
-        self.scope: dict[str, Any] = {}  # per-session storage for modules
+        self._scope: dict[str, Any] | None = None  # ``scope``, made when a module uses it
         self.started = config.clock()
         self.state = State.GREETING
         self._framer = LineFramer(MAX_LINE)
         self._out: list[Output] = []
-        self._queue: deque[bytes | LineTooLong] = deque()
+        self._queue: list[bytes | LineTooLong] | tuple[()] = _NONE  # lines waiting to run
         self._current: Command | None = None  # the command whose code runs now
         self._suspended: Suspended | None = None  # the command the transport will answer
-        self._waiters: list[Suspended] = []  # commands waiting for it (QUIT, ABOR)
+        self._waiters: list[Suspended] | tuple[()] = _NONE  # waiting for it (QUIT, ABOR)
         self._closing: str | None = None  # closed; the closing actions after its cleanup
         self._admitted: str | None = None  # the user this session counts for (Ledger)
         self.reset_login()
-        self.stats = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
+        self._stats: dict[str, int] | None = None  # ``stats``, made by the first transfer
         self.bad_commands = 0
         self.login_failures = 0
         self.commands_run = 0
@@ -193,7 +198,7 @@ class Session:
         self.data_mode: A.DataMode | None = None
         self.epsv_all = False
         self.transfer: A.Transfer | None = None
-        self.mlst_facts = ["type", "size", "modify", "perm", "unique", "unix.mode"]
+        self.mlst_facts: tuple[str, ...] | list[str] = DEFAULT_MLST_FACTS
         self.hash_algorithm = "SHA-256"  # HASH's, chosen by OPTS HASH (draft: REIN resets)
 
     def admit(self, name: str, most: int) -> bool:
@@ -209,6 +214,20 @@ class Session:
         name, self._admitted = self._admitted, None
         if name is not None:
             self.config.ledger.leave(name)
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """Per-session storage for modules (made on first use: most sessions have none)."""
+        if self._scope is None:
+            self._scope = {}
+        return self._scope
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Files and bytes moved each way (made by the first transfer that counts)."""
+        if self._stats is None:
+            self._stats = dict(_NO_STATS)
+        return self._stats
 
     @property
     def max_rate(self) -> int:
@@ -343,7 +362,7 @@ class Session:
         # Nothing sent in the clear after AUTH TLS may run inside the protected
         # session (STARTTLS command injection): drop the rest of this input.
         self._framer = LineFramer(MAX_LINE)
-        self._queue.clear()
+        self._queue = _NONE
 
     def _on_line(self, line: bytes | LineTooLong, rule: str) -> None:
         if (rule == "run" and not self._queue) or (rule == "urgent" and self._acts_now(line)):
@@ -351,8 +370,10 @@ class Session:
         elif len(self._queue) >= MAX_QUEUED_LINES:
             self.reply(421, "Too many pipelined commands.")
             self._close("ERROR")
-        else:
+        elif self._queue:
             self._queue.append(line)
+        else:
+            self._queue = [line]
         self._settle()
 
     def _acts_now(self, line: bytes | LineTooLong) -> bool:
@@ -402,7 +423,8 @@ class Session:
             if self._suspended is None:  # nothing to wait for
                 self._advance(at, None, None)
             else:
-                self._waiters.insert(0 if order.first else len(self._waiters), at)
+                waiters = self._waiters
+                self._waiters = [at, *waiters] if order.first else [*waiters, at]
             return
         if not isinstance(order, _ASKS) or self._suspended is not None:
             problem = TypeError(f"{at.cmd.verb} yielded {order!r}" if self._suspended is None
@@ -473,7 +495,7 @@ class Session:
                 self.reply(421, "Server shutting down.")
                 self._close("SHUTDOWN")
             elif self._queue and self.state is State.READY:
-                self._execute(self._queue.popleft())
+                self._execute(self._queue.pop(0))  # at most MAX_QUEUED_LINES
                 if self.state is State.STARTING_TLS:  # queued cleartext never runs in TLS
                     self._drop_cleartext()
             else:
@@ -517,10 +539,10 @@ class Session:
         transferring = self.state is State.TRANSFER
         self._to(Event.CLOSE)
         self.leave()
-        self._queue.clear()
+        self._queue = _NONE
         for waiter in self._waiters:
             waiter.steps.close()
-        self._waiters.clear()
+        self._waiters = _NONE
         if transferring:
             self._wake(_RESET, None)
         at = self._suspended
@@ -543,7 +565,8 @@ class Session:
 
     def logout_event(self, reason: str) -> LogoutEvent:
         now = self.now()
-        return LogoutEvent(self.info(), now, now - self.started, reason=reason, **self.stats)
+        return LogoutEvent(self.info(), now, now - self.started, reason=reason,
+                           **(self._stats or _NO_STATS))
 
     # -- helpers for handlers ----------------------------------------------------
     def resolve(self, arg: str) -> str:

@@ -5,6 +5,7 @@ TLS on the control channel when asked."""
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ MAX_OUTPUT = 4 << 20  # a client that stops reading replies is cut off past this
 class ControlConnection:
     # how to carry out each output of the session (filled below the class)
     _ORDERS: dict[type[Reply | A.Action], Callable[[ControlConnection, Any], None]]
+    __slots__ = ("server", "loop", "stream", "peer", "local", "session", "_data", "closed",
+                 "_last_activity", "_idle_timer", "tls", "tls_context", "tls_handshaking")
 
     def __init__(self, server: Server, sock: socket.socket, session_id: str,
                  implicit_tls: bool = False, client: tuple[str, int] | None = None) -> None:
@@ -42,9 +45,10 @@ class ControlConnection:
         except OSError:
             pass
         peer = client or sock.getpeername()  # client: carried by a PROXY header
-        local = sock.getsockname()
-        self.peer = (normalize_host(peer[0]), peer[1])
-        self.local = (normalize_host(local[0]), local[1])
+        # one copy of an address string however many sessions share it (a client's
+        # several connections, clients behind one NAT; the server's own addresses)
+        self.peer = (sys.intern(normalize_host(peer[0])), peer[1])
+        self.local = _shared_local(sock.getsockname())
         self.session = Session(server.session_config(implicit_tls), self.peer, self.local,
                                session_id)
         self._data: DataChannel | None = None  # made on first use: most sessions never do
@@ -244,9 +248,9 @@ class ControlConnection:
 
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        out = self.stream.out
-        out += data
-        if len(out) > MAX_OUTPUT:
+        stream = self.stream
+        stream.append(data)
+        if len(stream.out) > MAX_OUTPUT:
             log.warning("%s: client does not read its replies; closing", self.peer[0])
             self.close()
             return
@@ -291,6 +295,21 @@ class ControlConnection:
 
 def _ignore(result: Any, exc: BaseException | None) -> None:
     pass
+
+
+_LOCALS: dict[tuple[str, int], tuple[str, int]] = {}  # the server's own (host, port)s
+
+
+def _shared_local(address: tuple[Any, ...]) -> tuple[str, int]:
+    """The local (host, port) of a connection, one tuple per address: every session on a
+    listener has the same one (bounded: a wildcard listener has the host's addresses)."""
+    local = (normalize_host(address[0]), address[1])
+    shared = _LOCALS.get(local)
+    if shared is None:
+        if len(_LOCALS) >= 256:
+            _LOCALS.clear()
+        shared = _LOCALS[local] = (sys.intern(local[0]), local[1])
+    return shared
 
 
 # Facts are reported and calls made even once the client is gone (a cleanup must happen).

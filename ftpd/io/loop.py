@@ -21,6 +21,11 @@ log = get_logger("ftpd.loop")
 Callback = Callable[..., Any]
 
 
+def _mask(reader: Callback | None, writer: Callback | None) -> int:
+    """The selector events to watch for these callbacks."""
+    return (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
+
+
 class TimerHandle:
     __slots__ = ("when", "callback", "args", "cancelled")
 
@@ -51,7 +56,8 @@ class EventLoop:
         self._wake_w.setblocking(False)
         self._signals: dict[int, Callback] = {}
         self._running = False
-        self._watch: dict[int, tuple[int, list[Callback | None]]] = {}
+        # fd -> [reader, writer], also the selector key's data; the mask follows from it
+        self._watch: dict[int, list[Callback | None]] = {}
         self._held: dict[int, TimerHandle] = {}  # fds whose readiness waits (hold)
         self.add_reader(self._wake_r, self._on_wake)
         self.clock.subscribe(self.wake)
@@ -62,33 +68,32 @@ class EventLoop:
         return fileobj if isinstance(fileobj, int) else fileobj.fileno()
 
     def _update(self, fileobj: Any, reader: Callback | None, writer: Callback | None) -> None:
-        mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
+        mask = _mask(reader, writer)
         fd = self._fd(fileobj)
         if fd in self._held:  # only note what to watch once the hold ends
             if mask:
-                self._watch[fd] = (mask, [reader, writer])
+                self._watch[fd] = [reader, writer]
             else:
                 self._watch.pop(fd, None)
             return
-        entry = self._watch.get(fd)
-        if entry is None:
+        cbs = self._watch.get(fd)
+        if cbs is None:
             if mask:
                 cbs = [reader, writer]
                 self.selector.register(fileobj, mask, cbs)
-                self._watch[fd] = (mask, cbs)
+                self._watch[fd] = cbs
         elif mask:
-            old_mask, cbs = entry
+            old_mask = _mask(*cbs)
             cbs[0], cbs[1] = reader, writer
             if old_mask != mask:
                 self.selector.modify(fileobj, mask, cbs)
-                self._watch[fd] = (mask, cbs)
         else:
             del self._watch[fd]
             self.selector.unregister(fileobj)
 
     def _callbacks(self, fileobj: Any) -> list[Callback | None]:
-        entry = self._watch.get(self._fd(fileobj))
-        return list(entry[1]) if entry else [None, None]
+        cbs = self._watch.get(self._fd(fileobj))
+        return list(cbs) if cbs else [None, None]
 
     def add_reader(self, fileobj: Any, callback: Callback) -> None:
         self._update(fileobj, callback, self._callbacks(fileobj)[1])
@@ -100,9 +105,9 @@ class EventLoop:
         self._update(fileobj, self._callbacks(fileobj)[0], callback)
 
     def remove_writer(self, fileobj: Any) -> None:
-        entry = self._watch.get(self._fd(fileobj))
-        if entry is not None and entry[1][1] is not None:
-            self._update(fileobj, entry[1][0], None)
+        cbs = self._watch.get(self._fd(fileobj))
+        if cbs is not None and cbs[1] is not None:
+            self._update(fileobj, cbs[0], None)
 
     def hold(self, fileobj: Any, delay: float) -> None:
         """Report no readiness of *fileobj* for *delay* seconds (a rate limit's wait),
@@ -120,11 +125,11 @@ class EventLoop:
     def _release(self, fileobj: Any, fd: int) -> None:
         if self._held.pop(fd, None) is None:
             return
-        entry = self._watch.get(fd)
-        if entry is not None:
-            self.selector.register(fileobj, entry[0], entry[1])
-            if entry[1][0] is not None:
-                self.call_soon(entry[1][0])
+        cbs = self._watch.get(fd)
+        if cbs is not None:
+            self.selector.register(fileobj, _mask(*cbs), cbs)
+            if cbs[0] is not None:
+                self.call_soon(cbs[0])
 
     def forget(self, fileobj: Any) -> None:
         """Stop watching *fileobj* entirely (call before closing it)."""
@@ -209,8 +214,7 @@ class EventLoop:
                 self._safely(reader)
             if mask & selectors.EVENT_WRITE and writer is not None:
                 # the reader may have dropped or replaced the writer
-                entry = self._watch.get(key.fd)
-                current = key.data[1] if entry is not None and entry[1] is key.data else None
+                current = key.data[1] if self._watch.get(key.fd) is key.data else None
                 if current is not None and key.fd not in self._held:
                     self._safely(current)
         now = self.time()

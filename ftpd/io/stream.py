@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ftpd.io.loop import EventLoop
 
 Failed = Callable[[BaseException], None]
+_NONE: tuple[()] = ()  # no drained callbacks (a list is made for the first)
 
 
 class Stream:
@@ -22,10 +23,12 @@ class Stream:
         self.loop = loop
         self.sock = sock
         self.tls = False  # set by upgrade once the handshake is done
-        self.out = bytearray()  # written, not yet sent
+        # written, not yet sent: a bytearray while some is pending, else the shared b""
+        # (an idle connection keeps no buffer of its own)
+        self.out: bytearray | bytes = b""
         self.on_error: Failed | None = on_error  # a send failed: the connection is gone
         self.held = False  # a handshake is running: output waits for it
-        self._drained: list[Callable[[], None]] = []
+        self._drained: list[Callable[[], None]] | tuple[()] = _NONE
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -49,8 +52,15 @@ class Stream:
         return bool(self.tls and self.sock.session_reused)
 
     # -- buffered output ----------------------------------------------------------------
+    def append(self, data: bytes) -> None:
+        """Queue *data* for ``flush``."""
+        if self.out:
+            self.out += data
+        else:
+            self.out = bytearray(data)
+
     def write(self, data: bytes) -> None:
-        self.out += data
+        self.append(data)
         self.flush()
 
     def flush(self) -> None:
@@ -58,35 +68,40 @@ class Stream:
         when it is all sent, run the drained callbacks (once each)."""
         if self.held or self.sock is None:
             return
+        out = self.out
         try:
-            while self.out:
-                sent = self.sock.send(self.out)
-                del self.out[:sent]
+            while out:
+                sent = self.sock.send(out)
+                del out[:sent]  # (pending output is a bytearray)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
             if not tls_would_block(exc):
-                self.out.clear()
+                self.out = b""
                 self.loop.remove_writer(self.sock)
                 if self.on_error is not None:
                     self.on_error(exc)
                 return
-        if self.out:
+        if out:
             self.loop.add_writer(self.sock, self.flush)
             return
+        self.out = b""
         self.loop.remove_writer(self.sock)
         while self._drained and not self.out and not self.held:
-            self._drained.pop(0)()
+            self._drained.pop(0)()  # (not empty: a list)
 
     def when_drained(self, callback: Callable[[], None]) -> None:
         """Run *callback* once everything written so far has been sent."""
-        self._drained.append(callback)
+        if self._drained:
+            self._drained.append(callback)
+        else:
+            self._drained = [callback]
         if not self.out and not self.held:
             self.flush()
 
     def discard_output(self) -> None:
-        self.out.clear()
-        self._drained.clear()
+        self.out = b""
+        self._drained = _NONE
 
     # -- TLS ----------------------------------------------------------------------------
     def upgrade(self, context: Any, server_side: bool, then: Callable[[], None],
@@ -121,7 +136,7 @@ class Stream:
     def close(self) -> None:
         """Forget the socket in the loop and close it (close_notify first when TLS)."""
         sock, self.sock = self.sock, None
-        self._drained.clear()
+        self._drained = _NONE
         if sock is None:
             return
         self.loop.forget(sock)
