@@ -8,7 +8,6 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from ftpd.io.chunks import ChunkPool
 from ftpd.io.clock import Clock
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
+from ftpd.io.seats import Seats
 from ftpd.launch.context import Endpoint, LaunchContext
 from ftpd.log import get_logger
 
@@ -74,7 +74,12 @@ class Server:
         self.loop = EventLoop(clock)
         self.recv_buffer = bytearray(1 << 20)  # shared: the loop is single-threaded
         self.connections: set[ControlConnection] = set()
-        self.per_ip: Counter[str] = Counter()
+        # connections counted for the caps: this process's (``Seats``), or every
+        # --workers process's (``ftpd.io.seats.SharedSeats``, set by ftpd.launch.workers)
+        self.seats: Any = Seats()
+        self.idle_exit = True  # False in a --workers worker: the supervisor watches idleness
+        self.accepts_per_event = ACCEPTS_PER_EVENT  # 1 in a worker: the others get a turn
+        self.stop_signals_escalate = True  # a second SIGTERM stops now (not in a worker)
         self.tls: Any = None  # ftpd.io.tls.TLSManager when FTPS is configured
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
@@ -174,7 +179,9 @@ class Server:
             sock.close()
             return
         host = conn.peer[0]
-        refusal = self._refusal(host)
+        over_cap = self.seats.take(host, self.options.max_connections,
+                                   self.options.max_connections_per_ip)
+        refusal = self._refusal(host, over_cap)
         if refusal is None and self.spawner is not None:  # --pam: the session's own process
             child = self.spawner.hand_over(conn, implicit_tls)
             if child is None:
@@ -182,7 +189,6 @@ class Server:
             else:
                 conn = child
         self.connections.add(conn)
-        self.per_ip[host] += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -199,17 +205,18 @@ class Server:
             conn.start(text)
         self._status()
 
-    def _refusal(self, host: str) -> tuple[str, str] | None:
+    def _refusal(self, host: str, over_cap: str | None) -> tuple[str, str] | None:
         """Why a new connection from *host* is turned away (the log's reason, the 421
-        text), or None. --allow/--deny come before anything else."""
+        text), or None. --allow/--deny come before anything else; *over_cap* is the cap
+        ``seats.take`` found it over."""
         access = self.options.access
         if access is not None and not access.permits(host):
             return "deny", "Service not available for your address."
         if self.stopping:
             return "shutdown", "Server shutting down."
-        if len(self.connections) >= self.options.max_connections:
+        if over_cap == "max-connections":
             return "max-connections", "Too many connections; try again later."
-        if 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
+        if over_cap == "max-connections-per-ip":
             return "max-connections-per-ip", "Too many connections from your address."
         return None
 
@@ -217,10 +224,7 @@ class Server:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
-        host = conn.peer[0]
-        self.per_ip[host] -= 1
-        if self.per_ip[host] <= 0:
-            del self.per_ip[host]
+        self.seats.release(conn.peer[0])
         self._status()
         if not self.connections:
             if self.stopping or self.launch.per_connection:
@@ -294,7 +298,7 @@ class Server:
 
     # -- listening ----------------------------------------------------------------------
     def _accept(self, endpoint: Endpoint) -> None:
-        for _ in range(ACCEPTS_PER_EVENT):
+        for _ in range(self.accepts_per_event):
             try:
                 sock, _addr = endpoint.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -317,7 +321,7 @@ class Server:
             self.loop.remove_reader(ep.sock)
 
     def _arm_idle_timer(self) -> None:
-        if self.options.idle_timeout > 0 and self._idle_timer is None:
+        if self.options.idle_timeout > 0 and self._idle_timer is None and self.idle_exit:
             self._idle_timer = self.loop.call_later(self.options.idle_timeout, self._idle_exit)
 
     def _idle_exit(self) -> None:
@@ -390,7 +394,9 @@ class Server:
         self.loop.call_later(self.launch.watchdog_usec / 2e6, self._watchdog)
 
     def _on_stop_signal(self, signum: int) -> None:
-        if self.stopping:
+        if self.stopping and not self.stop_signals_escalate:
+            log.debug("stop signal: draining already")
+        elif self.stopping:
             log.info("second stop signal: stopping now")
             self.stop_now()
         else:
