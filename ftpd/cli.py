@@ -396,8 +396,9 @@ def supervise(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any, c
         server.serve()
         return 0
 
-    log_sockets(launch, raw, [ep.sock.getsockname()[:2] for ep in launch.listeners])
-    return workers.supervise(settings, launch, worker, lambda: resolve(raw, cwd))
+    addresses = [ep.sock.getsockname()[:2] for ep in launch.listeners]
+    return workers.supervise(settings, launch, worker, lambda: resolve(raw, cwd),
+                             lambda: log_sockets(launch, raw, addresses))
 
 
 def log_sockets(launch: Any, raw: dict[str, Any], addresses: list[tuple[str, int]]) -> None:

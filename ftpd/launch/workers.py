@@ -73,11 +73,13 @@ def worker_context(launch: LaunchContext) -> LaunchContext:
 
 class Supervisor:
     def __init__(self, settings: Any, launch: LaunchContext, main: WorkerMain,
-                 reload_settings: Callable[[], Any]) -> None:
+                 reload_settings: Callable[[], Any],
+                 on_serving: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.launch = launch
         self.main = main
         self.reload_settings = reload_settings  # raises when the new config is bad
+        self.on_serving = on_serving  # once every worker is up (log the sockets)
         self.loop = EventLoop()
         self.seats = SharedSeats(settings.workers, settings.max_connections)
         self.slots = [Slot(i) for i in range(settings.workers)]
@@ -175,6 +177,8 @@ class Supervisor:
 
     def _all_started(self) -> None:
         self.starting = False
+        if self.on_serving is not None:
+            self.on_serving()
         self._notify("READY=1")
         if self.launch.watchdog_usec:
             self._watchdog()
@@ -355,6 +359,7 @@ def idle_stop(server: Any) -> None:
 
 
 def supervise(settings: Any, launch: LaunchContext, main: WorkerMain,
-              reload_settings: Callable[[], Any]) -> int:
+              reload_settings: Callable[[], Any],
+              on_serving: Callable[[], None] | None = None) -> int:
     """Run the workers until stopped; the exit code."""
-    return Supervisor(settings, launch, main, reload_settings).serve()
+    return Supervisor(settings, launch, main, reload_settings, on_serving).serve()
