@@ -12,8 +12,10 @@ so its sessions stop counting. Only the standard library; imported only with
 
 from __future__ import annotations
 
-import time
 from collections import Counter
+from collections.abc import Callable
+
+from ftpd.io.clock import RealClock
 
 MIN_SLOTS = 1024  # addresses per worker's table, at least (a power of two)
 
@@ -75,7 +77,10 @@ class SharedSeats:
     HEADER = 16
     ENTRY = 20
 
-    def __init__(self, workers: int, max_connections: int) -> None:
+    def __init__(self, workers: int, max_connections: int,
+                 now: Callable[[], float] = RealClock.time) -> None:
+        """*now* stamps the moment the last seat is released: monotonic seconds,
+        comparable between processes (the supervisor's loop reads the same clock)."""
         import mmap
         import os
         import struct
@@ -100,7 +105,8 @@ class SharedSeats:
         self._entry = struct.Struct("<16sI")
         self.index = -1  # this process's region (``bind``); -1 in the supervisor
         self.per_ip: Counter[str] = Counter()  # this worker's own, for release()
-        self.set_idle_since(time.monotonic())
+        self.now = now
+        self.set_idle_since(now())
 
     # -- locking ----------------------------------------------------------------------
     def _lock(self) -> None:
@@ -227,7 +233,7 @@ class SharedSeats:
                 self._remove(self.index, slot)
             self._set_sessions(self.index, max(0, self.sessions_of(self.index) - 1))
             if self._total() == 0:
-                self.set_idle_since(time.monotonic())
+                self.set_idle_since(self.now())
         finally:
             self._unlock()
         self.per_ip[host] -= 1
@@ -242,6 +248,6 @@ class SharedSeats:
             base = self._base(worker)
             self.map[base:base + self.region] = bytes(self.region)
             if self._total() == 0:
-                self.set_idle_since(time.monotonic())
+                self.set_idle_since(self.now())
         finally:
             self._unlock()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -81,7 +80,7 @@ class Supervisor:
         self.reload_settings = reload_settings  # raises when the new config is bad
         self.on_serving = on_serving  # once every worker is up (log the sockets)
         self.loop = EventLoop()
-        self.seats = SharedSeats(settings.workers, settings.max_connections)
+        self.seats = SharedSeats(settings.workers, settings.max_connections, self.loop.time)
         self.slots = [Slot(i) for i in range(settings.workers)]
         self.starting = True
         self.stopping = False
@@ -217,7 +216,7 @@ class Supervisor:
             self.exit_code = code if code > 0 else 1
             self._begin_stop()
             return
-        now = time.monotonic()
+        now = self.loop.time()
         slot.deaths.append(now)
         while slot.deaths and slot.deaths[0] < now - RESTART_WINDOW:
             slot.deaths.popleft()
@@ -313,7 +312,7 @@ class Supervisor:
         self._idle_timer = None
         idle = self.settings.idle_timeout
         total, since = self.seats.snapshot()
-        now = time.monotonic()
+        now = self.loop.time()
         if total == 0 and now - since >= idle:
             log.info("idle for %ss: exiting", idle)
             self._begin_stop(IDLE_SIGNAL)
