@@ -41,6 +41,10 @@ class Seats:
         self.per_ip[host] += 1
         return reason
 
+    def my_turn(self) -> bool:
+        """One process: every connection is ours to accept."""
+        return True
+
     def release(self, host: str) -> None:
         self.total -= 1
         self.per_ip[host] -= 1
@@ -221,6 +225,16 @@ class SharedSeats:
             self._unlock()
         self.per_ip[host] += 1
         return reason
+
+    def my_turn(self) -> bool:
+        """Whether this worker should take the next connection: it has no more
+        sessions than any other worker (read without the lock: a stale count only
+        shifts one connection). All workers are woken for each connection, so while
+        one passes, a less busy one takes it; the server passes only a bounded
+        number of times in a row (a worker that is restarting or stuck must not
+        keep connections waiting)."""
+        own = self.sessions_of(self.index)
+        return all(own <= self.sessions_of(w) for w in range(self.workers) if w != self.index)
 
     def release(self, host: str) -> None:
         key = address_key(host)

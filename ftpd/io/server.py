@@ -28,6 +28,7 @@ from ftpd.log import get_logger
 log = get_logger("ftpd.server")
 
 ACCEPTS_PER_EVENT = 64
+PASSES = 16  # wake-ups a busier --workers worker leaves a new connection to the others
 
 
 class ServerOptions(Record):
@@ -88,6 +89,7 @@ class Server:
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
+        self._passed = 0  # consecutive wake-ups this worker left to a less busy one
         self._pid = os.getpid()
         self._key_of: tuple[str, int] = ("", 0)  # (server id, its server_key), cached
         self._idle_timer: TimerHandle | None = None
@@ -298,6 +300,10 @@ class Server:
 
     # -- listening ----------------------------------------------------------------------
     def _accept(self, endpoint: Endpoint) -> None:
+        if not self.seats.my_turn() and self._passed < PASSES:
+            self._passed += 1  # --workers: a less busy worker, woken too, takes it
+            return
+        self._passed = 0
         for _ in range(self.accepts_per_event):
             try:
                 sock, _addr = endpoint.sock.accept()
