@@ -92,3 +92,44 @@ def test_address_keys():
     assert len(address_key("2001:db8::1")) == 16
     assert len(address_key("not an address")) == 16
     assert address_key("a") != address_key("b")
+
+
+def test_the_busier_worker_leaves_connections_to_the_others(seats):
+    seats.bind(0)
+    seats.take("10.0.0.1", 10, 0)
+    assert not seats.my_turn()
+    seats.bind(1)
+    assert seats.my_turn()
+    seats.take("10.0.0.2", 10, 0)
+    assert not seats.my_turn()  # worker 2 has none yet
+    seats.bind(2)
+    seats.take("10.0.0.3", 10, 0)
+    assert seats.my_turn()  # as busy as the others: everyone's turn
+
+
+class NeverMyTurn(Seats):
+    """A worker that always sees a less busy one (which never comes for the client)."""
+
+    asked = 0
+
+    def my_turn(self) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_a_busier_worker_passes_a_bounded_number_of_times():
+    """The others may be stuck or restarting: after PASSES wake-ups it accepts itself."""
+    from lhelpers import Control
+
+    from ftpd.embed import FTPServer
+    from ftpd.fs.memory import MemoryFS
+    from ftpd.io.server import PASSES
+
+    seats = NeverMyTurn()
+    with FTPServer(MemoryFS()) as server:
+        server.server.seats = seats
+        ctl = Control.connect("127.0.0.1", server.port)
+        assert ctl.reply()[0] == 220
+        ctl.expect("QUIT", 221)
+        ctl.close()
+    assert seats.asked == PASSES + 1
