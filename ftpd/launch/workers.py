@@ -293,6 +293,9 @@ class Supervisor:
             log.warning("workers changed: restart to apply")
         settings["workers"] = self.settings.workers
         self.settings = settings
+        from ftpd import log as ftpd_log
+
+        ftpd_log.reopen()  # our own log file too, after logrotate
         for slot in self._live():
             self._signal(slot, signal.SIGHUP)
         if not self.starting:
