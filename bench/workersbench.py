@@ -135,13 +135,68 @@ class ReuseFTP_TLS(ftplib.FTP_TLS):
         return conn, size
 
 
+class Sink:
+    """Where a cheap client's data goes: spliced through a pipe into /dev/null, so the
+    bytes never reach user space (the kernel moves page references)."""
+
+    def __init__(self) -> None:
+        import fcntl
+
+        self.r, self.w = os.pipe()
+        try:
+            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, BUF)
+        except OSError:
+            pass
+        self.null = os.open(os.devnull, os.O_WRONLY)
+
+    def drain(self, sock: socket.socket, count: Any) -> None:
+        """Move everything *sock* delivers until EOF; ``count(n)`` per piece."""
+        sock.setblocking(True)  # splice(2) waits in the kernel (a timeout is O_NONBLOCK)
+        fd = sock.fileno()
+        while n := os.splice(fd, self.w, BUF):
+            count(n)
+            left = n
+            while left:
+                left -= os.splice(self.r, self.null, left)
+
+    def close(self) -> None:
+        for fd in (self.r, self.w, self.null):
+            os.close(fd)
+
+
+def raw_tls_handshake(sock: socket.socket, ctx: ssl.SSLContext, session: Any) -> int:
+    """A TLS handshake (resuming *session*) over memory BIOs, leaving *sock* a plain
+    socket: the server's records are then counted, never decrypted (what the server
+    does is unchanged; the client costs what a plain one does). The ciphertext bytes
+    that came with the handshake's end are returned."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=HOST, session=session)
+    for _ in range(1000):
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if outgoing.pending:
+                sock.sendall(outgoing.read())
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed during the TLS handshake") from None
+            incoming.write(data)
+    if outgoing.pending:
+        sock.sendall(outgoing.read())
+    if not tls.session_reused:
+        raise RuntimeError("the data connection did not resume the TLS session")
+    return incoming.pending
+
+
 class Client(threading.Thread):
     """One session: log in, then RETR the file until told to stop, counting bytes."""
 
     def __init__(self, port: int, ca: str | None, logged_in: threading.Barrier,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, cheap: bool) -> None:
         super().__init__(daemon=True)
         self.port, self.ca, self.logged_in, self.stop = port, ca, logged_in, stop
+        self.cheap = cheap
         self.bytes = 0
         self.error: str | None = None
 
@@ -158,15 +213,10 @@ class Client(threading.Thread):
                 ftp.prot_p()  # type: ignore[attr-defined]
             ftp.voidcmd("TYPE I")
             self.logged_in.wait(60)
-            buf = bytearray(BUF)
-            view = memoryview(buf)
-            while not self.stop.is_set():
-                conn = ftp.transfercmd(f"RETR {FILE}")
-                recv_into = conn.recv_into
-                while n := recv_into(view):
-                    self.bytes += n
-                conn.close()
-                ftp.voidresp()
+            if self.cheap:
+                self.cheap_loop(ftp)
+            else:
+                self.reading_loop(ftp)
             ftp.quit()
         except Exception as exc:  # reported by the run
             self.error = f"{type(exc).__name__}: {exc}"
@@ -174,6 +224,36 @@ class Client(threading.Thread):
                 self.logged_in.abort()
             except threading.BrokenBarrierError:
                 pass
+
+
+    def reading_loop(self, ftp: ftplib.FTP) -> None:
+        """A real client: every byte read into a reused buffer (and decrypted)."""
+        view = memoryview(bytearray(BUF))
+        while not self.stop.is_set():
+            conn = ftp.transfercmd(f"RETR {FILE}")
+            recv_into = conn.recv_into
+            while n := recv_into(view):
+                self.bytes += n
+            conn.close()
+            ftp.voidresp()
+
+    def cheap_loop(self, ftp: ftplib.FTP) -> None:
+        """The cheapest client: spliced to /dev/null; over TLS, records not decrypted."""
+        sink = Sink()
+        try:
+            while not self.stop.is_set():
+                conn = ftplib.FTP.ntransfercmd(ftp, f"RETR {FILE}")[0]  # no TLS wrapping
+                if self.ca:
+                    self.bytes += raw_tls_handshake(conn, ftp.context,  # type: ignore[attr-defined]
+                                                    ftp.sock.session)  # type: ignore[union-attr]
+                sink.drain(conn, self.add)
+                conn.close()
+                ftp.voidresp()
+        finally:
+            sink.close()
+
+    def add(self, n: int) -> None:
+        self.bytes += n
 
 
 def client_cpu() -> float:
@@ -189,11 +269,13 @@ def sessions_per_worker(server: Server, since: int) -> list[int]:
     return sorted(counts.values(), reverse=True)
 
 
-def one_run(server: Server, tls: bool, ca: str, warmup: float, window: float) -> dict[str, Any]:
+def one_run(server: Server, tls: bool, ca: str, warmup: float, window: float,
+            cheap: bool) -> dict[str, Any]:
     since = len(read(server.log))
     stop = threading.Event()
     barrier = threading.Barrier(CLIENTS + 1)
-    clients = [Client(server.port, ca if tls else None, barrier, stop) for _ in range(CLIENTS)]
+    clients = [Client(server.port, ca if tls else None, barrier, stop, cheap)
+               for _ in range(CLIENTS)]
     for c in clients:
         c.start()
     barrier.wait(60)
@@ -219,6 +301,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--window", type=float, default=4.0)
     parser.add_argument("--modes", default="plain,tls")
+    parser.add_argument("--client", choices=("cheap", "reading"), default="cheap",
+                        help="cheap: spliced to /dev/null, TLS records counted, not "
+                        "decrypted; reading: recv_into a buffer, decrypting")
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix="workersbench-")
     root = os.path.join(base, "root")
@@ -231,13 +316,14 @@ def main() -> None:
     servers = {w: Server(w, root, pem, base) for w in (1, 2)}
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     try:
-        print(f"load: {os.getloadavg()}, {os.cpu_count()} cpus, {CLIENTS} clients, "
-              f"{args.size_mb} MiB file")
+        print(f"load: {os.getloadavg()}, {os.cpu_count()} cpus, {CLIENTS} {args.client} "
+              f"clients, {args.size_mb} MiB file")
         for r in range(args.rounds):
             order = (1, 2) if r % 2 == 0 else (2, 1)
             for mode in args.modes.split(","):
                 for w in order:
-                    res = one_run(servers[w], mode == "tls", ca, args.warmup, args.window)
+                    res = one_run(servers[w], mode == "tls", ca, args.warmup, args.window,
+                                  args.client == "cheap")
                     results.setdefault((mode, w), []).append(res)
                     print(f"round {r} {mode:5} workers={w}: {res['mbps']:8.1f} MB/s  "
                           f"server {res['server_cpu_per_gb']:.2f} s/GB  client "
