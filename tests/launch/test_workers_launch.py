@@ -48,6 +48,7 @@ def test_systemd_accept_no_with_two_workers(procs, tmp_path, served, ftpd):
         first = Control.connect("127.0.0.1", port)  # starts ftpd (exec'd: the same pid)
         assert first.reply()[0] == 220
         notify.wait_for(lambda m: m == "READY=1", "READY=1")
+        assert read_text(log).count(" serving (pid ") == 2  # READY=1 once both are up
         pids = wait_workers(proc.pid, 2, log)
         sessions = spread_sessions(port, pids, 3)
         for ctl, _ in sessions:
