@@ -156,6 +156,8 @@ def test_sigterm_drains_a_running_transfer_then_every_process_exits(tmp_path, se
     got = len(data.recv(65536))
     os.kill(server.pid, signal.SIGTERM)
     assert idle.reply() == (421, "Server shutting down.")  # the idle one, on the other worker
+    for pid in pids:  # as systemd does (the whole control group): still only a drain
+        os.kill(pid, signal.SIGTERM)
     for _ in range(BIG):  # bounded: at least one byte per read
         chunk = data.recv(1 << 20)
         if not chunk:
@@ -210,3 +212,50 @@ def test_idle_timeout_ends_the_supervisor_and_every_worker(tmp_path, served):
     for pid in pids:
         wait_pid_gone(pid)
     assert read_text(server.log_path).count("idle for 1.0s: exiting") == 1
+
+
+def test_a_second_sigterm_stops_the_workers_now(tmp_path, served):
+    (served / "big.bin").write_bytes(os.urandom(1 << 20) * (BIG >> 20))
+    server = start(tmp_path, served)
+    pids = wait_workers(server.pid, 2, server.log_path)
+    mover = open_session(server.port)
+    mover.login()
+    mover.expect("TYPE I", 200)
+    data = mover.epsv()
+    mover.send("RETR big.bin")
+    assert mover.reply()[0] == 150
+    got = len(data.recv(65536))
+    os.kill(server.pid, signal.SIGTERM)
+    wait_until(lambda: "stop signal: draining 1 session(s)" in read_text(server.log_path),
+               "the drain to begin")
+    os.kill(server.pid, signal.SIGTERM)
+    for _ in range(BIG):
+        try:
+            chunk = data.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        got += len(chunk)
+    data.close()
+    assert got < BIG  # cut short: stopped now, not drained
+    assert wait_exit(server.proc) == 0
+    for pid in pids:
+        wait_pid_gone(pid)
+    assert "second stop signal: stopping the workers now" in read_text(server.log_path)
+
+
+def test_one_worker_is_one_process(tmp_path, served):
+    """--workers 1 (the default) is ftpd as it always was: no supervisor, no child."""
+    log = tmp_path / "ftpd.log"
+    server = start_ftpd(lambda ports, attempt: FtpdProcess(
+        ["-r", str(served), "-l", f"127.0.0.1:{ports[0]}", "--workers", "1", "--log", str(log)],
+        port=ports[0], log_path=tmp_path / f"stderr-{attempt}.txt"))
+    try:
+        ctl = open_session(server.port)
+        assert serving_pid(ctl.sock, [server.pid]) == server.pid
+        assert children(server.pid) == []
+        quit_all([(ctl, 0)])
+    finally:
+        server.stop()
+    assert "worker" not in read_text(log)

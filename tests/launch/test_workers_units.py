@@ -1,7 +1,8 @@
-"""The shared seat table of ``--workers`` (``ftpd.io.seats.SharedSeats``) in one process:
+"""``--workers`` in one process: the shared seat table (``ftpd.io.seats.SharedSeats``):
 caps over every worker's region, the address table under collisions (every key hashed
-to one home: removal must keep the others findable), a dead worker's region cleared,
-and a forked process's counts seen by its parent."""
+to one home: removal must keep the others findable), a dead worker's region cleared, a
+forked process's counts seen by its parent, the busier worker's bounded pass; and the
+supervisor's restart back-off."""
 
 from __future__ import annotations
 
@@ -133,3 +134,31 @@ def test_a_busier_worker_passes_a_bounded_number_of_times():
         ctl.expect("QUIT", 221)
         ctl.close()
     assert seats.asked == PASSES + 1
+
+
+def test_restarts_back_off_and_end(monkeypatch):
+    """A worker that keeps dying is restarted after 0.1 s, doubling, until it died
+    MAX_DEATHS times within the window; with no worker left the supervisor stops, 1."""
+    from ftpd.config import Settings
+    from ftpd.launch import workers
+    from ftpd.launch.context import LaunchContext
+
+    settings = Settings(workers=2, max_connections=8, idle_timeout=0.0, shutdown_timeout=60.0)
+    sup = workers.Supervisor(settings, LaunchContext("standalone"), lambda *a: 0, dict)
+    try:
+        sup.starting = False
+        other = sup.slots[1]
+        other.pid = 0  # gone already, for good
+        slot = sup.slots[0]
+        delays = []
+        for death in range(workers.MAX_DEATHS):
+            slot.pid = 10_000 + death  # (never signalled: nothing is live at the end)
+            sup._died(slot, -9)
+            if slot.restart is not None:
+                delays.append(round(slot.restart.when - sup.loop.time(), 1))
+                slot.restart.cancel()
+                slot.restart = None
+        assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4]
+        assert sup.stopping and sup.exit_code == 1
+    finally:
+        sup.loop.close()
