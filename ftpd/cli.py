@@ -268,6 +268,9 @@ def run(argv: list[str]) -> int:
         if settings.metrics and launch is not None and launch.per_connection:
             raise ConfigError("--metrics cannot be used under inetd no-wait or Accept=yes: "
                               "a process per connection has nothing to aggregate")
+        if settings.workers > 1 and launch is not None and launch.per_connection:
+            raise ConfigError("--workers cannot be used under inetd no-wait or Accept=yes: "
+                              "a process per connection has no listening socket to share")
     except (ConfigError, LaunchError) as exc:
         return inherited.report(f"error: {exc}", 2)
     return serve(settings, raw, launch, inherited, tls, cwd)
@@ -290,10 +293,10 @@ def configure_logging(settings: Any, mode: str | None, level: int) -> str:
 def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
           tls: Any = None, cwd: str = "/", on_reload: Any = None) -> int:
     from ftpd import app
-    from ftpd.launch.daemon import PrivilegeError
 
     level = DEBUG if settings.verbose else (WARNING if settings.quiet else INFO)
     daemon_context = None
+    server = None
     try:
         app.serving_root(settings)
         authorizer = app.build_authorizer(settings)
@@ -312,35 +315,90 @@ def serve(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any,
         log_where = configure_logging(settings, inherited.mode, level)
         for warning in app.startup_warnings(settings):
             log.warning("%s", warning)
-        server = app.build_server(settings, launch, authorizer, tls)
-        if settings.pam and not launch.per_connection:  # a process per session
-            from ftpd.launch.persession import attach
-
-            attach(server, settings, log_where, inherited.mode)
-        if settings.run_as:
-            from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
-
-            if not launch.per_connection:  # one client per process: no SIGHUP to come
-                check_run_as_access(settings.run_as, app.reload_files(settings))
-            preload(server)
-            drop_privileges(settings.run_as)
-            log.info("running as %s", settings.run_as)
-    except ConfigError as exc:
-        return inherited.report(f"error: {exc}", 2)
-    except (app.StartupError, PrivilegeError) as exc:
-        return inherited.report(str(exc), 1)
-    except OSError as exc:
-        return inherited.report(exc.strerror or str(exc), 1)
-    server.on_reload = on_reload or (lambda: reload(server, raw, settings, cwd))
-    log_sockets(launch, raw, server.addresses)
+        if settings.workers <= 1:
+            server = start_server(settings, launch, authorizer, tls, log_where, inherited.mode)
+    except Exception as exc:
+        code = startup_failure(exc, inherited)
+        if code is None:
+            raise
+        return code
     try:
-        server.serve()
+        if server is None:
+            return supervise(settings, raw, launch, inherited, cwd, log_where)
+        server.on_reload = on_reload or (lambda: reload(server, raw, settings, cwd))
+        log_sockets(launch, raw, server.addresses)
+        try:
+            server.serve()
+        finally:
+            if server.metrics is not None:
+                server.metrics.close()
     finally:
-        if server.metrics is not None:
-            server.metrics.close()
         if daemon_context is not None:
             daemon_context.close()
     return 0
+
+
+def startup_failure(exc: Exception, inherited: Any) -> int | None:
+    """Report a start-up error in one line; its exit code (None: not one of ours)."""
+    from ftpd import app
+    from ftpd.launch.daemon import PrivilegeError
+
+    if isinstance(exc, ConfigError):
+        return inherited.report(f"error: {exc}", 2)
+    if isinstance(exc, app.StartupError | PrivilegeError):
+        return inherited.report(str(exc), 1)
+    if isinstance(exc, OSError):
+        return inherited.report(exc.strerror or str(exc), 1)
+    return None
+
+
+def start_server(settings: Any, launch: Any, authorizer: Any, tls: Any, log_where: str,
+                 mode: str | None) -> Any:
+    """The server, built and ready to serve (privileges dropped with --run-as)."""
+    from ftpd import app
+
+    server = app.build_server(settings, launch, authorizer, tls)
+    if settings.pam and not launch.per_connection:  # a process per session
+        from ftpd.launch.persession import attach
+
+        attach(server, settings, log_where, mode)
+    if settings.run_as:
+        from ftpd.launch.daemon import check_run_as_access, drop_privileges, preload
+
+        if not launch.per_connection:  # one client per process: no SIGHUP to come
+            check_run_as_access(settings.run_as, app.reload_files(settings))
+        preload(server)
+        drop_privileges(settings.run_as)
+        log.info("running as %s", settings.run_as)
+    return server
+
+
+def supervise(settings: Any, raw: dict[str, Any], launch: Any, inherited: Any, cwd: str,
+              log_where: str) -> int:
+    """--workers N: the supervisor; each worker builds and serves its own server."""
+    from ftpd.config import resolve
+    from ftpd.launch import workers
+
+    def worker(current: Any, context: Any, seats: Any, ready: Any) -> int:
+        from ftpd import app
+
+        try:
+            server = start_server(current, context, app.build_authorizer(current), None,
+                                  log_where, inherited.mode)
+        except Exception as exc:
+            code = startup_failure(exc, inherited)
+            if code is None:
+                raise
+            return code
+        workers.become_worker(server, seats)
+        server.on_reload = lambda: reload(server, raw, current, cwd)
+        ready()
+        server.serve()
+        return 0
+
+    addresses = [ep.sock.getsockname()[:2] for ep in launch.listeners]
+    return workers.supervise(settings, launch, worker, lambda: resolve(raw, cwd),
+                             lambda: log_sockets(launch, raw, addresses))
 
 
 def log_sockets(launch: Any, raw: dict[str, Any], addresses: list[tuple[str, int]]) -> None:
@@ -369,8 +427,10 @@ def reload(server: Any, raw: dict[str, Any], old: Any, cwd: str) -> None:
 
     settings = resolve(raw, cwd)  # ConfigError: logged by the server, old config stays
     authorizer = app.build_authorizer(settings)
-    for name in ("listen", "implicit_listen", "modules", "run_as", "daemon", "metrics",
-                 "pam"):
+    fixed = ("listen", "implicit_listen", "modules", "run_as", "daemon", "metrics", "pam")
+    if old.workers <= 1:  # with workers the supervisor says it, once
+        fixed += ("workers",)
+    for name in fixed:
         if settings[name] != old[name]:
             log.warning("%s changed: restart to apply", name.replace("_", "-"))
     app.apply(server, settings, authorizer)

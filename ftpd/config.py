@@ -63,6 +63,16 @@ def _metrics_address(value: Any) -> tuple[str, int]:
     return parse_address(_str(value), default_host="127.0.0.1")
 
 
+MAX_WORKERS = 64
+
+
+def _workers(value: Any) -> int:
+    number = _number(int, 1)(value)
+    if number > MAX_WORKERS:
+        raise ValueError(f"must be at most {MAX_WORKERS}")
+    return number
+
+
 def _port_range(value: Any) -> range:
     low, sep, high = _str(value).partition("-")
     if not (sep and low.isdigit() and high.isdigit()):
@@ -275,6 +285,9 @@ SETTINGS: list[Setting] = [
       section="Launching"),
     S("launchd-socket", _str, None, "macOS: serve the named socket of the launchd job "
       "(launch_activate_socket).", metavar="NAME", section="Launching"),
+    S("workers", _workers, 1, "Serve with N processes, each its own loop on the same "
+      "listening sockets (standalone, -W, systemd Accept=no); the caps, --idle-timeout, "
+      "SIGTERM and SIGHUP apply to them all.", metavar="N", section="Launching"),
     S("daemon", _bool, False, "Detach into the background (python-daemon).", short="d",
       flag=True, section="Launching"),
     S("pidfile", _str, None, "With --daemon: write and lock this pid file (removed on exit).",
@@ -476,6 +489,21 @@ def _check_pam(settings: Settings) -> None:
         raise ConfigError("--pam needs root (to check passwords and become each account)")
 
 
+def _check_workers(settings: Settings) -> None:
+    """--workers above 1: what cannot be shared between worker processes."""
+    if settings.workers <= 1:
+        return
+    if settings.inetd:
+        raise ConfigError("--workers cannot be used with -I (inetd no-wait): a process per "
+                          "connection has no listening socket to share")
+    if settings.pam:
+        raise ConfigError("--workers and --pam exclude each other: --pam already serves "
+                          "each session in a process of its own")
+    if settings.get("metrics"):
+        raise ConfigError("--workers and --metrics exclude each other: each worker has its "
+                          "own registry, and the endpoint would show one worker's")
+
+
 def check(settings: Settings) -> None:
     """Rules between settings."""
     if settings.username and not settings.password:
@@ -503,6 +531,7 @@ def check(settings: Settings) -> None:
     if settings.inetd and settings.inetd_wait:
         raise ConfigError("--inetd and --inetd-wait exclude each other")
     _check_pam(settings)
+    _check_workers(settings)
     if settings.pidfile and not settings.daemon:
         raise ConfigError("--pidfile needs --daemon")
     if is_s3_url(settings.root):

@@ -8,7 +8,6 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,12 +21,14 @@ from ftpd.io.chunks import ChunkPool
 from ftpd.io.clock import Clock
 from ftpd.io.control import ControlConnection
 from ftpd.io.loop import EventLoop, TimerHandle
+from ftpd.io.seats import Seats
 from ftpd.launch.context import Endpoint, LaunchContext
 from ftpd.log import get_logger
 
 log = get_logger("ftpd.server")
 
 ACCEPTS_PER_EVENT = 64
+PASSES = 16  # wake-ups a busier --workers worker leaves a new connection to the others
 
 
 class ServerOptions(Record):
@@ -74,7 +75,12 @@ class Server:
         self.loop = EventLoop(clock)
         self.recv_buffer = bytearray(1 << 20)  # shared: the loop is single-threaded
         self.connections: set[ControlConnection] = set()
-        self.per_ip: Counter[str] = Counter()
+        # connections counted for the caps: this process's (``Seats``), or every
+        # --workers process's (``ftpd.io.seats.SharedSeats``, set by ftpd.launch.workers)
+        self.seats: Any = Seats()
+        self.idle_exit = True  # False in a --workers worker: the supervisor watches idleness
+        self.accepts_per_event = ACCEPTS_PER_EVENT  # 1 in a worker: the others get a turn
+        self.stop_signals_escalate = True  # a second SIGTERM stops now (not in a worker)
         self.tls: Any = None  # ftpd.io.tls.TLSManager when FTPS is configured
         self.on_reload: Callable[[], None] | None = None
         self.event_listeners: list[Any] = []  # sinks and xferlog (closed on exit)
@@ -83,6 +89,7 @@ class Server:
         self.stopping = False
         self._listeners: list[Endpoint] = []
         self._counter = 0
+        self._passed = 0  # consecutive wake-ups this worker left to a less busy one
         self._pid = os.getpid()
         self._key_of: tuple[str, int] = ("", 0)  # (server id, its server_key), cached
         self._idle_timer: TimerHandle | None = None
@@ -174,7 +181,9 @@ class Server:
             sock.close()
             return
         host = conn.peer[0]
-        refusal = self._refusal(host)
+        over_cap = self.seats.take(host, self.options.max_connections,
+                                   self.options.max_connections_per_ip)
+        refusal = self._refusal(host, over_cap)
         if refusal is None and self.spawner is not None:  # --pam: the session's own process
             child = self.spawner.hand_over(conn, implicit_tls)
             if child is None:
@@ -182,7 +191,6 @@ class Server:
             else:
                 conn = child
         self.connections.add(conn)
-        self.per_ip[host] += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -199,17 +207,18 @@ class Server:
             conn.start(text)
         self._status()
 
-    def _refusal(self, host: str) -> tuple[str, str] | None:
+    def _refusal(self, host: str, over_cap: str | None) -> tuple[str, str] | None:
         """Why a new connection from *host* is turned away (the log's reason, the 421
-        text), or None. --allow/--deny come before anything else."""
+        text), or None. --allow/--deny come before anything else; *over_cap* is the cap
+        ``seats.take`` found it over."""
         access = self.options.access
         if access is not None and not access.permits(host):
             return "deny", "Service not available for your address."
         if self.stopping:
             return "shutdown", "Server shutting down."
-        if len(self.connections) >= self.options.max_connections:
+        if over_cap == "max-connections":
             return "max-connections", "Too many connections; try again later."
-        if 0 < self.options.max_connections_per_ip <= self.per_ip[host]:
+        if over_cap == "max-connections-per-ip":
             return "max-connections-per-ip", "Too many connections from your address."
         return None
 
@@ -217,10 +226,7 @@ class Server:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
-        host = conn.peer[0]
-        self.per_ip[host] -= 1
-        if self.per_ip[host] <= 0:
-            del self.per_ip[host]
+        self.seats.release(conn.peer[0])
         self._status()
         if not self.connections:
             if self.stopping or self.launch.per_connection:
@@ -294,7 +300,11 @@ class Server:
 
     # -- listening ----------------------------------------------------------------------
     def _accept(self, endpoint: Endpoint) -> None:
-        for _ in range(ACCEPTS_PER_EVENT):
+        if not self.seats.my_turn() and self._passed < PASSES:
+            self._passed += 1  # --workers: a less busy worker, woken too, takes it
+            return
+        self._passed = 0
+        for _ in range(self.accepts_per_event):
             try:
                 sock, _addr = endpoint.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -317,7 +327,7 @@ class Server:
             self.loop.remove_reader(ep.sock)
 
     def _arm_idle_timer(self) -> None:
-        if self.options.idle_timeout > 0 and self._idle_timer is None:
+        if self.options.idle_timeout > 0 and self._idle_timer is None and self.idle_exit:
             self._idle_timer = self.loop.call_later(self.options.idle_timeout, self._idle_exit)
 
     def _idle_exit(self) -> None:
@@ -390,7 +400,9 @@ class Server:
         self.loop.call_later(self.launch.watchdog_usec / 2e6, self._watchdog)
 
     def _on_stop_signal(self, signum: int) -> None:
-        if self.stopping:
+        if self.stopping and not self.stop_signals_escalate:
+            log.debug("stop signal: draining already")
+        elif self.stopping:
             log.info("second stop signal: stopping now")
             self.stop_now()
         else:
