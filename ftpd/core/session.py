@@ -401,7 +401,15 @@ class Session:
         """Checks, PRE hooks, the handler; then (now or once it stops waiting) POST
         hooks and the reply."""
         self.commands_run += 1
-        self._advance(Suspended(cmd, dispatch.command_steps(self, spec, cmd), None), None, None)
+        outer, self._current = self._current, cmd
+        try:
+            steps = dispatch.start(self, spec, cmd)
+        finally:
+            self._current = outer
+        if steps is None:
+            self._complete(cmd)
+        else:
+            self._advance(Suspended(cmd, steps, None), None, None)
 
     def _advance(self, at: Suspended, value: Any, exc: BaseException | None) -> None:
         """Run a command on from its ``yield`` (or its start) to its next order or end."""
