@@ -360,7 +360,7 @@ class Server:
                           ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
             if ep.client is not None:  # --pam: the parent read its PROXY header
-                self._adopt(ep.sock, ep.implicit_tls, ep.client)
+                self._adopt(ep.sock, ep.implicit_tls, ep.client, ep.greeted)
             else:
                 self._admit(ep.sock, ep.implicit_tls, ep.greeted)
         if not self.connections and not self.header_readers and not self.launch.per_connection:
