@@ -96,6 +96,8 @@ def greets_early(settings: Settings, launch: LaunchContext | None) -> bool:
     does those first)."""
     if launch is None or launch.mode != "inetd" or len(launch.connections) != 1:
         return False
+    if launch.connections[0].implicit_tls:  # a --pam session child of --implicit-listen too
+        return False
     return not any(settings[name] for name in GREETS_LATE)
 
 
