@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import os
 from time import monotonic as _monotonic
-from typing import Any
 
-from ftpd.auth.base import (
-    Account,
-    AnonymousAuthorizer,
-    Authorizer,
-    ChainAuthorizer,
-    SingleUserAuthorizer,
-)
-from ftpd.config import Settings
-from ftpd.core.session import SessionConfig
-from ftpd.core.throttle import LoginThrottle
-from ftpd.fs.base import FileSystem
-from ftpd.io.server import Server, ServerOptions
-from ftpd.launch.context import LaunchContext
+TYPE_CHECKING = False  # not ``typing``'s: importing it costs ~6 ms per inetd start
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ftpd.auth.base import Account, Authorizer
+    from ftpd.config import Settings
+    from ftpd.core.session import SessionConfig
+    from ftpd.fs.base import FileSystem
+    from ftpd.io.server import Server, ServerOptions
+    from ftpd.launch.context import LaunchContext
+
+# The server, the core and the authorizers are imported by the functions that build them:
+# under inetd no-wait (``ftpd.launch.inetd.greet``) the 220 is written before they are.
 
 
 class StartupError(Exception):
@@ -40,6 +39,8 @@ def serving_root(settings: Settings) -> str:
 
 
 def build_authorizer(settings: Settings) -> Authorizer:
+    from ftpd.auth.base import AnonymousAuthorizer, ChainAuthorizer, SingleUserAuthorizer
+
     root = serving_root(settings)
     parts: list[Any] = []
     if settings.username:
@@ -61,6 +62,14 @@ def build_authorizer(settings: Settings) -> Authorizer:
     if uses_s3(settings, parts):
         check_s3(settings)
     return ChainAuthorizer(*parts)
+
+
+def authorizer_may_fail(settings: Settings) -> bool:
+    """A users file, PAM or S3 storage to check: build_authorizer can refuse to start.
+    The anonymous and --username authorizers cannot, once the root is checked."""
+    from ftpd.config import is_s3_url
+
+    return bool(settings.users or settings.pam or is_s3_url(settings.root))
 
 
 def uses_s3(settings: Settings, authorizers: list[Any]) -> bool:
@@ -271,6 +280,9 @@ def build_access(settings: Settings) -> Any:
 
 def build_session_config(settings: Settings, table: Any = None,
                          banner: str | None = None) -> SessionConfig:
+    from ftpd.core.session import SessionConfig
+    from ftpd.core.throttle import LoginThrottle
+
     config = SessionConfig(
         **{**injected(), "fs_factory": storage_factory(settings)},
         banner=read_banner(settings) if banner is None else banner,
@@ -294,6 +306,8 @@ def build_session_config(settings: Settings, table: Any = None,
 
 
 def build_options(settings: Settings) -> ServerOptions:
+    from ftpd.io.server import ServerOptions
+
     proxy_networks = None
     if settings.proxy_protocol:  # ipaddress only when a balancer is configured
         from ftpd.io.proxyread import ProxyNetworks
@@ -373,10 +387,13 @@ def reload_files(settings: Settings) -> list[tuple[str, str, int]]:
 
 
 def build_server(settings: Settings, launch: LaunchContext,
-                 authorizer: Authorizer | None = None, tls: Any = None) -> Server:
+                 authorizer: Authorizer | None = None, tls: Any = None,
+                 banner: str | None = None) -> Server:
+    """*banner*: the greeting read already (inetd no-wait wrote it before this)."""
     from ftpd.config import ConfigError
     from ftpd.core.session import _default_table
     from ftpd.events.bus import EventBus
+    from ftpd.io.server import Server
     from ftpd.modules import ModuleContext, ModuleError, load_modules
 
     os.umask(settings.umask)
@@ -387,7 +404,7 @@ def build_server(settings: Settings, launch: LaunchContext,
         load_modules(settings.modules, ModuleContext(table, bus, scope))
     except ModuleError as exc:
         raise ConfigError(str(exc)) from None
-    config = build_session_config(settings, table)
+    config = build_session_config(settings, table, banner)
     config.server_scope = scope
     server = Server(launch, config, authorizer or build_authorizer(settings),
                     build_options(settings), bus)

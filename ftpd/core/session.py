@@ -286,12 +286,14 @@ class Session:
         return self.config.clock()
 
     # -- the transport's entry points ----------------------------------------
-    def start(self) -> list[Reply | A.Action]:
-        """The greeting (or 421 when the server is full or stopping)."""
+    def start(self, greeted: bool = False) -> list[Reply | A.Action]:
+        """The greeting; *greeted*: the transport wrote this very 220 already (inetd
+        no-wait writes it before the server is built: ``ftpd.launch.inetd.greet``)."""
         from ftpd.core.events import ConnectEvent
 
         self._to(Event.START)
-        self.reply(220, *self.config.banner.split("\n"))  # a multi-line banner: 220-
+        if not greeted:
+            self.reply(220, *self.config.banner.split("\n"))  # a multi-line banner: 220-
         self.emit("session.connect", ConnectEvent(self.info(), self.now()))
         self._settle()
         return self._take()

@@ -81,7 +81,8 @@ class ControlConnection:
         self.server.tls.start_data(channel, self)
 
     # -- life cycle --------------------------------------------------------------------
-    def start(self, refuse: str | None = None) -> None:
+    def start(self, refuse: str | None = None, greeted: bool = False) -> None:
+        """Greet (*greeted*: the 220 is on the wire already), or refuse with 421."""
         if refuse is not None:
             self.call(self.session.refuse, refuse)
             return
@@ -91,7 +92,7 @@ class ControlConnection:
         if self.session.config.implicit_tls:
             self.server.tls.start_control(self, then=lambda: self.call(self.session.start))
         else:
-            self.call(self.session.start)
+            self.call(self.session.start, greeted)
 
     def _check_idle(self) -> None:
         if self.closed:

@@ -120,7 +120,7 @@ class Server:
             self._key_of = (server_id, server_key(server_id))
         return session_id(time.time(), self._pid, self._counter, self._key_of[1])
 
-    def _admit(self, sock: socket.socket, implicit_tls: bool) -> None:
+    def _admit(self, sock: socket.socket, implicit_tls: bool, greeted: bool = False) -> None:
         """A new control connection: from a --proxy-protocol balancer its PROXY header
         is read first (caps count the client it carries), anyone else is adopted now."""
         networks = self.options.proxy_networks
@@ -146,7 +146,7 @@ class Server:
                 reader = ProxyHeaderReader(self.loop, sock, peer[0], done)
                 self.header_readers.add(reader)
                 return
-        self._adopt(sock, implicit_tls)
+        self._adopt(sock, implicit_tls, greeted=greeted)
 
     def _proxied(self, sock: socket.socket, implicit_tls: bool, peer: tuple[Any, ...],
                  header: Any) -> None:
@@ -174,7 +174,8 @@ class Server:
             self._arm_idle_timer()
 
     def _adopt(self, sock: socket.socket, implicit_tls: bool,
-               client: tuple[str, int] | None = None) -> None:
+               client: tuple[str, int] | None = None, greeted: bool = False) -> None:
+        """A control connection; *greeted*: its 220 is written already (inetd no-wait)."""
         try:
             conn = ControlConnection(self, sock, self._next_id(), implicit_tls, client)
         except OSError:  # the client is already gone (getpeername fails)
@@ -195,7 +196,7 @@ class Server:
             self._idle_timer.cancel()
             self._idle_timer = None
         if refusal is None:
-            conn.start()
+            conn.start(greeted=greeted)
         else:
             from ftpd.sessionlog import refused_line
 
@@ -369,9 +370,9 @@ class Server:
                           ServerEvent(self.loop.clock.wall(), {"mode": self.launch.mode}))
         for ep in self.launch.connections:
             if ep.client is not None:  # --pam: the parent read its PROXY header
-                self._adopt(ep.sock, ep.implicit_tls, ep.client)
+                self._adopt(ep.sock, ep.implicit_tls, ep.client, ep.greeted)
             else:
-                self._admit(ep.sock, ep.implicit_tls)
+                self._admit(ep.sock, ep.implicit_tls, ep.greeted)
         if not self.connections and not self.header_readers and not self.launch.per_connection:
             self._arm_idle_timer()
         if self.launch.notify is not None:

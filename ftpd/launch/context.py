@@ -3,21 +3,23 @@ which mode built it."""
 
 from __future__ import annotations
 
-import socket
+from collections import namedtuple
 from collections.abc import Callable
-from typing import NamedTuple
 
 from ftpd.core.record import Record
 
 
-class Endpoint(NamedTuple):
-    """A listening socket to accept on, or a connected control socket to serve."""
+class Endpoint(namedtuple("Endpoint", ("sock", "implicit_tls", "name", "inherited", "client",
+                                       "greeted"),
+                           defaults=(False, "", False, None, False))):
+    """A listening socket to accept on, or a connected control socket to serve.
 
-    sock: socket.socket
-    implicit_tls: bool = False
-    name: str = ""
-    inherited: bool = False  # belongs to a launcher: never closed early, queue left alone
-    client: tuple[str, int] | None = None  # a PROXY header's client, read by a parent already
+    ``inherited``: belongs to a launcher (never closed early, queue left alone);
+    ``client``: a PROXY header's client, read by a parent already; ``greeted``: the 220
+    is written already (inetd no-wait, ``ftpd.launch.inetd.greet``). A
+    ``collections.namedtuple``: ``typing`` stays off the ``ftpd -I`` start-up path."""
+
+    __slots__ = ()
 
 
 class LaunchContext(Record):

@@ -38,8 +38,8 @@ class ChildSession:
         self.session = self  # Server.begin_shutdown drains with conn.call(conn.session.shutdown)
         self.exited = False
 
-    def start(self, refuse: str | None = None) -> None:
-        """The child greets the client itself."""
+    def start(self, refuse: str | None = None, greeted: bool = False) -> None:
+        """The child greets the client itself (ControlConnection.start's signature)."""
 
     def call(self, entry: Any, *args: Any) -> None:
         entry(*args)
