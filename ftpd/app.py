@@ -329,11 +329,14 @@ def build_options(settings: Settings) -> ServerOptions:
 def build_listeners(settings: Settings, bus: Any) -> list[Any]:
     """The session log, NcFTPd sinks and the xferlog: bus listeners opened now, before
     privileges drop."""
+    from ftpd.log import INFO, passes
     from ftpd.sessionlog import SessionLog
 
     session_log = SessionLog()
-    session_log.attach(bus)
-    listeners: list[Any] = [session_log]
+    listeners: list[Any] = []
+    if passes(INFO):  # -q: not a line would be written: no listener
+        session_log.attach(bus)
+        listeners.append(session_log)
     if settings.event_sink:  # the codec and sinks cost ~10 ms to import: only when used
         from ftpd.config import ConfigError
         from ftpd.events.sinks import SinkError, install_sinks
