@@ -250,12 +250,14 @@ class ControlConnection:
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         stream = self.stream
-        stream.append(data)
-        if len(stream.out) > MAX_OUTPUT:
+        if self.closed:
+            stream.append(data)
+            return
+        if stream.out and len(stream.out) + len(data) > MAX_OUTPUT:
             log.warning("%s: client does not read its replies; closing", self.peer[0])
             self.close()
             return
-        self.flush()
+        stream.write(data)
 
     def flush(self) -> None:
         if not self.closed:
