@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
 from ftpd.core import actions as A
 from ftpd.core import dispatch, dropbox
+from ftpd.core import states as st
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
 from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
 from ftpd.core.events import LogoutEvent, SessionInfo
@@ -24,7 +25,7 @@ from ftpd.core.limits import Ledger
 from ftpd.core.listing import Hidden, numeric_owners
 from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
-from ftpd.core.states import ON_LINE, Event, State, transition
+from ftpd.core.states import ON_LINE, Event, transition
 from ftpd.core.throttle import LoginThrottle
 from ftpd.fs.base import FileSystem
 from ftpd.log import get_logger
@@ -34,7 +35,7 @@ log = get_logger("ftpd.session")
 MAX_QUEUED_LINES = 64
 _ASKS: tuple[type, ...] = A.Ask.__args__  # the orders a command may yield and wait for
 Output = Reply | A.Action  # what every entry point returns, in the order to carry it out
-_EVENT_OF = {A.StartTransfer: Event.TRANSFER, A.StartTLS: Event.TLS}
+_EVENT_OF = {A.StartTransfer: st.ON_TRANSFER, A.StartTLS: st.ON_TLS}
 _ABORTED = A.TransferEnd(A.Outcome.ABORTED)
 _RESET = A.TransferEnd(A.Outcome.RESET)
 # An idle session holds none of its own: the shared empty tuple stands for an empty queue
@@ -166,7 +167,7 @@ class Session:
         self.session_id = session_id
         self._scope: dict[str, Any] | None = None  # ``scope``, made when a module uses it
         self.started = config.clock()
-        self.state = State.GREETING
+        self.state = st.GREETING
         self._framer = LineFramer(MAX_LINE)
         self._out: list[Output] = []
         self._queue: list[bytes | LineTooLong] | tuple[()] = _NONE  # lines waiting to run
@@ -240,7 +241,7 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is st.CLOSED
 
     @property
     def expecting(self) -> bool:
@@ -291,7 +292,7 @@ class Session:
         no-wait writes it before the server is built: ``ftpd.launch.inetd.greet``)."""
         from ftpd.core.events import ConnectEvent
 
-        self._to(Event.START)
+        self._to(st.ON_START)
         if not greeted:
             self.reply(220, *self.config.banner.split("\n"))  # a multi-line banner: 220-
         self.emit("session.connect", ConnectEvent(self.info(), self.now()))
@@ -302,7 +303,7 @@ class Session:
         """Greet with 421 and close (connection caps, server stopping)."""
         self.reply(421, text)
         self.act(A.Close("REFUSED"))
-        self._to(Event.CLOSE)
+        self._to(st.ON_CLOSE)
         return self._take()
 
     def receive(self, data: bytes) -> list[Reply | A.Action]:
@@ -314,7 +315,7 @@ class Session:
                 break
             self.lines_received += 1
             self._on_line(line, rule)
-            if self.state is State.STARTING_TLS:
+            if self.state is st.STARTING_TLS:
                 self._drop_cleartext()
                 break
         return self._take()
@@ -334,7 +335,7 @@ class Session:
 
     def abort_transfer(self) -> None:
         """ABOR: the transfer's command goes on from its ``yield``, ABORTED."""
-        if self.state is State.TRANSFER:
+        if self.state is st.TRANSFER:
             self._wake(_ABORTED, None)
 
     def timeout(self) -> list[Reply | A.Action]:
@@ -444,21 +445,21 @@ class Session:
         if getattr(order, "after_reply", False):
             self._count_bad(self._send_reply(at.cmd))
         self._suspended = at
-        self._to(_EVENT_OF.get(type(order), Event.ASK))
+        self._to(_EVENT_OF.get(type(order), st.ON_ASK))
         self._out.append(order)
 
     def _wake(self, value: Any, exc: BaseException | None) -> None:
         at = self._suspended
         if at is not None:
             self._suspended = None
-            self._to(Event.ANSWER)
+            self._to(st.ON_ANSWER)
             self._advance(at, value, exc)
 
     def _complete(self, cmd: Command) -> None:
         """POST hooks, then exactly one reply from the chain matching the outcome."""
         code = None if cmd.replied else self._send_reply(cmd)
         self._out.extend(cmd.after)
-        if any(isinstance(a, A.Close) for a in cmd.after):
+        if cmd.after and any(isinstance(a, A.Close) for a in cmd.after):
             self._close(None)
         if code is not None:
             self._count_bad(code)
@@ -490,7 +491,7 @@ class Session:
         lines that act during one."""
         while self._current is None:
             if self._suspended is not None:
-                line = self._queued_urgent() if self.state is State.TRANSFER else None
+                line = self._queued_urgent() if self.state is st.TRANSFER else None
                 if line is None:
                     return
                 self._execute(line)
@@ -504,9 +505,9 @@ class Session:
             elif self.config.shutting_down:
                 self.reply(421, "Server shutting down.")
                 self._close("SHUTDOWN")
-            elif self._queue and self.state is State.READY:
+            elif self._queue and self.state is st.READY:
                 self._execute(self._queue.pop(0))  # at most MAX_QUEUED_LINES
-                if self.state is State.STARTING_TLS:  # queued cleartext never runs in TLS
+                if self.state is st.STARTING_TLS:  # queued cleartext never runs in TLS
                     self._drop_cleartext()
             else:
                 return
@@ -525,7 +526,7 @@ class Session:
 
     def _may_close_now(self) -> bool:
         """No transfer runs and no cleanup must finish first (timeout, shutdown)."""
-        if self.closed or self.state in (State.TRANSFER, State.STARTING_TLS):
+        if self.closed or self.state in (st.TRANSFER, st.STARTING_TLS):
             return False
         at = self._suspended
         return at is None or not (isinstance(at.order, A.Call) and at.order.cleanup)
@@ -546,8 +547,8 @@ class Session:
         abandoned (the transport drops its answer)."""
         if self.closed:
             return
-        transferring = self.state is State.TRANSFER
-        self._to(Event.CLOSE)
+        transferring = self.state is st.TRANSFER
+        self._to(st.ON_CLOSE)
         self.leave()
         self._queue = _NONE
         for waiter in self._waiters:
