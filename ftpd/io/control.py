@@ -179,8 +179,8 @@ class ControlConnection:
         result = answer_now(item.fn, item.args)
         if result is NOT_NOW:
             self.server.run_in_pool(item.fn, item.args, self._answered)
-        else:  # answered from memory: the session resumes on this loop round
-            self.loop.call_soon(self._answered, result, None)
+        else:  # answered from memory: the command goes on now (as for ListenPassive)
+            self._answered(result, None)
 
     def _reply(self, item: Reply) -> None:
         self.write(item.encode())

@@ -279,7 +279,7 @@ class Server:
             except Exception:
                 log.exception("authorizer failed for %r", username)
                 account = None
-            self.loop.call_soon(done, account)
+            done(account)  # the command goes on now, as for any order answered at once
             return
         self.start_workers()
         loop = self.loop
