@@ -344,8 +344,8 @@ class Ftpd:
                     "--failed-login-delay", "0", "-q", "--log", self.log]
             if sink:
                 argv += ["--event-sink", sink]
-            env = {"PYTHONPATH": tree} if tree else None
-            self.proc = ws.spawn(argv, self.log + ".err", env)
+            env = {"PYTHONPATH": tree} if tree else None  # and not the cwd's package:
+            self.proc = ws.spawn(argv, self.log + ".err", env, cwd=ws.dir)
             if wait_for(self._ready, 30, f"ftpd on port {self.port}") == "up":
                 return
             if "in use" not in tail(self.log) + tail(self.log + ".err"):
