@@ -21,7 +21,7 @@ log = logging.getLogger("ftpd.events")
 
 DROP_LOG_INTERVAL = 60.0
 BATCH_LIMIT = 64  # frames queued in one loop iteration before they are sent at once
-MMSG_MIN = 2  # from this many frames on, one sendmmsg instead of a sendto each
+MMSG_MIN = 4  # from this many frames on one sendmmsg (fewer: a sendto each, no ctypes)
 
 
 class SinkError(OSError):
