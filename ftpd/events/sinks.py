@@ -231,7 +231,7 @@ class MqueueSink(BatchedSink):
     def send(self, frame: bytes) -> bool:
         ipc = self._ipc
         try:
-            self._mq.send(frame + b"\0", block=False, type=1)
+            self._mq.send(frame + b"\0", False, 1)  # positional: no keyword parsing
         except ipc.BusyError:
             self._drop("queue is full (raise kernel.msgmnb for a bigger one)")
             return False
