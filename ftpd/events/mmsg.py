@@ -50,6 +50,8 @@ class MmsgSender:
         self._data = ctypes.create_string_buffer(SLOT * CAPACITY)
         self._view = memoryview(self._data).cast("B")
         self._iov = (_Iovec * CAPACITY)()
+        # the iovecs as size_t pairs: an item assignment is cheaper than a ctypes field
+        self._iov_words = memoryview(self._iov).cast("B").cast("N")
         self._msgs = (_Mmsghdr * CAPACITY)()
         base = ctypes.addressof(self._data)
         for i in range(CAPACITY):
@@ -64,13 +66,13 @@ class MmsgSender:
         """Send the first CAPACITY *frames* (each at most SLOT bytes) in one system call;
         returns how many went, in order (at least one). Raises the OSError of the first
         frame when not even that one could be sent."""
-        view, iov = self._view, self._iov
+        view, words = self._view, self._iov_words
         count = min(len(frames), CAPACITY)
         for i in range(count):
             frame = frames[i]
-            start = i * SLOT
-            view[start:start + len(frame)] = frame
-            iov[i].iov_len = len(frame)
+            start, size = i * SLOT, len(frame)
+            view[start:start + size] = frame
+            words[2 * i + 1] = size  # iov_len
         while True:
             sent = self._call(self._fd, self._msgs, count, 0)
             if sent > 0:
@@ -82,6 +84,8 @@ class MmsgSender:
 
 def open_sender(sock: socket.socket, address: tuple[Any, ...]) -> MmsgSender | None:
     """A sender for *sock*, or None when libc has no sendmmsg."""
+    if ctypes.sizeof(_Iovec) != 2 * ctypes.sizeof(ctypes.c_size_t):
+        return None  # an ABI where an iovec is not two words: sendto each
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         call = libc.sendmmsg
