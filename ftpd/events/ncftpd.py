@@ -4,7 +4,6 @@ only sends never builds them. The token layout is a contract; fields are only ap
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -178,30 +177,29 @@ def encode(event_name: str, event_data: Any) -> bytes | None:
     """The framed message for a bus event (``ftpd.core.events`` data), or None when the
     event has no NcFTPd type. The result is always a valid frame of at most 1007 bytes.
 
-    The common case costs one join and one encode: the session's tokens are escaped once
-    per session (``_who``), the type's own tokens together; only a message with a token
-    to clean or too long for a frame takes the token-by-token path, which gives the same
-    bytes for the others (tests/events/test_ncftpd.py checks that it does)."""
+    The common case costs one join and one encode for all tokens; only a message with a
+    token to clean, an email to cut or too long for a frame takes the token-by-token
+    path, which gives the same bytes for the others (tests/events/test_ncftpd.py checks)."""
     spec = _ENCODERS.get(event_name)
     if spec is None:
         return None
     letter, layout = spec
-    who, who_toks = _who(event_data.session)
+    info = event_data.session
     rest, paths = layout(event_data)
     when = int(event_data.time)
-    if rest:
-        try:
-            tail = "\n".join(rest).encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            tail = b"\r"  # a lone surrogate: the slow path replaces it
-        if tail.count(b"\n") == len(rest) - 1 and b"\r" not in tail and b"\0" not in tail:
-            body = b"%s\n%d\n%s\n%s\n" % (letter, when, who, tail)
-        else:
-            body = b""
-    else:
-        body = b"%s\n%d\n%s\n" % (letter, when, who)
-    if not body or len(body) > MAX_BODY:
-        body = _body_by_tokens(letter, when, who_toks, rest, paths)
+    email = info.email if info.anonymous else ""
+    toks = ["anonymous" if info.anonymous else info.user, email, info.host, info.session_id,
+            *rest]
+    try:
+        raw = "\n".join(toks).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = b"\r"  # a lone surrogate: the token path replaces it
+    if (raw.count(b"\n") == len(toks) - 1 and b"\r" not in raw and b"\0" not in raw
+            and (len(email) <= EMAIL_MAX and email.isascii())):
+        body = b"%s\n%d\n%s\n" % (letter, when, raw)
+        if len(body) <= MAX_BODY:
+            return b"STR\n%3d\n" % len(body) + body
+    body = _body_by_tokens(letter, when, _who(info), rest, paths)
     return b"STR\n%3d\n" % len(body) + body
 
 
@@ -216,15 +214,12 @@ def _body_by_tokens(letter: bytes, when: int, who: tuple[bytes, ...], rest: list
     return b"\n".join(toks) + b"\n"
 
 
-@functools.lru_cache(maxsize=1024)
-def _who(info: Any) -> tuple[bytes, tuple[bytes, ...]]:
-    """A session's tokens 3-6 (user, email, host, session id), escaped, and joined: the
-    same for every message of the session (a session's SessionInfo is equal each time)."""
+def _who(info: Any) -> tuple[bytes, ...]:
+    """Tokens 3-6 (user, email, host, session id), each cleaned; the email cut."""
     anonymous = info.anonymous
-    toks = (_tok("anonymous" if anonymous else info.user),
+    return (_tok("anonymous" if anonymous else info.user),
             _cut_utf8(_tok(info.email), EMAIL_MAX) if anonymous else b"",
             _tok(info.host), _tok(info.session_id))
-    return b"\n".join(toks), toks
 
 
 class MalformedMessage(ValueError):

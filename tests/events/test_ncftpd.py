@@ -207,17 +207,9 @@ def test_the_quick_encoding_gives_the_bytes_of_the_token_by_token_one(
     for name, event in events:
         letter, layout = ncftpd._ENCODERS[name]
         rest, paths = layout(event)
-        who = ncftpd._who.__wrapped__(info)[1]
+        who = ncftpd._who(info)
         body = ncftpd._body_by_tokens(letter, int(T), who, rest, paths)
         assert encode(name, event) == b"STR\n%3d\n" % len(body) + body
-
-
-def test_a_session_s_tokens_are_escaped_once_and_reused():
-    ncftpd._who.cache_clear()
-    encode("session.login", core.LoginEvent(ALICE, T))
-    encode("session.logout", core.LogoutEvent(ALICE, T, 1.0, 0, 0, 0, 0, "QUIT"))
-    assert ncftpd._who.cache_info().misses == 1
-    assert ncftpd._who.cache_info().hits == 1
 
 
 # -- decoding ----------------------------------------------------------------------------------
