@@ -181,3 +181,25 @@ def test_the_queue_sink_sends_a_batch_in_order(loop, queue_key):
     assert seen_early == [0]
     assert got == [(encode(name, data) + b"\0", 1) for name, data in events]
     assert sink.sent == len(events)
+
+
+def test_a_batch_over_ipv6(loop):
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with sock:
+        sock.settimeout(5)
+        events = sessions(3)
+        bus = EventBus()
+        sink = UdpSink("::1", sock.getsockname()[1])
+        sink.attach(bus)
+        sink.start(loop)
+        try:
+            in_one_iteration(loop, lambda: [bus.generate(n, d) for n, d in events])
+            got = [sock.recv(65536) for _ in events]
+        finally:
+            sink.close()
+        assert got == [encode(name, data) for name, data in events]
+        assert sink._mmsg  # the sockaddr_in6 it built reached the socket
