@@ -333,7 +333,8 @@ class Receiver:
 # -- the server ------------------------------------------------------------------------------
 
 class Ftpd:
-    def __init__(self, ws: Workspace, root: str, sink: str | None) -> None:
+    def __init__(self, ws: Workspace, root: str, sink: str | None, tree: str = "") -> None:
+        """*tree*: run the ftpd package found in that directory (on PYTHONPATH) instead."""
         self.ws = ws
         for _attempt in range(5):
             self.port = free_port()
@@ -343,7 +344,8 @@ class Ftpd:
                     "--failed-login-delay", "0", "-q", "--log", self.log]
             if sink:
                 argv += ["--event-sink", sink]
-            self.proc = ws.spawn(argv, self.log + ".err")
+            env = {"PYTHONPATH": tree} if tree else None  # and not the cwd's package:
+            self.proc = ws.spawn(argv, self.log + ".err", env, cwd=ws.dir)
             if wait_for(self._ready, 30, f"ftpd on port {self.port}") == "up":
                 return
             if "in use" not in tail(self.log) + tail(self.log + ".err"):
@@ -472,8 +474,8 @@ class Result:
 
 
 def measure(ws: Workspace, sink: str, workload: Callable[[Ftpd, dict[str, Any]], float],
-            per_run: int, ctx: dict[str, Any], result: Result) -> None:
-    """One measurement on a fresh server (and receiver)."""
+            per_run: int, ctx: dict[str, Any], result: Result, tree: str = "") -> None:
+    """One measurement on a fresh server (and receiver); *tree* as for Ftpd."""
     receiver = Receiver(ws, sink) if sink in ("udp", "mqueue") else None
     blackhole = None
     spec = receiver.spec if receiver else None
@@ -482,7 +484,7 @@ def measure(ws: Workspace, sink: str, workload: Callable[[Ftpd, dict[str, Any]],
         blackhole.bind((HOST, 0))
         spec = f"udp:{HOST}:{blackhole.getsockname()[1]}"
     try:
-        server = Ftpd(ws, ctx["root"], spec)
+        server = Ftpd(ws, ctx["root"], spec, tree)
     except BaseException:
         if receiver is not None:
             receiver.close()
@@ -529,6 +531,38 @@ def eventd_rate(ws: Workspace, count: int) -> tuple[float, float, int]:
 
 # -- the run ---------------------------------------------------------------------------------
 
+def run_workload(ws: Workspace, title: str, unit: str,
+                 workload: Callable[[Ftpd, dict[str, Any]], float], per_run: int,
+                 ctx: dict[str, Any], reps: int, trees: dict[str, str]) -> None:
+    """Every sink set-up of every tree, interleaved, *reps* times; one line each."""
+    setups = [(tree, sink) for tree in trees for sink in SINKS]
+    results = {setup: Result() for setup in setups}
+    measure(ws, "none", workload, per_run, ctx, Result())  # warm-up, not counted
+    for rep in range(reps):
+        for tree, sink in setups if rep % 2 == 0 else reversed(setups):
+            measure(ws, sink, workload, per_run, ctx, results[tree, sink], tree)
+    for tree, sink in setups:
+        r, base = results[tree, sink], results[tree, "none"]
+        value = statistics.median(r.values)
+        cost = cpu_cost = per_message = "-"
+        if sink != "none":  # paired with the no-sink run of the same repetition: less drift
+            pct = statistics.median((n - v) / n * 100 for n, v in zip(
+                base.values, r.values, strict=True))
+            cost = f"{pct:+.1f} %" + ("" if pct < TARGET_COST else " !")
+            pct = statistics.median((v - n) / n * 100 for n, v in zip(
+                base.cpu, r.cpu, strict=True))
+            cpu_cost = f"{pct:+.1f} %" + ("" if pct < TARGET_COST else " !")
+            extra = statistics.median(v - n for n, v in zip(base.cpu, r.cpu, strict=True))
+            per_message = f"{extra / per_run * 1e6:.1f}"
+        got = f"{r.delivered}/{r.expected}" if r.expected else "-"
+        drops = str(r.drops) if sink != "none" else "-"
+        spread = f"{min(r.values):.0f}-{max(r.values):.0f}"
+        label = f"{sink}" if len(trees) == 1 else f"{trees[tree]} {sink}"
+        print(f"  {title:<28} {label:<12} {value:>9.1f} {unit:<6} {spread:>11} {cost:>9} "
+              f"{statistics.median(r.cpu) * 1000:>8.0f} {cpu_cost:>9} {per_message:>7} "
+              f"{got:>13} {drops:>6}", flush=True)
+
+
 def make_file(path: str, size: int) -> None:
     block = os.urandom(1 << 20)
     with open(path, "wb") as f:
@@ -551,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated subset of {','.join(WORKLOADS)}")
     p.add_argument("--messages", type=int, metavar="N",
                    help="messages for the ftpd-eventd rate (200,000)")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also measure the ftpd package in DIR (on PYTHONPATH), interleaved "
+                        "with this tree's, e.g. an older commit's `git archive`")
     args = p.parse_args(argv)
     only = [w.strip() for w in args.only.split(",") if w.strip()]
     if not only or set(only) - set(WORKLOADS):
@@ -592,36 +629,15 @@ def main(argv: list[str] | None = None) -> int:
             ("stor", f"STOR {size_mib} MiB (curl)", "MB/s", stor, 3),
             ("logins", f"{clients} clients login+quit", "sess/s", logins, 2 * clients * waves),
         ] if w[0] in only]
-        header = (f"  {'workload':<28} {'sink':<7} {'median':>16} {'min-max':>11} {'cost':>9} "
-                  f"{'CPU ms':>8} {'CPU cost':>9} {'delivered':>13} {'drops':>6}")
+        header = (f"  {'workload':<28} {'sink':<12} {'median':>16} {'min-max':>11} {'cost':>9} "
+                  f"{'CPU ms':>8} {'CPU cost':>9} {'us/msg':>7} {'delivered':>13} {'drops':>6}")
         print(header)
         print("  " + "-" * (len(header) - 2))
+        trees = {"": "this"}
+        if args.baseline:
+            trees[os.path.abspath(args.baseline)] = "base"
         for _name, title, unit, workload, per_run in workloads:
-            results = {sink: Result() for sink in SINKS}
-            measure(ws, "none", workload, per_run, ctx, Result())  # warm-up, not counted
-            for rep in range(reps):
-                order = SINKS if rep % 2 == 0 else tuple(reversed(SINKS))
-                for sink in order:
-                    measure(ws, sink, workload, per_run, ctx, results[sink])
-            base = results["none"]
-            for sink in SINKS:
-                r = results[sink]
-                value = statistics.median(r.values)
-                if sink == "none":
-                    cost = cpu_cost = "-"
-                else:  # paired with the no-sink run of the same repetition: less drift
-                    pct = statistics.median((n - v) / n * 100 for n, v in zip(
-                        base.values, r.values, strict=True))
-                    cost = f"{pct:+.1f} %" + ("" if pct < TARGET_COST else " !")
-                    pct = statistics.median((v - n) / n * 100 for n, v in zip(
-                        base.cpu, r.cpu, strict=True))
-                    cpu_cost = f"{pct:+.1f} %" + ("" if pct < TARGET_COST else " !")
-                got = f"{r.delivered}/{r.expected}" if r.expected else "-"
-                drops = str(r.drops) if sink != "none" else "-"
-                spread = f"{min(r.values):.0f}-{max(r.values):.0f}"
-                print(f"  {title:<28} {sink:<7} {value:>9.1f} {unit:<6} {spread:>11} {cost:>9} "
-                      f"{statistics.median(r.cpu) * 1000:>8.0f} {cpu_cost:>9} {got:>13} "
-                      f"{drops:>6}", flush=True)
+            run_workload(ws, title, unit, workload, per_run, ctx, reps, trees)
         if "eventd" in only:
             rates = []
             for _rep in range(max(1, min(reps, 3))):
@@ -636,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
               "each one's difference to the no-sink run of the same repetition (target < "
               f"{TARGET_COST:.0f} %; "
               "'!' marks a miss); CPU ms = the server's CPU time during the workload "
-              "(median), CPU cost = its paired difference to no sink; delivered = messages the receiver handled / expected; drops = "
+              "(median), CPU cost = its paired difference to no sink; us/msg = that difference "
+              "per message sent, in microseconds of CPU; delivered = messages the receiver handled / expected; drops = "
               "what the server counted")
     finally:
         ws.close()

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +20,8 @@ from ftpd.events.ncftpd import ENCODED_EVENTS, encode
 log = logging.getLogger("ftpd.events")
 
 DROP_LOG_INTERVAL = 60.0
+BATCH_LIMIT = 64  # frames queued in one loop iteration before they are sent at once
+MMSG_MIN = 4  # from this many frames on one sendmmsg (fewer: a sendto each, no ctypes)
 
 
 class SinkError(OSError):
@@ -75,11 +78,64 @@ class Sink(Listener):
         return f"<{type(self).__name__} {self.description} sent={self.sent} dropped={self.dropped}>"
 
 
-class UdpSink(Sink):
-    """One datagram per message, the frame exactly, from a non-blocking socket."""
+class BatchedSink(Sink):
+    """A sink with a system call per message: what one loop iteration produces is queued
+    and sent together at its end (``call_after_iteration``), in order, so that UDP needs
+    one sendmmsg for the lot and the kernel's send path stays warm. Without a running loop
+    (before ``start``, after the loop ended, on another thread) a message goes at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[bytes] = []
+        self._loop: Any = None
+        self._loop_thread = 0
+
+    def start(self, loop: Any) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    def on_event(self, event_data: Any, name: str) -> None:
+        frame = encode(name, event_data)
+        if frame is None:
+            return
+        loop = self._loop
+        if loop is None or not loop.is_running() or threading.get_ident() != self._loop_thread:
+            self.flush()
+            self.send(frame)
+            return
+        pending = self._pending
+        pending.append(frame)
+        if len(pending) == 1:
+            loop.call_after_iteration(self.flush)
+        elif len(pending) >= BATCH_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send every queued message now."""
+        frames = self._pending
+        if frames:
+            self._pending = []
+            self.send_batch(frames)
+
+    def send_batch(self, frames: list[bytes]) -> None:
+        """Send *frames* in order; each one that cannot go is dropped and counted."""
+        for frame in frames:
+            self.send(frame)
+
+    def close(self) -> None:
+        """Stop listening, send what is queued, then close."""
+        self.detach()
+        self.flush()
+        super().close()
+
+
+class UdpSink(BatchedSink):
+    """One datagram per message, the frame exactly, from a non-blocking socket; a batch
+    goes with sendmmsg (``ftpd.events.mmsg``) where libc has it."""
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__()
+        self._mmsg: Any = None  # the sendmmsg sender once needed; False: libc has none
         self.description = f"udp:{_join_host(host)}:{port}"
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
@@ -106,6 +162,26 @@ class UdpSink(Sink):
         self.sent += 1
         return True
 
+    def send_batch(self, frames: list[bytes]) -> None:
+        sender = self._mmsg
+        if sender is None and len(frames) >= MMSG_MIN and self._sock is not None:
+            from ftpd.events.mmsg import open_sender  # ctypes: only once batches come
+
+            sender = self._mmsg = open_sender(self._sock, self.address) or False
+        if not sender or len(frames) < MMSG_MIN or self._sock is None:
+            super().send_batch(frames)
+            return
+        done = 0
+        while done < len(frames):
+            try:
+                sent = sender.send(frames[done:] if done else frames)
+            except OSError as exc:  # the first of them: dropped, as sendto would
+                self._drop(exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc)))
+                sent = 1
+            else:
+                self.sent += sent
+            done += sent
+
     def close(self) -> None:
         super().close()
         sock, self._sock = self._sock, None
@@ -113,7 +189,7 @@ class UdpSink(Sink):
             sock.close()
 
 
-class MqueueSink(Sink):
+class MqueueSink(BatchedSink):
     """The System V message queue *key*: mtype 1, the frame plus one NUL, IPC_NOWAIT.
 
     Opened now, before privileges are dropped. A queue this sink creates gets mode *perm*
@@ -155,7 +231,7 @@ class MqueueSink(Sink):
     def send(self, frame: bytes) -> bool:
         ipc = self._ipc
         try:
-            self._mq.send(frame + b"\0", block=False, type=1)
+            self._mq.send(frame + b"\0", False, 1)  # positional: no keyword parsing
         except ipc.BusyError:
             self._drop("queue is full (raise kernel.msgmnb for a bigger one)")
             return False

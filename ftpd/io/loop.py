@@ -48,6 +48,7 @@ class EventLoop:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._after: list[Callback] = []  # call_after_iteration
         # calls handed to worker threads whose answers the loop awaits (Server.run_in_pool):
         # while there are some the loop is not idle, and a virtual clock must not jump
         self.outstanding = 0
@@ -159,6 +160,13 @@ class EventLoop:
     def call_soon(self, callback: Callback, *args: Any) -> None:
         self._ready.append((callback, args))
 
+    def call_after_iteration(self, callback: Callback) -> None:
+        """Run *callback()* at the end of this iteration, after its readiness, timer and
+        ready callbacks, before the loop waits again: work produced all over one iteration
+        is then done at once (the event sinks send their datagrams together). One added by
+        such a callback runs at the end of the next iteration, which does not wait."""
+        self._after.append(callback)
+
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         self._ready.append((callback, args))
         self.wake()
@@ -201,7 +209,7 @@ class EventLoop:
 
     def _run_once(self) -> None:
         timeout: float | None = None
-        if self._ready:
+        if self._ready or self._after:
             timeout = 0
         elif self._timers:
             timeout = self.clock.select_timeout(self._timers[0][0] - self.time())
@@ -225,6 +233,10 @@ class EventLoop:
         for _ in range(len(self._ready)):
             callback, args = self._ready.popleft()
             self._safely(callback, *args)
+        if self._after:
+            after, self._after = self._after, []
+            for callback in after:
+                self._safely(callback)
 
     @staticmethod
     def _safely(callback: Callback, *args: Any) -> None:

@@ -188,6 +188,30 @@ def test_anything_encodes_to_a_frame_that_decodes(path, user, email, host, new):
         assert ev.user == "anonymous"
 
 
+_any_text = st.text(st.sampled_from("ab/é\n\r\0\udc80\ud800 \u20ac"), max_size=40) | _text
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=_any_text, user=_any_text, email=_any_text, host=_any_text, new=_any_text,
+       anonymous=st.booleans())
+def test_the_quick_encoding_gives_the_bytes_of_the_token_by_token_one(
+        path, user, email, host, new, anonymous):
+    """encode() joins clean tokens at once; it must equal cleaning and fitting each token
+    (the general path), also with tokens to clean, lone surrogates and oversize ones."""
+    info = core.SessionInfo("aSW2YAAqAAEA", host, user, email, anonymous)
+    events = [("fs.download", upload(path=path, info=info)),
+              ("fs.rename", core.RenameEvent(info, T, path, new)),
+              ("fs.listing", core.ListingEvent(info, T, path, "OK", new, True)),
+              ("session.login", core.LoginEvent(info, T)),
+              ("session.logout", core.LogoutEvent(info, T, 3.5, 1, 2, 3, 4, new))]
+    for name, event in events:
+        letter, layout = ncftpd._ENCODERS[name]
+        rest, paths = layout(event)
+        who = ncftpd._who(info)
+        body = ncftpd._body_by_tokens(letter, int(T), who, rest, paths)
+        assert encode(name, event) == b"STR\n%3d\n" % len(body) + body
+
+
 # -- decoding ----------------------------------------------------------------------------------
 
 def test_decode_gives_typed_immutable_events():
