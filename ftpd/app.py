@@ -394,7 +394,7 @@ def build_server(settings: Settings, launch: LaunchContext,
                  banner: str | None = None) -> Server:
     """*banner*: the greeting read already (inetd no-wait wrote it before this)."""
     from ftpd.config import ConfigError
-    from ftpd.core.session import _default_table
+    from ftpd.core.sessionconfig import _default_table
     from ftpd.events.bus import EventBus
     from ftpd.io.server import Server
     from ftpd.modules import ModuleContext, ModuleError, load_modules
