@@ -4,6 +4,7 @@ Shared by the CLI (every launch mode) and by SIGHUP reloads."""
 from __future__ import annotations
 
 import os
+from time import monotonic as _monotonic
 
 TYPE_CHECKING = False  # not ``typing``'s: importing it costs ~6 ms per inetd start
 if TYPE_CHECKING:
@@ -118,6 +119,14 @@ def storage_factory(settings: Settings) -> Any:
             return local_fs(account)
         return s3(account.home)
 
+    def make_nowait(account: Any) -> Any:
+        if not account.home.startswith("s3://"):
+            return _local_fs_nowait(account)
+        from ftpd.io.nowait import NOT_NOW
+
+        return NOT_NOW
+
+    make.nowait = make_nowait  # type: ignore[attr-defined]
     return make
 
 
@@ -180,7 +189,8 @@ def build_tls(settings: Settings) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-_FS_CACHE: dict[str, Any] = {}  # home -> LocalFS
+_FS_CACHE: dict[str, tuple[Any, float]] = {}  # home -> (LocalFS, when last checked)
+FS_RECHECK = 1.0  # seconds a home's handle is trusted without looking at the disk
 
 
 def local_fs(account: Account) -> FileSystem:
@@ -188,10 +198,27 @@ def local_fs(account: Account) -> FileSystem:
     worker pool, at login). One per home, shared by that user's sessions."""
     from ftpd.fs.local import LocalFS
 
-    fs = _FS_CACHE.get(account.home)
+    entry = _FS_CACHE.get(account.home)
+    fs = entry[0] if entry is not None else None
     if fs is None or fs.replaced():  # the home was moved or recreated: a fresh handle
-        fs = _FS_CACHE[account.home] = LocalFS(account.home)
+        fs = LocalFS(account.home)
+    _FS_CACHE[account.home] = (fs, _monotonic())
     return fs
+
+
+def _local_fs_nowait(account: Account) -> Any:
+    """The home's handle from memory when it was checked in the last ``FS_RECHECK``
+    seconds (a burst of logins checks the disk once a second, not once a login);
+    else ``NOT_NOW``: ``local_fs`` in the pool looks."""
+    entry = _FS_CACHE.get(account.home)
+    if entry is not None and _monotonic() - entry[1] < FS_RECHECK:
+        return entry[0]
+    from ftpd.io.nowait import NOT_NOW
+
+    return NOT_NOW
+
+
+local_fs.nowait = _local_fs_nowait  # type: ignore[attr-defined]  # see ftpd.io.pool
 
 
 def secret_token(nbytes: int) -> str:
@@ -302,11 +329,14 @@ def build_options(settings: Settings) -> ServerOptions:
 def build_listeners(settings: Settings, bus: Any) -> list[Any]:
     """The session log, NcFTPd sinks and the xferlog: bus listeners opened now, before
     privileges drop."""
+    from ftpd.log import INFO, passes
     from ftpd.sessionlog import SessionLog
 
     session_log = SessionLog()
-    session_log.attach(bus)
-    listeners: list[Any] = [session_log]
+    listeners: list[Any] = []
+    if passes(INFO):  # -q: not a line would be written: no listener
+        session_log.attach(bus)
+        listeners.append(session_log)
     if settings.event_sink:  # the codec and sinks cost ~10 ms to import: only when used
         from ftpd.config import ConfigError
         from ftpd.events.sinks import SinkError, install_sinks
@@ -364,7 +394,7 @@ def build_server(settings: Settings, launch: LaunchContext,
                  banner: str | None = None) -> Server:
     """*banner*: the greeting read already (inetd no-wait wrote it before this)."""
     from ftpd.config import ConfigError
-    from ftpd.core.session import _default_table
+    from ftpd.core.sessionconfig import _default_table
     from ftpd.events.bus import EventBus
     from ftpd.io.server import Server
     from ftpd.modules import ModuleContext, ModuleError, load_modules

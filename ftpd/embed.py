@@ -41,6 +41,17 @@ class _UsersAuthorizer:
         return None
 
 
+def _always(fs: FileSystem) -> Any:
+    """The fs_factory of one filesystem object for every login: made already, so it is
+    answered on the loop (``nowait``, see ftpd.io.nowait), with no thread round trip."""
+
+    def factory(account: Account) -> FileSystem:
+        return fs
+
+    factory.nowait = factory  # type: ignore[attr-defined]
+    return factory
+
+
 class FTPServer:
     """A server on *fs* (a FileSystem object, or a directory path)."""
 
@@ -68,7 +79,7 @@ class FTPServer:
 
         if clock is not None:
             session_options.setdefault("clock", clock.wall)  # events and login throttle
-        session_options = {**injected(), "fs_factory": lambda account: fs, **session_options}
+        session_options = {**injected(), "fs_factory": _always(fs), **session_options}
         config = SessionConfig(**session_options)
         options = ServerOptions(timeout=timeout, data_timeout=data_timeout,
                                 idle_timeout=idle_timeout, shutdown_timeout=shutdown_timeout)

@@ -29,6 +29,12 @@ def configure(where: str, level: int, **options: Any) -> None:
         _install()
 
 
+def passes(level: int) -> bool:
+    """Whether records at *level* are written at all (``-q``: not INFO), so that a
+    listener whose every record would be dropped need not be attached."""
+    return level >= _threshold
+
+
 def install() -> None:
     """Install the configured handler now (a log file must open while we are root)."""
     _install()

@@ -39,6 +39,10 @@ class LineFramer:
         """Feed raw bytes; return the complete lines they finish."""
         if self._iac or IAC in data:
             data = self._strip_telnet(data)
+        last = len(data) - 1
+        if not self._buf and not self._overflow and 0 <= last <= self.max_line \
+                and data.find(b"\n") == last:  # one whole command: most reads
+            return [data[:-2] if data.endswith(b"\r\n") else data[:-1]]
         out: list[bytes | LineTooLong] = []
         start = 0
         while True:

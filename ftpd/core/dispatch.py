@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno as _errno
 from collections.abc import Callable, Generator
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from ftpd.core import dropbox
@@ -84,38 +85,64 @@ def invoke(fn: Callable[..., Any], s: Session | SessionView, cmd: Command) -> St
     """Run a handler (given the session) or a hook (given its view); a generator one is
     run to its end, its orders passed up."""
     result = fn(s, cmd)
-    if isinstance(result, Generator):
+    if type(result) is GeneratorType:
         yield from result
+
+
+def failed(s: Session | SessionView, cmd: Command, exc: Exception) -> None:
+    """What a handler raised, as the command's error chain (and one log line for a fault)."""
+    if isinstance(exc, FTPError):
+        cmd.add_err(exc.code, exc.text)
+    elif isinstance(exc, OSError):
+        cmd.add_err(*reply_for_oserror(exc))
+        cmd.info["errno"] = exc.errno
+        if exc.errno not in _EXPECTED_ERRNOS:
+            log.warning("[%s] %s: storage error: %s", s.session_id, cmd.name, exc)
+    else:
+        log.error("[%s] internal error in %s", s.session_id, cmd.name, exc_info=exc)
+        cmd.add_err(451, f"Internal error while processing {cmd.verb}; the session goes on.")
 
 
 def guarded(fn: Callable[..., Any], s: Session | SessionView, cmd: Command) -> Steps:
     """``invoke`` with every failure turned into the command's error chain."""
     try:
         yield from invoke(fn, s, cmd)
-    except FTPError as exc:
-        cmd.add_err(exc.code, exc.text)
-    except OSError as exc:
-        cmd.add_err(*reply_for_oserror(exc))
-        cmd.info["errno"] = exc.errno
-        if exc.errno not in _EXPECTED_ERRNOS:
-            log.warning("[%s] %s: storage error: %s", s.session_id, cmd.name, exc)
-    except Exception:
-        log.exception("[%s] internal error in %s", s.session_id, cmd.name)
-        cmd.add_err(451, f"Internal error while processing {cmd.verb}; the session goes on.")
+    except Exception as exc:
+        failed(s, cmd, exc)
 
 
-def command_steps(s: Session, spec: CommandSpec, cmd: Command) -> Steps:
-    """One command, a verb or a SITE subcommand alike: the generic checks, PRE hooks (any
-    error refuses it), the handler."""
+def _guarded_steps(steps: Steps, s: Session, cmd: Command) -> Steps:
+    try:
+        yield from steps
+    except Exception as exc:
+        failed(s, cmd, exc)
+
+
+def start(s: Session, spec: CommandSpec, cmd: Command) -> Steps | None:
+    """One command, a verb or a SITE subcommand alike: the generic checks, PRE hooks,
+    the handler. Run as far as it goes without waiting: None when it is done (the
+    generic checks refused it, or a plain handler ran), else the steps to go on with
+    (a generator handler, or PRE hooks). Most commands never build a generator."""
     if not check(s, spec, cmd):
-        return
+        return None
     hooks = s.table.hooks("pre", cmd)
     if hooks:
-        view = SessionView(s)
-        for hook in hooks:
-            yield from guarded(hook, view, cmd)
-            if cmd.failed:
-                return
+        return _hooked_steps(s, spec, cmd, hooks)
+    try:
+        result = spec.handler(s, cmd)
+    except Exception as exc:
+        failed(s, cmd, exc)
+        return None
+    return _guarded_steps(result, s, cmd) if type(result) is GeneratorType else None
+
+
+def _hooked_steps(s: Session, spec: CommandSpec, cmd: Command, hooks: list[Any]) -> Steps:
+    """PRE hooks (any error refuses the command), then the handler."""
+    view = SessionView(s)
+    for hook in hooks:
+        yield from guarded(hook, view, cmd)
+        if cmd.failed:
+            return
     yield from guarded(spec.handler, s, cmd)
 
 

@@ -42,15 +42,16 @@ class Reply:
 
     def encode(self) -> bytes:
         """RFC 959 wire form; inner lines are indented so none can pass for a final line."""
+        if len(self.lines) == 1:  # most replies: one line, nothing to clean
+            line = self.lines[0]
+            if "\r" in line or "\n" in line or "\0" in line:
+                line = _clean(line)
+            return f"{self.code} {line}\r\n".encode("utf-8", "surrogateescape")
         lines = [_clean(t) for t in self.lines]
-        if len(lines) == 1:
-            text = f"{self.code} {lines[0]}\r\n"
-        else:
-            parts = [f"{self.code}-{lines[0]}\r\n"]
-            parts.extend(f" {inner}\r\n" for inner in lines[1:-1])
-            parts.append(f"{self.code} {lines[-1]}\r\n")
-            text = "".join(parts)
-        return text.encode("utf-8", "surrogateescape")
+        parts = [f"{self.code}-{lines[0]}\r\n"]
+        parts.extend(f" {inner}\r\n" for inner in lines[1:-1])
+        parts.append(f"{self.code} {lines[-1]}\r\n")
+        return "".join(parts).encode("utf-8", "surrogateescape")
 
 
 class ResponseChain:
@@ -71,7 +72,10 @@ class ResponseChain:
         return bool(self.entries)
 
     def to_reply(self) -> Reply | None:
-        code = next((c for c, _ in self.entries if c != DUP), None)
+        entries = self.entries
+        if len(entries) == 1 and entries[0][0] != DUP:  # the common case, without scans
+            return Reply(entries[0][0], (entries[0][1],))
+        code = next((c for c, _ in entries if c != DUP), None)
         if code is None:
             return None
         return Reply(code, tuple(text for _, text in self.entries))

@@ -10,22 +10,20 @@ state is one of ``core.states.State``, changed only through its transition table
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ftpd.auth.base import ANONYMOUS_NAMES, Account
 from ftpd.core import actions as A
 from ftpd.core import dispatch, dropbox
+from ftpd.core import states as st
 from ftpd.core.buffer import MAX_LINE, LineFramer, LineTooLong
-from ftpd.core.commands import DEFAULT_TABLE, Command, CommandSpec, CommandTable
+from ftpd.core.commands import Command, CommandSpec
 from ftpd.core.events import LogoutEvent, SessionInfo
-from ftpd.core.limits import Ledger
-from ftpd.core.listing import Hidden, numeric_owners
 from ftpd.core.paths import resolve
 from ftpd.core.replies import Reply
-from ftpd.core.states import ON_LINE, Event, State, transition
-from ftpd.core.throttle import LoginThrottle
+from ftpd.core.sessionconfig import SessionConfig
+from ftpd.core.states import ON_LINE, Event, transition
 from ftpd.fs.base import FileSystem
 from ftpd.log import get_logger
 
@@ -34,7 +32,7 @@ log = get_logger("ftpd.session")
 MAX_QUEUED_LINES = 64
 _ASKS: tuple[type, ...] = A.Ask.__args__  # the orders a command may yield and wait for
 Output = Reply | A.Action  # what every entry point returns, in the order to carry it out
-_EVENT_OF = {A.StartTransfer: Event.TRANSFER, A.StartTLS: Event.TLS}
+_EVENT_OF = {A.StartTransfer: st.ON_TRANSFER, A.StartTLS: st.ON_TLS}
 _ABORTED = A.TransferEnd(A.Outcome.ABORTED)
 _RESET = A.TransferEnd(A.Outcome.RESET)
 # An idle session holds none of its own: the shared empty tuple stands for an empty queue
@@ -43,99 +41,6 @@ _RESET = A.TransferEnd(A.Outcome.RESET)
 _NONE: tuple[()] = ()
 DEFAULT_MLST_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
 _NO_STATS = {"files_down": 0, "bytes_down": 0, "files_up": 0, "bytes_up": 0}
-
-
-def _no_filesystem(account: Account) -> FileSystem:
-    raise OSError(38, "no filesystem configured (SessionConfig.fs_factory)")
-
-
-def _urandom_token(nbytes: int) -> str:
-    import os
-
-    return os.urandom(nbytes).hex()
-
-
-class SessionConfig:
-    """What every session of one server shares: policy, limits, the command table, and
-    what the core gets from outside, injected: ``fs_factory`` (an account's filesystem;
-    called in the worker pool), ``owner_names`` (uid, gid -> names for LIST), ``clock``
-    and ``token`` (n random bytes as hex: STOU and atomic-upload names). Path policy:
-    ``hide`` (``--hide`` patterns) and ``anonymous_upload`` (the drop box, a virtual
-    path). Keywords only; ``replace(**changes)`` gives a modified copy."""
-
-    def __init__(self, *, table: CommandTable | None = None,
-                 fs_factory: Callable[[Account], FileSystem] = _no_filesystem,
-                 owner_names: Callable[[int, int], tuple[str, str]] = numeric_owners,
-                 token: Callable[[int], str] = _urandom_token,
-                 banner: str = "ftpd ready.", masquerade_address: str | None = None,
-                 passive_ports: range | None = None, permit_foreign_addresses: bool = False,
-                 max_bad_commands: int = 20, max_login_attempts: int = 3,
-                 throttle: LoginThrottle | None = None, atomic_uploads: bool = False,
-                 max_listing_entries: int = 200_000, tls_mode: str = "off",
-                 tls_anonymous: bool = False, tls_available: bool = False,
-                 implicit_tls: bool = False, server_scope: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time, shutting_down: bool = False,
-                 max_rate: int = 0, ledger: Ledger | None = None,
-                 hide: tuple[str, ...] | list[str] = (),
-                 anonymous_upload: str | None = None) -> None:
-        self.table = table if table is not None else _default_table()
-        self.fs_factory = fs_factory
-        self.owner_names = owner_names
-        self.token = token
-        self.banner = banner
-        self.masquerade_address = masquerade_address
-        self.passive_ports = passive_ports
-        self.permit_foreign_addresses = permit_foreign_addresses
-        self.max_bad_commands = max_bad_commands
-        self.max_login_attempts = max_login_attempts
-        self.throttle = throttle if throttle is not None else LoginThrottle()
-        self.atomic_uploads = atomic_uploads
-        self.max_listing_entries = max_listing_entries
-        self.tls_mode = tls_mode  # off, explicit, required
-        self.tls_anonymous = tls_anonymous
-        self.tls_available = tls_available
-        self.implicit_tls = implicit_tls
-        self.server_scope: dict[str, Any] = server_scope if server_scope is not None else {}
-        self.clock = clock
-        self.shutting_down = shutting_down
-        self.max_rate = max_rate  # bytes/s per direction per session (0: unlimited)
-        self.ledger = ledger if ledger is not None else Ledger()  # sessions, usage per user
-        self.hide = hide
-        self.anonymous_upload = anonymous_upload
-
-    @property
-    def hide(self) -> tuple[str, ...]:
-        """The ``--hide`` patterns; ``hidden`` is their matcher."""
-        return self.hidden.patterns
-
-    @hide.setter
-    def hide(self, patterns: tuple[str, ...] | list[str]) -> None:
-        self.hidden = Hidden(patterns)
-
-    @property
-    def anonymous_upload(self) -> str | None:
-        """The drop box's virtual path (normalised: ``incoming`` is ``/incoming``)."""
-        return self._anonymous_upload
-
-    @anonymous_upload.setter
-    def anonymous_upload(self, vdir: str | None) -> None:
-        self._anonymous_upload = resolve("/", vdir) if vdir else None
-
-    def replace(self, **changes: Any) -> SessionConfig:
-        import copy
-
-        new = copy.copy(self)
-        for name, value in changes.items():
-            if not hasattr(new, name):
-                raise TypeError(f"SessionConfig has no setting {name!r}")
-            setattr(new, name, value)
-        return new
-
-
-def _default_table() -> CommandTable:
-    import ftpd.core.handlers  # noqa: F401  (registers the built-in commands)
-
-    return DEFAULT_TABLE
 
 
 class Suspended(NamedTuple):
@@ -166,7 +71,7 @@ class Session:
         self.session_id = session_id
         self._scope: dict[str, Any] | None = None  # ``scope``, made when a module uses it
         self.started = config.clock()
-        self.state = State.GREETING
+        self.state = st.GREETING
         self._framer = LineFramer(MAX_LINE)
         self._out: list[Output] = []
         self._queue: list[bytes | LineTooLong] | tuple[()] = _NONE  # lines waiting to run
@@ -240,7 +145,7 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is st.CLOSED
 
     @property
     def expecting(self) -> bool:
@@ -265,6 +170,8 @@ class Session:
 
     def emit(self, name: str, data: Any = None) -> None:
         """Raise an event; it reaches the bus after the current reply is sent."""
+        if not self.config.listens(name):
+            return
         cmd = self._current
         (cmd.after if cmd is not None else self._out).append(A.Emit(name, data))
 
@@ -291,10 +198,11 @@ class Session:
         no-wait writes it before the server is built: ``ftpd.launch.inetd.greet``)."""
         from ftpd.core.events import ConnectEvent
 
-        self._to(Event.START)
+        self._to(st.ON_START)
         if not greeted:
             self.reply(220, *self.config.banner.split("\n"))  # a multi-line banner: 220-
-        self.emit("session.connect", ConnectEvent(self.info(), self.now()))
+        if self.config.listens("session.connect"):
+            self.emit("session.connect", ConnectEvent(self.info(), self.now()))
         self._settle()
         return self._take()
 
@@ -302,7 +210,7 @@ class Session:
         """Greet with 421 and close (connection caps, server stopping)."""
         self.reply(421, text)
         self.act(A.Close("REFUSED"))
-        self._to(Event.CLOSE)
+        self._to(st.ON_CLOSE)
         return self._take()
 
     def receive(self, data: bytes) -> list[Reply | A.Action]:
@@ -314,7 +222,7 @@ class Session:
                 break
             self.lines_received += 1
             self._on_line(line, rule)
-            if self.state is State.STARTING_TLS:
+            if self.state is st.STARTING_TLS:
                 self._drop_cleartext()
                 break
         return self._take()
@@ -334,7 +242,7 @@ class Session:
 
     def abort_transfer(self) -> None:
         """ABOR: the transfer's command goes on from its ``yield``, ABORTED."""
-        if self.state is State.TRANSFER:
+        if self.state is st.TRANSFER:
             self._wake(_ABORTED, None)
 
     def timeout(self) -> list[Reply | A.Action]:
@@ -403,7 +311,15 @@ class Session:
         """Checks, PRE hooks, the handler; then (now or once it stops waiting) POST
         hooks and the reply."""
         self.commands_run += 1
-        self._advance(Suspended(cmd, dispatch.command_steps(self, spec, cmd), None), None, None)
+        outer, self._current = self._current, cmd
+        try:
+            steps = dispatch.start(self, spec, cmd)
+        finally:
+            self._current = outer
+        if steps is None:
+            self._complete(cmd)
+        else:
+            self._advance(Suspended(cmd, steps, None), None, None)
 
     def _advance(self, at: Suspended, value: Any, exc: BaseException | None) -> None:
         """Run a command on from its ``yield`` (or its start) to its next order or end."""
@@ -436,21 +352,21 @@ class Session:
         if getattr(order, "after_reply", False):
             self._count_bad(self._send_reply(at.cmd))
         self._suspended = at
-        self._to(_EVENT_OF.get(type(order), Event.ASK))
+        self._to(_EVENT_OF.get(type(order), st.ON_ASK))
         self._out.append(order)
 
     def _wake(self, value: Any, exc: BaseException | None) -> None:
         at = self._suspended
         if at is not None:
             self._suspended = None
-            self._to(Event.ANSWER)
+            self._to(st.ON_ANSWER)
             self._advance(at, value, exc)
 
     def _complete(self, cmd: Command) -> None:
         """POST hooks, then exactly one reply from the chain matching the outcome."""
         code = None if cmd.replied else self._send_reply(cmd)
         self._out.extend(cmd.after)
-        if any(isinstance(a, A.Close) for a in cmd.after):
+        if cmd.after and any(isinstance(a, A.Close) for a in cmd.after):
             self._close(None)
         if code is not None:
             self._count_bad(code)
@@ -482,7 +398,7 @@ class Session:
         lines that act during one."""
         while self._current is None:
             if self._suspended is not None:
-                line = self._queued_urgent() if self.state is State.TRANSFER else None
+                line = self._queued_urgent() if self.state is st.TRANSFER else None
                 if line is None:
                     return
                 self._execute(line)
@@ -496,9 +412,9 @@ class Session:
             elif self.config.shutting_down:
                 self.reply(421, "Server shutting down.")
                 self._close("SHUTDOWN")
-            elif self._queue and self.state is State.READY:
+            elif self._queue and self.state is st.READY:
                 self._execute(self._queue.pop(0))  # at most MAX_QUEUED_LINES
-                if self.state is State.STARTING_TLS:  # queued cleartext never runs in TLS
+                if self.state is st.STARTING_TLS:  # queued cleartext never runs in TLS
                     self._drop_cleartext()
             else:
                 return
@@ -517,7 +433,7 @@ class Session:
 
     def _may_close_now(self) -> bool:
         """No transfer runs and no cleanup must finish first (timeout, shutdown)."""
-        if self.closed or self.state in (State.TRANSFER, State.STARTING_TLS):
+        if self.closed or self.state in (st.TRANSFER, st.STARTING_TLS):
             return False
         at = self._suspended
         return at is None or not (isinstance(at.order, A.Call) and at.order.cleanup)
@@ -538,8 +454,8 @@ class Session:
         abandoned (the transport drops its answer)."""
         if self.closed:
             return
-        transferring = self.state is State.TRANSFER
-        self._to(Event.CLOSE)
+        transferring = self.state is st.TRANSFER
+        self._to(st.ON_CLOSE)
         self.leave()
         self._queue = _NONE
         for waiter in self._waiters:
@@ -560,9 +476,10 @@ class Session:
     def closing_actions(self, reason: str) -> list[A.Action]:
         """What ends a session: the disconnect event (always: the session log's DISCONNECT
         line), the logout event (if logged in), then the closes."""
-        out: list[A.Action] = [A.Emit("session.disconnect", self.logout_event(reason))]
-        if self.account is not None:
-            out.append(A.Emit("session.logout", self.logout_event(reason)))
+        out: list[A.Action] = []
+        for name in ("session.disconnect", "session.logout"):
+            if self.config.listens(name) and (self.account or name == "session.disconnect"):
+                out.append(A.Emit(name, self.logout_event(reason)))
         return out + [A.CloseData(), A.Close(reason)]
 
     def logout_event(self, reason: str) -> LogoutEvent:

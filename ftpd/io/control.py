@@ -15,6 +15,7 @@ from ftpd.core.replies import Reply
 from ftpd.core.session import Session
 from ftpd.io import become  # --pam: system accounts (ftpd/io/become.py)
 from ftpd.io.data import DataChannel
+from ftpd.io.nowait import NOT_NOW, answer_now
 from ftpd.io.stream import Stream, tls_would_block
 from ftpd.log import get_logger
 
@@ -175,7 +176,11 @@ class ControlConnection:
         self.server.bus.generate(item.name, item.data)
 
     def _call(self, item: A.Call) -> None:
-        self.server.run_in_pool(item.fn, item.args, self._answered)
+        result = answer_now(item.fn, item.args)
+        if result is NOT_NOW:
+            self.server.run_in_pool(item.fn, item.args, self._answered)
+        else:  # answered from memory: the command goes on now (as for ListenPassive)
+            self._answered(result, None)
 
     def _reply(self, item: Reply) -> None:
         self.write(item.encode())
@@ -245,12 +250,14 @@ class ControlConnection:
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         stream = self.stream
-        stream.append(data)
-        if len(stream.out) > MAX_OUTPUT:
+        if self.closed:
+            stream.append(data)
+            return
+        if stream.out and len(stream.out) + len(data) > MAX_OUTPUT:
             log.warning("%s: client does not read its replies; closing", self.peer[0])
             self.close()
             return
-        self.flush()
+        stream.write(data)
 
     def flush(self) -> None:
         if not self.closed:

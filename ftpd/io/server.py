@@ -68,10 +68,10 @@ class Server:
 
             bus = EventBus()
         self.launch = launch
+        self.bus = bus
         self.config = session_config
         self.authorizer = authorizer
         self.options = options or ServerOptions()
-        self.bus = bus
         self.loop = EventLoop(clock)
         self.recv_buffer = bytearray(1 << 20)  # shared: the loop is single-threaded
         self.connections: set[ControlConnection] = set()
@@ -104,6 +104,17 @@ class Server:
         self.spawner: Any = None  # --pam on a shared loop: ftpd.launch.persession
 
     # -- sessions ---------------------------------------------------------------------
+    @property
+    def config(self) -> SessionConfig:
+        """What new sessions get (replaced on reload); its events are built only
+        when someone listens on this server's bus."""
+        return self._config
+
+    @config.setter
+    def config(self, config: SessionConfig) -> None:
+        config.listens = self.bus.__contains__
+        self._config = config
+
     def session_config(self, implicit_tls: bool) -> SessionConfig:
         if not implicit_tls:
             return self.config
@@ -279,7 +290,7 @@ class Server:
             except Exception:
                 log.exception("authorizer failed for %r", username)
                 account = None
-            self.loop.call_soon(done, account)
+            done(account)  # the command goes on now, as for any order answered at once
             return
         self.start_workers()
         loop = self.loop

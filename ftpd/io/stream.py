@@ -60,35 +60,61 @@ class Stream:
             self.out = bytearray(data)
 
     def write(self, data: bytes) -> None:
-        self.append(data)
-        self.flush()
+        """Send *data* now if nothing waits before it (a reply, usually all of it);
+        queue what the socket does not take."""
+        if self.out or self.held or self.sock is None:
+            self.append(data)
+            self.flush()
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            if not tls_would_block(exc):
+                self._failed(exc)
+                return
+            sent = 0
+        if sent < len(data):
+            self.out = bytearray(data[sent:])
+            self.loop.add_writer(self.sock, self.flush)
+            return
+        self._run_drained()
 
     def flush(self) -> None:
         """Send what the socket takes; watch for writability while output remains;
-        when it is all sent, run the drained callbacks (once each)."""
+        when it is all sent, run the drained callbacks (once each). The writer is
+        watched exactly while output is pending."""
         if self.held or self.sock is None:
             return
         out = self.out
-        try:
-            while out:
-                sent = self.sock.send(out)
-                del out[:sent]  # (pending output is a bytearray)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            if not tls_would_block(exc):
-                self.out = b""
-                self.loop.remove_writer(self.sock)
-                if self.on_error is not None:
-                    self.on_error(exc)
-                return
         if out:
-            self.loop.add_writer(self.sock, self.flush)
-            return
-        self.out = b""
-        self.loop.remove_writer(self.sock)
+            try:
+                while out:
+                    sent = self.sock.send(out)
+                    del out[:sent]  # (pending output is a bytearray)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                if not tls_would_block(exc):
+                    self._failed(exc)
+                    return
+            if out:
+                self.loop.add_writer(self.sock, self.flush)
+                return
+            self.out = b""
+            self.loop.remove_writer(self.sock)
+        self._run_drained()
+
+    def _run_drained(self) -> None:
         while self._drained and not self.out and not self.held:
             self._drained.pop(0)()  # (not empty: a list)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.out = b""
+        self.loop.remove_writer(self.sock)
+        if self.on_error is not None:
+            self.on_error(exc)
 
     def when_drained(self, callback: Callable[[], None]) -> None:
         """Run *callback* once everything written so far has been sent."""

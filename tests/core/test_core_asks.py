@@ -10,7 +10,7 @@ import pytest
 from core_driver import Driver, codes, text
 
 from ftpd.core import actions as A
-from ftpd.core.session import _default_table
+from ftpd.core.sessionconfig import _default_table
 from ftpd.core.states import State
 
 

@@ -142,7 +142,7 @@ def test_default_limit_is_20(ftp):
 
 
 def test_exception_in_handler_is_451_and_session_goes_on(make, caplog):
-    from ftpd.core.session import SessionConfig, _default_table
+    from ftpd.core.sessionconfig import SessionConfig, _default_table
 
     table = _default_table().copy()
 
@@ -163,7 +163,7 @@ def test_exception_in_handler_is_451_and_session_goes_on(make, caplog):
 
 
 def test_handler_that_adds_nothing_is_451(make):
-    from ftpd.core.session import _default_table
+    from ftpd.core.sessionconfig import _default_table
 
     table = _default_table().copy()
     table.command("XNIL", login=False)(lambda s, cmd: None)
@@ -194,7 +194,7 @@ def test_non_utf8_argument_is_kept_byte_for_byte(alice, memfs):
 
 
 def test_module_reply_code_out_of_range_is_451_not_a_crash(make):
-    from ftpd.core.session import _default_table
+    from ftpd.core.sessionconfig import _default_table
 
     table = _default_table().copy()
 

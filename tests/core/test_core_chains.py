@@ -8,7 +8,7 @@ from core_driver import Driver, codes, parse_wire, text
 
 from ftpd.core.commands import ARG, Command
 from ftpd.core.replies import DUP, Reply, ResponseChain
-from ftpd.core.session import _default_table
+from ftpd.core.sessionconfig import _default_table
 
 
 @pytest.fixture

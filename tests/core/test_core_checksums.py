@@ -232,7 +232,7 @@ def test_the_digest_module_is_imported_at_the_first_checksum_not_at_start_up():
     import subprocess
     import sys
 
-    code = ("import sys; from ftpd.core.session import _default_table; _default_table(); "
+    code = ("import sys; from ftpd.core.sessionconfig import _default_table; _default_table(); "
             "print('ftpd.fs.digest' in sys.modules, 'zlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout

@@ -233,7 +233,7 @@ def test_help(ftp):
 
 
 def test_help_site_subcommand_is_site_help_subcommand(make):
-    from ftpd.core.session import _default_table
+    from ftpd.core.sessionconfig import _default_table
 
     table = _default_table().copy()
     table.command("UPTIME", login=False, help="SITE UPTIME (how long)", site=True)(

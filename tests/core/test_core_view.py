@@ -8,7 +8,8 @@ import pytest
 from core_driver import Driver, codes, text
 
 from ftpd.core.commands import Command
-from ftpd.core.session import Session, _default_table
+from ftpd.core.session import Session
+from ftpd.core.sessionconfig import _default_table
 from ftpd.core.view import SessionView
 from ftpd.modules import ModuleContext
 

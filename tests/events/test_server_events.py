@@ -804,3 +804,19 @@ def test_refused_anonymous_upload_gives_perm(ftpd, udp):
     ex.check(msgs[0], b"I")
     ex.check(msgs[1], b"S", *transfer(b"/nope.bin", 0, b"PERM", size=0))
     ex.check(udp.take(1)[0], b"O", *logout(0, 0, 0, 0, b"QUIT"))
+
+
+def test_the_sessions_ask_the_server_bus_whether_anyone_listens(tmp_path):
+    """Server.config (also a reloaded one) answers ``listens`` from the live bus: a
+    listener registered at any time gets its events from then on."""
+    from ftpd.core.session import SessionConfig
+    from ftpd.embed import FTPServer
+
+    server = FTPServer(str(tmp_path)).server
+    config = server.config
+    assert not config.listens("fs.mkdir")
+    server.bus.register("fs.mkdir", lambda data, user: None)
+    assert config.listens("fs.mkdir")
+    server.config = SessionConfig()  # as a reload does
+    assert server.config.listens("fs.mkdir") and not server.config.listens("fs.rmdir")
+    server.loop.close()

@@ -89,3 +89,20 @@ def test_close_stops_the_lines(records):
 
 def test_refused_line():
     assert refused_line("S", "::1", "deny") == "[S] REFUSED from=::1 reason=deny"
+
+
+def test_quiet_attaches_no_session_log(monkeypatch):
+    """-q writes no INFO line, so the session log does not listen (the bus then has
+    nobody for the session events, and they cost nothing to raise)."""
+    from ftpd import app, config
+    from ftpd import log as ftpd_log
+
+    settings = config.resolve({})
+    for level, attached in ((ftpd_log.WARNING, False), (ftpd_log.INFO, True)):
+        monkeypatch.setattr(ftpd_log, "_threshold", level)
+        bus = EventBus()
+        listeners = app.build_listeners(settings, bus)
+        assert ("session.login" in bus) is attached
+        assert any(isinstance(x, SessionLog) for x in listeners) is attached
+        for listener in listeners:
+            listener.close()

@@ -285,7 +285,7 @@ def test_eventd8_covers_options() -> None:
 
 # -- ftpd.8 COMMANDS == the command table ----------------------------------------------------
 def test_ftpd8_lists_exactly_the_commands_of_the_table() -> None:
-    from ftpd.core.session import _default_table
+    from ftpd.core.sessionconfig import _default_table
 
     table = _default_table()
     listed: list[str] = []

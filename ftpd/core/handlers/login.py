@@ -72,7 +72,8 @@ def password(s: Session, cmd: Command) -> Steps:
             s.config.throttle.succeeded(s.peer_host, s.username or "")
             s.login_failures = 0
             cmd.add(230, "Login successful.")
-            cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), s.now())))
+            if s.config.listens("session.login"):
+                cmd.after.append(A.Emit("session.login", LoginEvent(s.info(), s.now())))
             return
     yield from _failed_login(s, cmd, failure)
 
