@@ -4,6 +4,7 @@
 # The editable install prefers setuptools' "compat" mode (a plain .pth entry: no import
 # hook, which would add ~10 ms to every inetd no-wait start from this venv); where a
 # setuptools no longer offers it, the default mode is used.
+# make bench: bench/ftpbench.py, with the bench extra (pyOpenSSL) added to the venv.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -25,6 +26,12 @@ $(VENV)/.test-deps: $(BIN)/ftpd
 		|| $(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# make bench also installs the bench extra (pyOpenSSL, for pyftpdlib's TLS handler)
+$(VENV)/.bench-deps: $(VENV)/.test-deps
+	$(BIN)/pip install -q -e '.[test,bench]' --config-settings editable_mode=compat 2>/dev/null \
+		|| $(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
 $(NPM_PREFIX)/.installed: Makefile
 	mkdir -p $(NPM_PREFIX)
 	npm install --prefix $(NPM_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
@@ -41,7 +48,7 @@ test: $(VENV)/.test-deps $(NODE_DEPS)
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check ftpd tests bench
 
-bench: $(VENV)/.test-deps
+bench: $(VENV)/.bench-deps
 	$(BIN)/python bench/ftpbench.py
 
 clean:

@@ -51,6 +51,9 @@ HOST = "127.0.0.1"
 WORKLOADS = ("logins", "list", "retr", "stor", "tls-retr", "tls-stor", "memory")
 TRANSFERS = ("retr", "stor", "tls-retr", "tls-stor")
 SERVERS = ("ftpd", "pyftpdlib", "vsftpd")
+# --baseline [NAME=]DIR: another ftpd source tree (say a `git archive` of an older
+# commit), run as the server NAME ("baseline") beside this one: before/after in one run
+BASELINES: dict[str, str] = {}
 VSFTPD = "/usr/sbin/vsftpd"
 BIG = "pub/big.bin"
 LISTDIR = "pub/list"
@@ -213,7 +216,7 @@ class Server:
 
 def server_command(name: str, port: int, root: str, base: str,
                    tls: TLSFiles | None = None) -> list[str]:
-    if name == "ftpd":
+    if name == "ftpd" or name in BASELINES:
         cmd = [sys.executable, "-m", "ftpd", "-l", f"{HOST}:{port}", "-r", root, "-w",
                "-u", "bench", "-P", "bench", "--max-connections", "2000", "-q"]
         if tls:  # explicit FTPS (AUTH TLS offered), data sessions must be resumed
@@ -253,6 +256,9 @@ def availability(name: str, tls: bool = False) -> str:
     """Empty when *name* can be run here, else the reason it cannot."""
     if name == "vsftpd" and not os.access(VSFTPD, os.X_OK):
         return f"{VSFTPD} not installed"
+    if name in BASELINES and not os.path.isfile(os.path.join(BASELINES[name], "ftpd",
+                                                             "__main__.py")):
+        return f"--baseline {BASELINES[name]!r} has no ftpd/__main__.py"
     if name in ("ftpd", "pyftpdlib"):
         mods = ["ftpd"] if name == "ftpd" else ["pyftpdlib"]
         if name == "pyftpdlib" and tls:
@@ -297,9 +303,13 @@ def start_server(name: str, root: str, base: str, tls: TLSFiles | None = None) -
     srv.port = free_port()
     srv.logfile = os.path.join(base, f"{name}{'-tls' if tls else ''}.log")
     cmd = server_command(name, srv.port, root, base, tls)
+    env, cwd = None, None
+    if name in BASELINES:  # `python -m` puts the working directory first on the path
+        cwd = BASELINES[name]
+        env = dict(os.environ, PYTHONPATH=cwd)
     with open(srv.logfile, "wb") as log:
         srv.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True)
+                                    start_new_session=True, env=env, cwd=cwd)
     reason = wait_ready(srv.port, srv.proc)
     if reason:
         srv.skipped = f"{reason}; log: {srv.log_tail()}"
@@ -904,6 +914,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         cfg = Config(size_mib=args.size or 512, logins=300, idle=1000, entries=10_000,
                      reps=5, list_reps=5, mem_rounds=3)
+    if args.reps:
+        cfg.reps = cfg.list_reps = args.reps
     workloads = list(args.only or WORKLOADS)
     names = args.servers
     raise_nofile(2 * cfg.idle + 4096)  # children (the servers) inherit it
@@ -1081,12 +1093,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, metavar="SEC",
                    help="before each timed run, wait up to SEC for the machine's CPUs to be "
                         "under 25%% busy (default 10; 0 with --quick; 0 = never wait)")
+    p.add_argument("--reps", type=int, metavar="N",
+                   help="runs per figure (default 5, LIST 5; 2 and 3 with --quick)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--baseline", metavar="[NAME=]DIR", action="append", default=[],
+                   help="also run the ftpd of the source tree DIR (an older commit, say) "
+                        "as the server NAME (default 'baseline'); repeatable")
     args = p.parse_args(argv)
     if args.size is not None and args.size <= 0:
         p.error("--size must be positive")
+    if args.reps is not None and args.reps <= 0:
+        p.error("--reps must be positive")
     if "ftpd" not in args.servers:
         args.servers.insert(0, "ftpd")  # every ratio is against ftpd
+    for i, spec in enumerate(args.baseline):
+        name, _, where = spec.rpartition("=")
+        name = name or "baseline"
+        if name in SERVERS or name in BASELINES:
+            p.error(f"--baseline {spec}: the name {name!r} is taken")
+        BASELINES[name] = os.path.abspath(where)
+        args.servers.insert(1 + i, name)
     out = run(args)
     report(out)
     if args.json:

@@ -47,11 +47,14 @@ PART = 8 << 20
 ENV = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
 
 
-def start_ftpd(work: Path, root: str, *extra: str) -> FtpdProcess:
+def start_ftpd(work: Path, root: str, *extra: str, tree: str = "") -> FtpdProcess:
+    """ftpd of this checkout, or (*tree*) of another source tree put first on the path
+    (run the bench from outside a checkout: ``python -m`` puts the cwd before it)."""
     port = free_port(HOST)
+    env = dict(ENV, PYTHONPATH=tree) if tree else ENV
     server = FtpdProcess(["-l", f"{HOST}:{port}", "-r", root, "-u", "bench", "-P", "bench",
                           "-q", "--max-connections", "2000", *extra], port=port,
-                         log_path=work / f"ftpd-{port}.log", env=ENV)
+                         log_path=work / f"ftpd-{port}.log", env=env)
     wait_for_port(HOST, port, time.monotonic() + 15, server.proc)
     return server
 
@@ -97,7 +100,8 @@ def obstore_get(s3: object, key: str) -> float:
     return time.perf_counter() - start
 
 
-def transfers(work: Path, seaweed: Seaweed, size: int, reps: int) -> dict[str, list[float]]:
+def transfers(work: Path, seaweed: Seaweed, size: int, reps: int,
+              baseline: str = "") -> dict[str, list[float]]:
     shm = Path("/dev/shm")
     where = shm if shm.is_dir() and shutil.disk_usage(shm).free > 2 * size else work
     src = Path(tempfile.mkdtemp(dir=where)) / "big.bin"
@@ -108,17 +112,28 @@ def transfers(work: Path, seaweed: Seaweed, size: int, reps: int) -> dict[str, l
     server = start_ftpd(work, f"s3://{seaweed.bucket}/bench", "--s3-endpoint",
                         seaweed.endpoint, "--s3-part-size", str(PART))
     url = f"ftp://bench:bench@{HOST}:{server.port}"
-    rates: dict[str, list[float]] = {k: [] for k in ("stor", "put", "retr", "get")}
+    keys = ("stor", "put", "retr", "get") + (("stor_base", "retr_base") if baseline else ())
+    rates: dict[str, list[float]] = {k: [] for k in keys}
+    base = start_ftpd(work, f"s3://{seaweed.bucket}/bench", "--s3-endpoint",
+                      seaweed.endpoint, "--s3-part-size", str(PART),
+                      tree=baseline) if baseline else None
+    base_url = f"ftp://bench:bench@{HOST}:{base.port}" if base else ""
     rss0 = peak_rss_kib(server.pid)
     try:
         for _ in range(reps):  # interleaved, so that drift hits both alike
             rates["stor"].append(size / curl("-T", str(src), f"{url}/ftp.bin"))
             rates["put"].append(size / obstore_put(s3, "bench/direct.bin", src))
+            if base:
+                rates["stor_base"].append(size / curl("-T", str(src), f"{base_url}/ftp.bin"))
             rates["retr"].append(size / curl("-o", "/dev/null", f"{url}/ftp.bin"))
             rates["get"].append(size / obstore_get(s3, "bench/ftp.bin"))
+            if base:
+                rates["retr_base"].append(size / curl("-o", "/dev/null", f"{base_url}/ftp.bin"))
         rates["rss_growth_mib"] = [(peak_rss_kib(server.pid) - rss0) / 1024]
     finally:
         server.stop()
+        if base:
+            base.stop()
         shutil.rmtree(src.parent, ignore_errors=True)
     return rates
 
@@ -165,8 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256, help="MiB per object (default 256)")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--sessions", type=int, default=2000, help="sessions for the event rate")
+    p.add_argument("--sessions", type=int, default=2000,
+                   help="sessions for the event rate (0: skip it)")
     p.add_argument("--quick", action="store_true", help="32 MiB, 1 run, 200 sessions")
+    p.add_argument("--baseline", metavar="DIR", default="",
+                   help="also time STOR/RETR through the ftpd of the source tree DIR (an "
+                        "older commit, say), interleaved; run from outside a checkout")
     args = p.parse_args(argv)
     if args.quick:
         args.size, args.reps, args.sessions = 32, 1, 200
@@ -182,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         seaweed.start()
         redis.start()
         print(f"s3bench: {args.size} MiB object, {args.reps} run(s), SeaweedFS {binary}")
-        rates = transfers(work, seaweed, args.size << 20, args.reps)
+        baseline = os.path.abspath(args.baseline) if args.baseline else ""
+        rates = transfers(work, seaweed, args.size << 20, args.reps, baseline)
         mib = 1 << 20
         stor = show("STOR through ftpd (curl)", rates["stor"], "MiB/s", mib)
         put = show("PUT by obstore alone", rates["put"], "MiB/s", mib)
@@ -190,9 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         get = show("GET by obstore alone", rates["get"], "MiB/s", mib)
         print(f"{'ratio STOR/PUT, RETR/GET':<34} {stor / put:9.2f}   {retr / get:.2f} "
               "(aim: >= 0.8)")
+        if baseline:
+            stor_b = show("STOR through the baseline (curl)", rates["stor_base"], "MiB/s", mib)
+            retr_b = show("RETR through the baseline (curl)", rates["retr_base"], "MiB/s", mib)
+            print(f"{'baseline: STOR/PUT, RETR/GET':<34} {stor_b / put:9.2f}   "
+                  f"{retr_b / get:.2f}")
         show("ftpd peak RSS growth", rates["rss_growth_mib"], "MiB")
-        show("events into Redis", event_rate(work, redis, args.sessions, args.reps),
-             "events/s")
+        if args.sessions > 0:
+            show("events into Redis", event_rate(work, redis, args.sessions, args.reps),
+                 "events/s")
     finally:
         redis.stop()
         seaweed.stop()

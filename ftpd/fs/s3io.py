@@ -91,6 +91,8 @@ class S3Reader(io.RawIOBase):
             raise ValueError("read from a closed S3Reader")
         whole = size is None or size < 0
         want = self._size - self._pos if whole else min(size, self._size - self._pos)
+        if not whole:  # the usual call (the data pool's): one copy, out of the piece
+            return bytes(self._take(want))
         out = bytearray()
         while len(out) < want:
             if not self._pending and not self._next_chunk():
@@ -99,14 +101,24 @@ class S3Reader(io.RawIOBase):
             out += take
             self._pos += len(take)
             self._pending = self._pending[len(take):]
-            if not whole:
-                break
         return bytes(out)
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
+        if self.closed:
+            raise ValueError("read from a closed S3Reader")
+        take = self._take(min(len(b), self._size - self._pos))
+        b[:len(take)] = take
+        return len(take)
+
+    def _take(self, want: int) -> memoryview:
+        """Up to *want* bytes of the current piece (the next one if it is used up),
+        without copying them."""
+        if want <= 0 or (not self._pending and not self._next_chunk()):
+            return memoryview(b"")
+        take = self._pending[:want]
+        self._pos += len(take)
+        self._pending = self._pending[len(take):]
+        return take
 
     def close(self) -> None:
         self._stream, self._pending = None, memoryview(b"")

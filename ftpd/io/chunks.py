@@ -274,6 +274,8 @@ class RecvPump(_Pump):
         if not (self.reading or self.stopped or self.at_end) and self.in_flight < DEPTH:
             self.reading = True
             self.loop.add_reader(self.sock, self.on_readable)
+            if self.stream.pending():  # held by TLS, where select cannot see it
+                self.loop.call_soon(self.on_readable)
 
     def _pause_reading(self) -> None:
         if self.reading:

@@ -17,7 +17,7 @@ _NONE: tuple[()] = ()  # no drained callbacks (a list is made for the first)
 
 
 class Stream:
-    __slots__ = ("loop", "sock", "tls", "out", "on_error", "_drained", "held")
+    __slots__ = ("loop", "sock", "tls", "out", "on_error", "_drained", "held", "ahead")
 
     def __init__(self, loop: EventLoop, sock: Any, on_error: Failed | None = None) -> None:
         self.loop = loop
@@ -28,6 +28,7 @@ class Stream:
         self.out: bytearray | bytes = b""
         self.on_error: Failed | None = on_error  # a send failed: the connection is gone
         self.held = False  # a handshake is running: output waits for it
+        self.ahead = False  # TLS reads ahead of the records asked for (read_ahead)
         self._drained: list[Callable[[], None]] | tuple[()] = _NONE
 
     def fileno(self) -> int:
@@ -44,8 +45,15 @@ class Stream:
         return self.sock.recv_into(buffer)
 
     def pending(self) -> int:
-        """Decrypted bytes TLS holds that select cannot see (0 for a plain socket)."""
-        return self.sock.pending() if self.tls else 0
+        """Whether TLS holds bytes select cannot see: decrypted, or (reading ahead)
+        ciphertext read from the socket and not yet processed (0 for a plain socket)."""
+        if not self.tls:
+            return 0
+        if self.ahead:
+            from ftpd.io.libssl import has_pending
+
+            return int(has_pending(self.sock))
+        return self.sock.pending()
 
     @property
     def session_reused(self) -> bool:
@@ -131,9 +139,11 @@ class Stream:
 
     # -- TLS ----------------------------------------------------------------------------
     def upgrade(self, context: Any, server_side: bool, then: Callable[[], None],
-                failed: Failed, **wrap: Any) -> None:
+                failed: Failed, read_ahead: bool = False, **wrap: Any) -> None:
         """Wrap the socket in TLS and shake hands without blocking: *then()* when done,
-        *failed(exc)* if it cannot be. Output written meanwhile waits for it."""
+        *failed(exc)* if it cannot be. Output written meanwhile waits for it.
+        *read_ahead*: read the socket in large pieces, not record by record (a data
+        connection; ``ftpd.io.libssl``), where OpenSSL can be asked to."""
         import ssl
 
         raw = self.sock
@@ -146,6 +156,10 @@ class Stream:
             self.held = False
             failed(exc)
             return
+        if read_ahead:
+            from ftpd.io import libssl
+
+            self.ahead = libssl.read_ahead(self.sock)
 
         def done() -> None:
             self.held = False

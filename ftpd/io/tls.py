@@ -134,7 +134,9 @@ class TLSManager:
 
         # suppress_ragged_eofs=False: an upload cut by a bare FIN (no close_notify) is
         # an incomplete transfer, never a complete one (truncation attack).
-        stream.upgrade(conn.tls_context, True, done, failed, suppress_ragged_eofs=False)
+        # read_ahead: an upload costs one read(2) per 256 KiB, not two per 16 KiB record
+        stream.upgrade(conn.tls_context, True, done, failed, read_ahead=True,
+                       suppress_ragged_eofs=False)
 
 
 def _handshake_deadline(conn: ControlConnection) -> TimerHandle | None:
