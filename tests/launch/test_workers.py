@@ -64,6 +64,16 @@ def workers(tmp_path, served, request):
                 pass
 
 
+
+def _start_download(session: Control) -> tuple[socket.socket, int]:
+    """Log in and start RETR big.bin; the data socket and the bytes read so far."""
+    session.login()
+    session.expect("TYPE I", 200)
+    data = session.epsv()
+    session.send("RETR big.bin")
+    assert session.reply()[0] == 150
+    return data, len(data.recv(65536))
+
 def test_both_workers_serve_sessions(workers):
     server, pids = workers
     sessions = spread_sessions(server.port, pids, 4)
@@ -157,12 +167,7 @@ def test_sigterm_drains_a_running_transfer_then_every_process_exits(tmp_path, se
     pids = wait_workers(server.pid, 2, server.log_path)
     sessions = spread_sessions(server.port, pids, 2)
     (mover, _), (idle, _) = sessions
-    mover.login()
-    mover.expect("TYPE I", 200)
-    data = mover.epsv()
-    mover.send("RETR big.bin")
-    assert mover.reply()[0] == 150
-    got = len(data.recv(65536))
+    data, got = _start_download(mover)
     os.kill(server.pid, signal.SIGTERM)
     assert idle.reply() == (421, "Server shutting down.")  # the idle one, on the other worker
     for pid in pids:  # as systemd does (the whole control group): still only a drain
@@ -228,12 +233,7 @@ def test_a_second_sigterm_stops_the_workers_now(tmp_path, served):
     server = start(tmp_path, served)
     pids = wait_workers(server.pid, 2, server.log_path)
     mover = open_session(server.port)
-    mover.login()
-    mover.expect("TYPE I", 200)
-    data = mover.epsv()
-    mover.send("RETR big.bin")
-    assert mover.reply()[0] == 150
-    got = len(data.recv(65536))
+    data, got = _start_download(mover)
     os.kill(server.pid, signal.SIGTERM)
     wait_until(lambda: "stop signal: draining 1 session(s)" in read_text(server.log_path),
                "the drain to begin")
