@@ -6,7 +6,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-import selectors
 import signal
 import socket
 from collections import deque
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ftpd.io.clock import Clock, RealClock
+from ftpd.io.poller import EVENT_READ, EVENT_WRITE, make_poller
 from ftpd.log import get_logger
 
 log = get_logger("ftpd.loop")
@@ -23,7 +23,7 @@ Callback = Callable[..., Any]
 
 def _mask(reader: Callback | None, writer: Callback | None) -> int:
     """The selector events to watch for these callbacks."""
-    return (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
+    return (EVENT_READ if reader else 0) | (EVENT_WRITE if writer else 0)
 
 
 class TimerHandle:
@@ -44,7 +44,7 @@ class EventLoop:
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
-        self.selector = selectors.DefaultSelector()
+        self.selector = make_poller()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
@@ -216,14 +216,14 @@ class EventLoop:
         events = self.selector.select(timeout)
         if not events and not self._ready and self._timers and not self.outstanding:
             self.clock.idle(self._timers[0][0])  # a virtual clock may jump to the timer
-        for key, mask in events:
-            reader, writer = key.data
-            if mask & selectors.EVENT_READ and reader is not None:
+        for fd, mask, cbs in events:
+            reader, writer = cbs
+            if mask & EVENT_READ and reader is not None:
                 self._safely(reader)
-            if mask & selectors.EVENT_WRITE and writer is not None:
+            if mask & EVENT_WRITE and writer is not None:
                 # the reader may have dropped or replaced the writer
-                current = key.data[1] if self._watch.get(key.fd) is key.data else None
-                if current is not None and key.fd not in self._held:
+                current = cbs[1] if self._watch.get(fd) is cbs else None
+                if current is not None and fd not in self._held:
                     self._safely(current)
         now = self.time()
         while self._timers and self._timers[0][0] <= now:

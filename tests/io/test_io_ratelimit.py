@@ -155,19 +155,19 @@ def test_a_held_socket_reports_nothing_until_its_hold_ends():
         loop.add_reader(a, readable)
         loop.hold(a, 1.0)
         b.send(b"x")
-        assert a.fileno() not in loop.selector.get_map()  # select cannot report it
+        assert not loop.selector.registered(a.fileno())  # select cannot report it
         loop.remove_reader(a)
         loop.add_reader(a, readable)  # noted, not registered, while held
-        assert a.fileno() not in loop.selector.get_map()
+        assert not loop.selector.registered(a.fileno())
         clock.advance(1.0)
         loop._run_once()  # the hold ends: watched again, and its reader runs once
-        assert a.fileno() in loop.selector.get_map()
+        assert loop.selector.registered(a.fileno())
         assert seen and seen[0] == b"x"
         loop.hold(a, 5.0)
         loop.forget(a)  # forgetting ends the hold: nothing comes back to life
         clock.advance(10.0)
         loop._run_once()
-        assert a.fileno() not in loop.selector.get_map()
+        assert not loop.selector.registered(a.fileno())
         assert seen == [b"x"]
     finally:
         a.close()
@@ -196,3 +196,27 @@ def test_limited_listings_ascii_transfers_and_abor(tmp_path):
         assert ftp.voidresp().startswith("226")
         assert ftp.sendcmd("NOOP").startswith("200")
         ftp.quit()
+
+
+def test_both_pollers_report_readiness_alike():
+    """The epoll poller and the selectors fallback (no epoll: macOS) give the loop the
+    same (fd, mask, data) for the same sockets."""
+    import socket
+
+    from ftpd.io.poller import EVENT_READ, EVENT_WRITE, EpollPoller, SelectorsPoller
+
+    for poller in (EpollPoller(), SelectorsPoller()):
+        a, b = socket.socketpair()
+        try:
+            poller.register(a, EVENT_READ, "data")
+            assert poller.registered(a.fileno()) and poller.select(0) == []
+            b.send(b"x")
+            assert poller.select(0) == [(a.fileno(), EVENT_READ, "data")]
+            poller.modify(a, EVENT_READ | EVENT_WRITE, "both")
+            assert poller.select(0) == [(a.fileno(), EVENT_READ | EVENT_WRITE, "both")]
+            poller.unregister(a)
+            assert not poller.registered(a.fileno()) and poller.select(0) == []
+        finally:
+            poller.close()
+            a.close()
+            b.close()
