@@ -218,7 +218,7 @@ def _local_fs_nowait(account: Account) -> Any:
     return NOT_NOW
 
 
-local_fs.nowait = _local_fs_nowait  # type: ignore[attr-defined]  # see ftpd.io.pool
+local_fs.nowait = _local_fs_nowait  # type: ignore[attr-defined]  # see ftpd.io.nowait
 
 
 def secret_token(nbytes: int) -> str:

@@ -105,13 +105,11 @@ def failed(s: Session | SessionView, cmd: Command, exc: Exception) -> None:
 
 def guarded(fn: Callable[..., Any], s: Session | SessionView, cmd: Command) -> Steps:
     """``invoke`` with every failure turned into the command's error chain."""
-    try:
-        yield from invoke(fn, s, cmd)
-    except Exception as exc:
-        failed(s, cmd, exc)
+    return _guarding(invoke(fn, s, cmd), s, cmd)
 
 
-def _guarded_steps(steps: Steps, s: Session, cmd: Command) -> Steps:
+def _guarding(steps: Steps, s: Session | SessionView, cmd: Command) -> Steps:
+    """*steps* with whatever they raise turned into the command's error chain."""
     try:
         yield from steps
     except Exception as exc:
@@ -133,7 +131,7 @@ def start(s: Session, spec: CommandSpec, cmd: Command) -> Steps | None:
     except Exception as exc:
         failed(s, cmd, exc)
         return None
-    return _guarded_steps(result, s, cmd) if type(result) is GeneratorType else None
+    return _guarding(result, s, cmd) if type(result) is GeneratorType else None
 
 
 def _hooked_steps(s: Session, spec: CommandSpec, cmd: Command, hooks: list[Any]) -> Steps:

@@ -476,10 +476,11 @@ class Session:
     def closing_actions(self, reason: str) -> list[A.Action]:
         """What ends a session: the disconnect event (always: the session log's DISCONNECT
         line), the logout event (if logged in), then the closes."""
-        out: list[A.Action] = []
-        for name in ("session.disconnect", "session.logout"):
-            if self.config.listens(name) and (self.account or name == "session.disconnect"):
-                out.append(A.Emit(name, self.logout_event(reason)))
+        listens, out = self.config.listens, []
+        if listens("session.disconnect"):
+            out.append(A.Emit("session.disconnect", self.logout_event(reason)))
+        if self.account is not None and listens("session.logout"):
+            out.append(A.Emit("session.logout", self.logout_event(reason)))
         return out + [A.CloseData(), A.Close(reason)]
 
     def logout_event(self, reason: str) -> LogoutEvent:

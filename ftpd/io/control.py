@@ -250,8 +250,7 @@ class ControlConnection:
     # -- writing ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         stream = self.stream
-        if self.closed:
-            stream.append(data)
+        if self.closed:  # nobody to send it to
             return
         if stream.out and len(stream.out) + len(data) > MAX_OUTPUT:
             log.warning("%s: client does not read its replies; closing", self.peer[0])
